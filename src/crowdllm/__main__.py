@@ -1,0 +1,3 @@
+from crowdllm.cli import run
+
+run()
