@@ -1,0 +1,159 @@
+"""Shared plumbing of the aggregators: input checks and integer encoding of tasks, workers, labels.
+
+Every aggregator follows crowd-kit's contract: ``fit_predict(responses) -> pd.Series`` indexed by
+task (sorted task ids, index name ``task``, series name ``agg_label``). ``responses`` has the columns
+``task``, ``worker``, ``label``. Categorical aggregators (MV, DS, GLAD) return one of the labels that
+were given: a float for numeric (ordinal) labels, a string for categorical ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from crowdllm.errors import ConfigError, CrowdDataError
+
+_COLUMNS = ("task", "worker", "label")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Responses as integer codes: ``t``/``w``/``k`` index ``tasks``/``workers``/``classes``."""
+
+    t: np.ndarray
+    w: np.ndarray
+    k: np.ndarray
+    tasks: pd.Index
+    workers: pd.Index
+    classes: np.ndarray
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.workers)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def check_responses(responses: pd.DataFrame) -> pd.DataFrame:
+    """The ``task``/``worker``/``label`` columns, ids as strings; raise on missing columns or labels."""
+    if not isinstance(responses, pd.DataFrame):
+        raise ConfigError(f"responses must be a pandas DataFrame, got {type(responses).__name__}")
+    missing = [c for c in _COLUMNS if c not in responses.columns]
+    if missing:
+        raise CrowdDataError(
+            f"responses need the columns task, worker, label (missing: {', '.join(missing)})",
+            column=missing[0],
+        )
+    out = pd.DataFrame({
+        "task": responses["task"].astype(str).to_numpy(),
+        "worker": responses["worker"].astype(str).to_numpy(),
+        "label": responses["label"].to_numpy(),
+    })
+    bad = pd.isna(out["label"]).to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        idx = responses.index[pos]
+        row = int(idx) if isinstance(idx, (int, np.integer)) else None
+        raise CrowdDataError("label is missing (NaN); drop such rows before aggregating", row=row,
+                             column="label")
+    return out
+
+
+def numeric_labels(responses: pd.DataFrame, who: str) -> np.ndarray:
+    """Labels as floats, or a ConfigError saying that ``who`` needs numbers."""
+    values = pd.to_numeric(responses["label"], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(values).any():
+        raise ConfigError(f"the {who} aggregator needs numeric labels (got e.g. '{responses['label'].iloc[0]}');"
+                          " use mv, ds or glad for categorical labels")
+    return values
+
+
+def sorted_classes(labels: pd.Series) -> np.ndarray:
+    """The distinct labels in sort order: numeric order for numbers, string order otherwise."""
+    numeric = pd.to_numeric(labels, errors="coerce")
+    if not numeric.isna().any():
+        return np.unique(numeric.to_numpy(dtype=float))
+    return np.array(sorted(set(labels.astype(str))), dtype=object)
+
+
+def encode(responses: pd.DataFrame) -> Encoded:
+    """Integer-encode checked responses. Tasks, workers and classes are each in sort order, and the
+    encoded rows are sorted by (task, worker, label) codes."""
+    tasks = pd.Index(np.unique(responses["task"].to_numpy().astype(str)), name="task")
+    workers = pd.Index(np.unique(responses["worker"].to_numpy().astype(str)), name="worker")
+    classes = sorted_classes(responses["label"])
+    if classes.dtype == object:
+        labels = responses["label"].astype(str).to_numpy()
+    else:
+        labels = pd.to_numeric(responses["label"]).to_numpy(dtype=float)
+    t = tasks.get_indexer(responses["task"].to_numpy())
+    w = workers.get_indexer(responses["worker"].to_numpy())
+    k = np.searchsorted(classes, labels)
+    # a canonical row order makes every floating-point sum, hence every result, independent of the
+    # order of the input rows
+    order = np.lexsort((k, w, t))
+    return Encoded(
+        t=t[order],
+        w=w[order],
+        k=k[order],
+        tasks=tasks,
+        workers=workers,
+        classes=classes,
+    )
+
+
+def per_task_counts(enc: Encoded, weights: np.ndarray | None = None) -> np.ndarray:
+    """``(n_tasks, n_classes)`` matrix of (weighted) label counts per task."""
+    flat = enc.t * enc.n_classes + enc.k
+    counts = np.bincount(flat, weights=weights, minlength=enc.n_tasks * enc.n_classes)
+    return counts.reshape(enc.n_tasks, enc.n_classes).astype(float)
+
+
+def argmax_lowest(scores: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Row-wise argmax; among entries within ``rtol`` (relative) of the row maximum, the lowest index.
+
+    Exact float ties depend on summation order, so a plain ``argmax`` could flip between two equally
+    likely labels when rows are shuffled; this keeps the promised tie rule (lowest label)."""
+    top = scores.max(axis=1, keepdims=True)
+    near = scores >= top - rtol * np.maximum(np.abs(top), 1.0)
+    return near.argmax(axis=1)
+
+
+def labels_series(enc: Encoded, codes: np.ndarray) -> pd.Series:
+    values: Any = enc.classes[codes]
+    if enc.classes.dtype != object:
+        values = values.astype(float)
+    return pd.Series(values, index=enc.tasks.copy(), name="agg_label")
+
+
+def empty_result() -> pd.Series:
+    return pd.Series([], index=pd.Index([], name="task", dtype=object), name="agg_label", dtype=float)
+
+
+class Aggregator:
+    """Base class: ``fit(responses)`` stores ``labels_``; ``fit_predict`` returns it."""
+
+    name: str = "aggregator"
+    labels_: pd.Series
+
+    def fit(self, responses: pd.DataFrame) -> Self:
+        raise NotImplementedError
+
+    def fit_predict(self, responses: pd.DataFrame) -> pd.Series:
+        return self.fit(responses).labels_
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
