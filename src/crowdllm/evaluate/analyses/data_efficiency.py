@@ -1,0 +1,92 @@
+"""Data efficiency: how many real people does a digital crowd need to be fitted well?
+
+The paper's Figure 4. The data are split (by default by person, the paper's protocol: 80% of the
+people train, the other 20% are held out). Each method is fitted on a seeded ``x%`` of the *training*
+people (``x`` in ``fractions``; the subsamples are nested, 10% inside 25% inside ...), then a virtual
+crowd answers every held-out task and its error against the held-out people's answers is measured as
+the crowd grows from 1 to ``max(sizes)`` virtual people (MAE / RMSE of the per-task mean, Avg WD of
+the label distributions). All methods and fractions of one seed share the same virtual profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from crowdllm.data.dataset import CrowdDataset
+from crowdllm.evaluate.analyses._common import (
+    MethodFactory,
+    check_fractions,
+    check_methods,
+    check_numeric,
+    check_sizes,
+    draw_people,
+    evaluate_method,
+    profile_pool,
+    split_train_test,
+    subsample_workers,
+    tidy,
+)
+
+COLUMNS = ["dataset", "split", "seed", "method", "fraction", "n_train_workers", "n_train_responses",
+           "n_virtual", "metric", "value"]
+DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_SIZES = (1, 2, 3, 5, 10, 20, 50)
+
+
+def data_efficiency(
+    dataset: CrowdDataset,
+    methods: Mapping[str, MethodFactory],
+    *,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    seeds: Sequence[int] = (0,),
+    split: str = "worker",
+    test_size: float = 0.2,
+    pool: str = "test",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Error against the number of virtual people, for each method fitted on each fraction of people.
+
+    ``methods`` maps a name to a factory ``(train, random_state) -> fitted model``; ``pool`` says whose
+    profiles the virtual people get (``test``: the held-out people's, the population the gold comes
+    from). Returns the long frame ``dataset, split, seed, method, fraction, n_train_workers,
+    n_train_responses, n_virtual, metric, value`` (metrics ``mae``, ``rmse``, ``wd``)."""
+    check_numeric(dataset, "data-efficiency")
+    methods = check_methods(methods)
+    fractions = check_fractions(fractions)
+    sizes = check_sizes(sizes, "sizes")
+    rows: list[dict] = []
+    from crowdllm.evaluate.analyses._progress import steps
+
+    jobs = [(s, f, m) for s in seeds for f in fractions for m in methods]
+    with steps(len(jobs), "data efficiency", enabled=progress) as advance:
+        for seed in seeds:
+            train, test = split_train_test(dataset, split, test_size, seed)
+            people = draw_people(profile_pool(train, test, pool), sizes[-1], seed=seed)
+            for fraction in fractions:
+                part = subsample_workers(train, fraction, seed)
+                for name, factory in methods.items():
+                    fitted = factory(part, seed)
+                    curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
+                    for rec in curves.summary().itertuples(index=False):
+                        rows.append({
+                            "dataset": dataset.name, "split": split, "seed": seed, "method": name,
+                            "fraction": fraction, "n_train_workers": int(part.responses["worker"].nunique()),
+                            "n_train_responses": len(part.responses), "n_virtual": rec.n_virtual,
+                            "metric": rec.metric, "value": rec.value,
+                        })
+                    advance()
+    return tidy(rows, COLUMNS)
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Headline: MAE and Avg WD (mean over seeds) of the largest virtual crowd, per method and fraction."""
+    if results.empty:
+        return results
+    top = results[results["n_virtual"] == results["n_virtual"].max()]
+    table = (top.pivot_table(index=["method", "fraction"], columns="metric", values="value", aggfunc="mean")
+             .reset_index())
+    table.insert(2, "n_virtual", int(results["n_virtual"].max()))
+    return table[[c for c in ["method", "fraction", "n_virtual", "mae", "rmse", "wd"] if c in table.columns]]
