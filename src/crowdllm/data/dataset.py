@@ -124,6 +124,8 @@ class CrowdDataset:
     source: str | None = None
     ordered_attributes: dict[str, list[str]] = field(default_factory=dict)
     description: str = ""
+    #: rows of the source file(s) that the loader skipped on purpose (e.g. responses without a worker id)
+    dropped_rows: int = 0
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -329,6 +331,8 @@ class CrowdDataset:
                 c: int(self.workers[c].nunique(dropna=True)) for c in self.profile_columns
             },
         }
+        if self.dropped_rows:
+            info["dropped_rows"] = int(self.dropped_rows)
         if self.label.is_numeric:
             counts = self.responses["label"].value_counts().sort_index()
             info["label_counts"] = {str(k): int(v) for k, v in counts.items()}
