@@ -1,0 +1,309 @@
+"""One self-contained HTML page from a results folder.
+
+``build_report(results_dir)`` walks the folder (and its sub-folders, one section each) and renders
+what it finds. The page needs nothing else: figures are inlined as base64 PNG, tables are HTML, the
+style sheet is inline, and there are no scripts and no web fonts — it opens offline.
+
+Files understood (anything else is ignored):
+
+- ``results.csv`` — long results (``dataset, split, seed, method, aggregator, metric, value``, or any
+  columns plus ``metric`` and ``value``): a summary table, mean ± std over seeds;
+- an analysis' tidy CSV (``data_efficiency.csv``, ``crowd_size.csv``, ``cost_needed.csv``,
+  ``growth.csv``, ``simulation.csv``, ``theory_coverage.csv``, ``theory_terms.csv``): its headline
+  table; other CSVs: shown whole when short, else their first rows;
+- ``*.png``: the figures, each next to the table with the same name;
+- ``predictions.csv`` (``task, worker, label, source = real | virtual, method``): real vs virtual
+  answer distributions of a few tasks, drawn here;
+- ``usage*.json``: LLM usage and cost (calls, tokens, time, money);
+- ``settings*.json``: the settings and seeds to reproduce the run (a ``command`` entry is shown as the
+  command line);
+- ``*.md``: shown as text under a fold.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crowdllm._io import atomic_write_text
+from crowdllm.errors import ConfigError, CrowdDataError
+
+REPORT_NAME = "report.html"
+MAX_ROWS = 30
+PREDICTIONS = "predictions.csv"
+
+
+def _analysis_tables() -> dict[str, tuple[str, Callable[[pd.DataFrame], pd.DataFrame]]]:
+    import importlib
+
+    def mod(name: str):  # the package re-exports functions under the modules' names
+        return importlib.import_module(f"crowdllm.evaluate.analyses.{name}")
+
+    return {
+        "data_efficiency": ("Data efficiency", mod("data_efficiency").summarize),
+        "crowd_size": ("Crowd size and resolution rate", mod("crowd_size").summarize),
+        "cost_needed": ("Cost saving: virtual people needed", mod("cost").summarize),
+        "cost": ("Cost saving: money", lambda f: f),
+        "growth": ("Growth curves", mod("growth").summarize),
+        "simulation": ("Simulation study (MAE against the known truth)", mod("simulation").summarize),
+        "theory_coverage": ("Theorem 5 interval coverage", mod("theory_checks").summarize_coverage),
+        "theory_terms": ("Theorem 2 risk terms", mod("theory_checks").summarize_terms),
+    }
+
+
+ORDER = ["results", "data_efficiency", "crowd_size", "cost_needed", "cost", "growth", "simulation",
+         "theory_coverage", "theory_terms"]
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#23395d;color:#fff;padding:18px 32px}
+header h1{margin:0 0 4px 0;font-size:24px} header p{margin:0;opacity:.85;font-size:13px}
+main{padding:8px 32px 40px 32px;max-width:1400px}
+nav{font-size:13px;margin:12px 0} nav a{margin-right:14px;color:#23395d}
+section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:12px 20px;margin:18px 0}
+h2{font-size:19px;border-bottom:2px solid #23395d;padding-bottom:4px} h3{font-size:16px;margin:18px 0 6px}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px 0}
+th,td{border:1px solid #ccd2da;padding:3px 8px;text-align:right}
+th{background:#eef1f5} td.l,th.l{text-align:left}
+tr:nth-child(even) td{background:#fafbfc}
+figure{margin:8px 0 16px 0} figure img{max-width:100%;border:1px solid #e3e6ea}
+figcaption{font-size:12px;color:#555} pre{background:#f1f3f5;padding:8px;overflow-x:auto;font-size:12px}
+.note{font-size:12px;color:#666}
+"""
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "–"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value - round(value)) > 1e-12 else f"{value:.0f}"
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame, *, caption: str | None = None) -> str:
+    """An escaped HTML table; text columns left-aligned, numbers formatted to 3 decimals."""
+    cols = list(frame.columns)
+    text_cols = {c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])}
+    out = ["<table>"]
+    if caption:
+        out.append(f"<caption class='note'>{html.escape(caption)}</caption>")
+    out.append("<tr>" + "".join(f"<th class='{'l' if c in text_cols else ''}'>{html.escape(str(c))}</th>"
+                                for c in cols) + "</tr>")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for c, v in zip(cols, row, strict=True):
+            cells.append(f"<td class='{'l' if c in text_cols else ''}'>{html.escape(_fmt(v))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def image_html(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    alt = html.escape(caption, quote=True)
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{alt}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def summarize_results(results: pd.DataFrame) -> pd.DataFrame:
+    """Long results -> one row per setting, one column per metric, cells ``mean ± std`` over seeds."""
+    if not {"metric", "value"} <= set(results.columns):
+        raise CrowdDataError("results need the columns metric and value", column="metric")
+    keys = [c for c in results.columns if c not in ("seed", "metric", "value")]
+    values = pd.to_numeric(results["value"], errors="coerce")
+    frame = results.assign(value=values)
+    stats = frame.groupby(keys + ["metric"], sort=False, dropna=False)["value"].agg(["mean", "std", "count"])
+    cell = [f"{_fmt(m)} ± {_fmt(0.0 if np.isnan(s) else s)}" if n > 1 else _fmt(m)
+            for m, s, n in zip(stats["mean"], stats["std"], stats["count"], strict=True)]
+    stats = stats.assign(cell=cell).reset_index()
+    wide = stats.pivot(index=keys, columns="metric", values="cell") if keys else stats.set_index("metric")[["cell"]].T
+    metrics = list(dict.fromkeys(results["metric"]))
+    wide = wide[[m for m in metrics if m in wide.columns]]
+    wide.columns.name = None
+    n_seeds = int(results["seed"].nunique()) if "seed" in results.columns else 1
+    wide = wide.reset_index() if keys else wide
+    wide.attrs["n_seeds"] = n_seeds
+    return wide
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(obj, dict):
+        rows: list[tuple[str, str]] = []
+        for k, v in obj.items():
+            rows.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return rows
+    if isinstance(obj, list) and all(not isinstance(v, (dict, list)) for v in obj):
+        return [(prefix, ", ".join(map(str, obj)))]
+    if isinstance(obj, list):
+        rows = []
+        for i, v in enumerate(obj):
+            rows.extend(_flatten(v, f"{prefix}[{i}]"))
+        return rows
+    return [(prefix, _fmt(obj) if isinstance(obj, float) else str(obj))]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CrowdDataError(f"cannot read JSON: {err}", file=str(path)) from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise CrowdDataError(f"cannot read CSV: {' '.join(str(err).split())}", file=str(path)) from None
+
+
+def _pretty(stem: str) -> str:
+    return stem.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
+# ---------------------------------------------------------------------------------------- sections
+
+
+def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tuple[str, str] | None:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.name != REPORT_NAME)
+    if not files:
+        return None
+    known = _analysis_tables()
+    parts: list[str] = []
+    csvs = {p.stem: p for p in files if p.suffix == ".csv" and p.name != PREDICTIONS}
+    pngs = {p.stem: p for p in files if p.suffix == ".png"}
+    stems = sorted(set(csvs) | set(pngs), key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
+    for stem in stems:
+        title = "Results" if stem == "results" else known.get(stem, (_pretty(stem), None))[0]
+        block = [f"<h3>{html.escape(title)}</h3>"]
+        if stem in csvs:
+            block.append(_csv_html(csvs[stem], stem, known))
+        if stem in pngs:
+            block.append(image_html(pngs[stem].read_bytes(), f"{title} ({pngs[stem].name})"))
+        parts.append("\n".join(block))
+    pred = folder / PREDICTIONS
+    if pred.exists():
+        parts.append(_predictions_html(pred, n_tasks=n_tasks, seed=seed))
+    for p in files:
+        if p.suffix == ".json" and p.name.startswith("usage"):
+            parts.append(f"<h3>LLM usage and cost ({html.escape(p.name)})</h3>" + _kv_table(_read_json(p)))
+    for p in files:
+        if p.suffix == ".json" and p.name.startswith("settings"):
+            parts.append(_settings_html(p))
+    for p in files:
+        if p.suffix == ".md":
+            text = p.read_text(encoding="utf-8", errors="replace")
+            parts.append(f"<details><summary>{html.escape(p.name)}</summary><pre>{html.escape(text)}</pre></details>")
+    if not parts:
+        return None
+    rel = folder.relative_to(root).as_posix()
+    name = "." if rel == "." else rel
+    anchor = "sec-" + "".join(ch if ch.isalnum() else "-" for ch in name)
+    return anchor, (f"<section id='{anchor}'><h2>{html.escape(name if name != '.' else root.name)}</h2>\n"
+                    + "\n".join(parts) + "</section>")
+
+
+def _csv_html(path: Path, stem: str, known: dict) -> str:
+    frame = _read_csv(path)
+    if stem == "results" and {"metric", "value"} <= set(frame.columns):
+        wide = summarize_results(frame)
+        note = f"mean ± std over {wide.attrs['n_seeds']} seed(s); {len(frame)} rows in {path.name}"
+        return table_html(wide, caption=note)
+    if stem in known and len(frame) > MAX_ROWS:
+        try:
+            head = known[stem][1](frame)
+        except (KeyError, ValueError, TypeError) as err:  # a hand-edited file: show it raw instead
+            head = frame.head(MAX_ROWS)
+            return table_html(head, caption=f"{path.name}: could not summarise ({err}); first rows")
+        return table_html(head, caption=f"headline of {path.name} ({len(frame)} rows)")
+    if len(frame) > MAX_ROWS:
+        return table_html(frame.head(MAX_ROWS), caption=f"first {MAX_ROWS} of {len(frame)} rows of {path.name}")
+    return table_html(frame, caption=path.name)
+
+
+def _predictions_html(path: Path, *, n_tasks: int, seed: int) -> str:
+    from crowdllm.report.figures import plot_distributions
+
+    frame = _read_csv(path)
+    head = "<h3>Real vs virtual answers</h3>"
+    missing = [c for c in ("task", "label", "source") if c not in frame.columns]
+    if missing:
+        return head + f"<p class='note'>{html.escape(path.name)} lacks column(s) {', '.join(missing)}.</p>"
+    try:
+        png = plot_distributions(frame, None, n=n_tasks, seed=seed)
+    except ConfigError as err:
+        return head + f"<p class='note'>{html.escape(str(err))}</p>"
+    assert png is not None
+    n_real = int((frame["source"] == "real").sum())
+    n_virtual = int((frame["source"] == "virtual").sum())
+    return head + image_html(png, f"answer distributions of {n_tasks} tasks from {path.name} "
+                                  f"({n_real} real and {n_virtual} virtual answers in the file)")
+
+
+def _kv_table(obj: Any) -> str:
+    rows = _flatten(obj)
+    if not rows:
+        return "<p class='note'>empty</p>"
+    return table_html(pd.DataFrame(rows, columns=["setting", "value"]))
+
+
+def _settings_html(path: Path) -> str:
+    obj = _read_json(path)
+    out = [f"<h3>Settings to reproduce ({html.escape(path.name)})</h3>"]
+    if isinstance(obj, dict) and obj.get("command"):
+        cmd = obj["command"]
+        cmd = " ".join(map(str, cmd)) if isinstance(cmd, list) else str(cmd)
+        out.append(f"<pre>{html.escape(cmd)}</pre>")
+        obj = {k: v for k, v in obj.items() if k != "command"}
+    out.append(_kv_table(obj))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------- page
+
+
+def build_report(results_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
+                 title: str | None = None, n_tasks: int = 3, seed: int = 0) -> Path:
+    """Write the report of ``results_dir`` to ``out`` (default ``results_dir/report.html``); return its path."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ConfigError(f"results folder '{root}' does not exist")
+    sections = []
+    folders = [root] + sorted(p for p in root.rglob("*") if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
+        sec = _folder_section(folder, root, n_tasks=n_tasks, seed=seed)
+        if sec:
+            sections.append((folder, *sec))
+    if not sections:
+        raise ConfigError(f"results folder '{root}' holds no results (CSV, PNG or JSON files)")
+    from crowdllm import __version__
+
+    title = title or f"crowdllm report: {root.resolve().name}"
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    nav = "".join(
+        f"<a href='#{anchor}'>{html.escape(f.relative_to(root).as_posix() if f != root else root.name)}</a>"
+        for f, anchor, _ in sections)
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1><p>generated {stamp} by crowdllm {html.escape(__version__)} "
+        f"from {html.escape(str(root))}</p></header><main><nav>{nav}</nav>"
+        + "\n".join(s for _, _, s in sections) + "</main></body></html>\n"
+    )
+    target = Path(out) if out is not None else root / REPORT_NAME
+    atomic_write_text(target, page)
+    return target

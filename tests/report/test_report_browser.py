@@ -1,0 +1,77 @@
+"""The report opens in a real browser (headless Chromium): its images decode and its tables render.
+
+Skipped, with the reason, only when no Chromium binary is installed (Debian: ``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crowdllm.report.html import build_report
+
+BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+                if shutil.which(b)), None)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="no chromium binary on PATH (Debian: apt-get install chromium)"),
+]
+
+# Appended to a copy of the page only (the report itself carries no scripts): once everything has
+# loaded, write what rendered into the DOM, where --dump-dom can read it.
+PROBE = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var decoded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var tables = Array.prototype.slice.call(document.querySelectorAll('table'));
+  var drawn = tables.filter(function (t) { return t.getBoundingClientRect().height > 10; }).length;
+  var d = document.createElement('div');
+  d.id = 'render-check';
+  d.textContent = 'images=' + imgs.length + ' decoded=' + decoded + ' tables=' + tables.length +
+                  ' drawn=' + drawn + ' cells=' + document.querySelectorAll('td').length;
+  document.body.appendChild(d);
+});
+</script>"""
+
+
+def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
+    cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+           f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_renders_in_headless_chromium(results_dir, tmp_path):
+    page = build_report(results_dir, tmp_path / "report.html")
+    html = page.read_text(encoding="utf-8")
+    n_images = html.count("<img ")
+    n_tables = html.count("<table>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", probed.as_uri(), profile=tmp_path / "p1")
+    found = re.search(r"images=(\d+) decoded=(\d+) tables=(\d+) drawn=(\d+) cells=(\d+)", dom.stdout)
+    assert found, f"no render marker in the DOM (chromium rc={dom.returncode}): {dom.stderr[-500:]}"
+    images, decoded, tables, drawn, cells = map(int, found.groups())
+    assert images == n_images >= 4 and decoded == images
+    assert tables == n_tables >= 5 and drawn == tables and cells > 50
+
+    shot = tmp_path / "shot.png"
+    run = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri(), profile=tmp_path / "p2")
+    assert shot.exists() and shot.stat().st_size > 0, run.stderr[-500:]
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[:, :, :3]
+    assert pixels.shape[:2] == (2000, 1280)
+    # not blank: plenty of non-background pixels, and the header band is the report's dark blue
+    background = np.all(np.abs(pixels - pixels[-1, -1]) < 0.02, axis=2)
+    assert background.mean() < 0.9
+    header = np.median(pixels[5:60, 5:1200].reshape(-1, 3), axis=0)
+    np.testing.assert_allclose(header, np.array([0x23, 0x39, 0x5D]) / 255, atol=0.03)
+    keep = Path("/tmp/crowdllm-report-shot.png")  # for a person to look at after a local run
+    shutil.copyfile(shot, keep)

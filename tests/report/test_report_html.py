@@ -1,0 +1,53 @@
+"""The report page: what it shows, and that it needs nothing from the network."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from crowdllm.errors import ConfigError
+from crowdllm.report.html import build_report, summarize_results
+
+
+def test_page_holds_every_table_and_figure_inline(results_dir, tmp_path):
+    out = build_report(results_dir, tmp_path / "page.html")
+    page = out.read_text(encoding="utf-8")
+    # three analysis figures + the real-vs-virtual distributions, all as inline PNG
+    imgs = re.findall(r"<img src='([^']*)'", page)
+    assert len(imgs) == 4 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    # offline: no external resources of any kind
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert "http://" not in page and "https://" not in page
+    # the results summary: mean ± std over three seeds
+    assert "0.41 ± 0.01" in page and "over 3 seed(s)" in page
+    # usage and settings
+    assert "tokens.prompt" in page and "250000" in page
+    assert "crowdllm reproduce offensiveness --seeds 3" in page
+    assert "crowdllm analyze data-efficiency --dataset synthetic" in page
+    for title in ("Data efficiency", "Crowd size and resolution rate", "Cost saving: virtual people needed",
+                  "Real vs virtual answers"):
+        assert title in page
+
+
+def test_summary_of_long_results_is_mean_and_std_over_seeds():
+    long = pd.DataFrame({"dataset": "d", "split": "task", "seed": [0, 1, 0, 1], "method": ["a", "a", "b", "b"],
+                         "aggregator": "mean", "metric": "mae", "value": [1.0, 3.0, 2.0, 2.0]})
+    wide = summarize_results(long).set_index("method")
+    assert wide.loc["a", "mae"] == "2 ± 1.414"
+    assert wide.loc["b", "mae"] == "2 ± 0"
+
+
+def test_text_from_files_is_escaped(tmp_path):
+    pd.DataFrame({"method": ["<script>alert(1)</script>"], "metric": ["mae"], "value": [1.0], "seed": [0]}).to_csv(
+        tmp_path / "results.csv", index=False)
+    page = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_missing_or_empty_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_report(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="holds no results"):
+        build_report(tmp_path)
