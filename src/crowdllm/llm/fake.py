@@ -77,7 +77,7 @@ class FakeLLM(LanguageModel):
         out = []
         for messages in prompts:
             samples = []
-            for i in range(params.n):
+            for i in range(params.first_sample, params.first_sample + params.n):
                 text = self._answer(messages, i, params)
                 for stop in params.stop:
                     if stop and stop in text:

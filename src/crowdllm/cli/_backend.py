@@ -1,0 +1,123 @@
+"""Shared LLM backend flags for every command that calls a language model.
+
+How to use it in a CLI module (``src/crowdllm/cli/<name>.py``)::
+
+    from crowdllm.cli._backend import BackendOptions, with_backend_options
+
+    def register(app):
+        @app.command()
+        @with_backend_options
+        def mycommand(dataset: str, backend_options: BackendOptions, seed: int = 0) -> None:
+            llm = backend_options.open(seed=seed)       # the LanguageModel, cached + metered
+            try:
+                ...                                      # llm.choice_probs(...), compute_references(...)
+            finally:
+                backend_options.finish(llm, out="results/x.csv")   # prints usage, writes x.csv.usage.json
+
+``with_backend_options`` adds these flags to the command and hands the command one
+:class:`BackendOptions` in the parameter named ``backend_options``:
+
+``--base-url URL`` (repeat for several servers, used round-robin; none: the embedded model),
+``--model NAME`` (served model; embedded: same as --model-path), ``--model-path FILE.gguf|test``,
+``--concurrency N``, ``--rpm N``, ``--timeout S``, ``--endpoint chat|completions``,
+``--api-key-env VAR`` (the key is read from that environment variable only),
+``--price-in`` / ``--price-out`` (per million tokens, for the cost line), ``--n-ctx``, ``--no-cache``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crowdllm.llm.base import LanguageModel
+
+
+@dataclass
+class BackendOptions:
+    base_url: list[str] = field(default_factory=list)
+    model: str | None = None
+    model_path: str | None = None
+    concurrency: int = 4
+    rpm: float | None = None
+    timeout: float = 60.0
+    endpoint: str = "chat"
+    api_key_env: str = "OPENAI_API_KEY"
+    price_in: float | None = None
+    price_out: float | None = None
+    n_ctx: int = 2048
+    no_cache: bool = False
+
+    def open(self, *, seed: int = 0) -> LanguageModel:
+        """The backend these flags describe, wrapped in the disk cache and usage accounting."""
+        from crowdllm.llm import open_backend
+
+        return open_backend(
+            base_url=list(self.base_url) or None, model=self.model, model_path=self.model_path,
+            api_key_env=self.api_key_env, concurrency=self.concurrency, rpm=self.rpm, timeout=self.timeout,
+            cache=not self.no_cache, price_in=self.price_in, price_out=self.price_out, n_ctx=self.n_ctx,
+            seed=seed, endpoint=self.endpoint,
+        )
+
+    @staticmethod
+    def finish(llm: LanguageModel, *, out: str | Path | None = None, quiet: bool = False) -> None:
+        """Print the usage summary (stderr) and, with ``out``, write it to ``<out>.usage.json``."""
+        usage = getattr(llm, "usage", None)
+        if usage is None:
+            return
+        if not quiet:
+            print(usage.render(), file=sys.stderr)
+        if out is not None:
+            usage.save(str(out) + ".usage.json")
+
+
+_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("base_url", list[str] | None, typer.Option(None, "--base-url", help="OpenAI-compatible server URL, e.g. "
+     "http://localhost:8000/v1; repeat for several (round-robin). None: the embedded model.")),
+    ("model", str | None, typer.Option(None, "--model", help="Served model name (default: the server's first).")),
+    ("model_path", str | None, typer.Option(None, "--model-path", help="Embedded model: a .gguf file, 'test' "
+     "(SmolLM2-135M), or hf:owner/repo/file.gguf. Default: Qwen2.5-Coder-1.5B-Instruct.")),
+    ("concurrency", int, typer.Option(4, "--concurrency", help="Requests in flight at once (servers).")),
+    ("rpm", float | None, typer.Option(None, "--rpm", help="At most this many requests per minute.")),
+    ("timeout", float, typer.Option(60.0, "--timeout", help="Seconds per request before it is retried.")),
+    ("endpoint", str, typer.Option("chat", "--endpoint", help="Server endpoint: chat or completions.")),
+    ("api_key_env", str, typer.Option("OPENAI_API_KEY", "--api-key-env",
+     help="Environment variable holding the API key (never written anywhere).")),
+    ("price_in", float | None, typer.Option(None, "--price-in", help="Price per million prompt tokens.")),
+    ("price_out", float | None, typer.Option(None, "--price-out", help="Price per million completion tokens.")),
+    ("n_ctx", int, typer.Option(2048, "--n-ctx", help="Embedded model context length in tokens.")),
+    ("no_cache", bool, typer.Option(False, "--no-cache", help="Do not read or write the answer cache.")),
+]
+OPTION_NAMES = tuple(name for name, _, _ in _OPTIONS)
+
+
+def with_backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for a Typer command: adds the backend flags; the command gets ``backend_options``."""
+    sig = inspect.signature(func)
+    if "backend_options" not in sig.parameters:
+        raise TypeError(f"{func.__name__} needs a parameter named 'backend_options'")
+    clash = set(OPTION_NAMES) & set(sig.parameters)
+    if clash:
+        raise TypeError(f"{func.__name__} already has parameter(s) {clash}")
+    kept = [p for p in sig.parameters.values() if p.name != "backend_options"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, annotation, default in _OPTIONS]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
+        values["base_url"] = list(values.get("base_url") or [])
+        return func(*args, backend_options=BackendOptions(**values), **kwargs)
+
+    # positional-or-keyword parameters must precede keyword-only ones
+    wrapper.__signature__ = sig.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    annotations = {k: v for k, v in getattr(func, "__annotations__", {}).items() if k != "backend_options"}
+    annotations.update({name: annotation for name, annotation, _ in _OPTIONS})
+    wrapper.__annotations__ = annotations
+    return wrapper
