@@ -224,3 +224,29 @@ def test_any_file_gives_a_dataset_or_a_crowdllm_error_never_a_traceback(tmp_path
         return
     assert ds.n_responses >= 1
     assert not np.any(ds.responses["task"].isna())
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.fixed_dictionaries({
+    "task": _json_values, "worker": _json_values, "label": _json_values, "text": _json_values,
+    "extra": _json_values}), min_size=1, max_size=6), explicit_profile=st.booleans())
+def test_any_jsonl_gives_a_dataset_or_a_crowdllm_error(tmp_path, records, explicit_profile):
+    import json
+
+    from crowdllm.errors import CrowdLLMError
+
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    try:
+        ds = load_responses_file(path, profile_columns=[] if explicit_profile else None)
+    except CrowdLLMError:
+        return
+    assert ds.n_responses == len(records)

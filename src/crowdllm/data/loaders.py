@@ -257,7 +257,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         index.append(lineno)
     if not records:
         raise CrowdDataError("the file is empty (no JSON records)", file=src)
-    return pd.DataFrame.from_records(records, index=pd.Index(index, dtype="int64"))
+    return _nested_as_json(pd.DataFrame.from_records(records, index=pd.Index(index, dtype="int64")))
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -271,6 +271,20 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     frame.columns = [str(c) for c in frame.columns]
+    return _nested_as_json(frame)
+
+
+def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lists, arrays and objects inside cells become their JSON text (so every cell is comparable)."""
+    for col in frame.columns:
+        if frame[col].dtype != object:
+            continue
+        nested = frame[col].map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)))
+        if nested.any():
+            frame[col] = frame[col].map(
+                lambda v: json.dumps(v.tolist() if isinstance(v, np.ndarray) else v, ensure_ascii=False,
+                                     default=str)
+                if isinstance(v, (list, tuple, dict, np.ndarray)) else v)
     return frame
 
 
@@ -285,7 +299,7 @@ def _check_field_sizes(frame: pd.DataFrame, src: str) -> None:
             raise CrowdDataError(
                 f"a field of {int(lengths.iloc[pos]):,} characters (limit {MAX_FIELD_CHARS:,}); "
                 "an unclosed quote swallowing the rest of the file?",
-                file=src, row=int(frame.index[pos]), column=str(col),
+                file=src, row=_row_at(frame.index, pos), column=str(col),
             )
 
 
@@ -422,6 +436,10 @@ def dataset_from_frame(
     text_col = cmap.get("text", text_column)
     if text_col is not None:
         roles["text"] = text_col
+    for role in ("task", "worker", "label"):
+        if text_col is not None and text_col == roles[role]:
+            raise ConfigError(f"--map: the task text and the {role} are both column '{text_col}'; "
+                              "name the task text with text=COLUMN")
     columns = [str(c) for c in frame.columns]
     needed = list(dict.fromkeys(roles.values()))
     if len(columns) == 1 and len(needed) > 1 and columns[0] not in needed[1:]:
@@ -481,7 +499,7 @@ def dataset_from_frame(
         raise CrowdDataError(
             f"duplicate response: worker '{w0}' answered task '{t0}' more than once "
             f"(rows {', '.join(map(str, first[:5]))})",
-            file=src, row=int(first[1]), column=roles["worker"],
+            file=src, row=_row_at(pd.Index(first), 1), column=roles["worker"],
         )
 
     # tasks table (first row of each task), text consistent within a task
@@ -494,7 +512,7 @@ def dataset_from_frame(
         no_text = tasks["task"][~tasks["task"].isin(first_text.dropna().index)]
         if len(no_text):
             raise CrowdDataError(f"task '{no_text.iloc[0]}' has no text in any row", file=src,
-                                 row=int(no_text.index[0]), column=text_col)
+                                 row=_row_at(no_text.index, 0), column=text_col)
         tasks["text"] = tasks["task"].map(first_text).astype(str).to_numpy()
 
     # workers table, profile consistent within a worker
@@ -543,21 +561,28 @@ def dataset_from_frame(
                              column=reverse.get(err.column or "", err.column)) from None
 
 
+def _row_at(index: pd.Index, pos: int) -> int | None:
+    """The file row at position ``pos`` when the index holds row numbers, else None."""
+    value = index[pos]
+    return int(value) if isinstance(value, (int, np.integer)) else None
+
+
 def _ids(values: pd.Series, src: str | None, column: str) -> pd.Series:
     """Ids as strings; ``"12.0"``-style ids (a float column written out) become ``"12"``."""
     missing = values.isna().to_numpy()
     if missing.any():
         pos = int(np.flatnonzero(missing)[0])
-        raise CrowdDataError("missing id (empty)", file=src, row=int(values.index[pos]), column=column)
+        raise CrowdDataError("missing id (empty)", file=src, row=_row_at(values.index, pos), column=column)
     if values.dtype.kind == "f":
         as_float = values.to_numpy(dtype=float)
-        if np.all(as_float == np.round(as_float)):
+        if np.all(np.isfinite(as_float)) and np.all(np.abs(as_float) < 2**53) \
+                and np.all(as_float == np.round(as_float)):
             return pd.Series(as_float.astype(np.int64).astype(str), index=values.index, dtype=object)
     ids = values.map(lambda v: str(v).strip())
     blank = (ids == "").to_numpy()
     if blank.any():
         pos = int(np.flatnonzero(blank)[0])
-        raise CrowdDataError("missing id (blank)", file=src, row=int(values.index[pos]), column=column)
+        raise CrowdDataError("missing id (blank)", file=src, row=_row_at(values.index, pos), column=column)
     if ids.str.fullmatch(r"-?\d+\.0+").all():
         ids = ids.str.replace(r"\.0+$", "", regex=True)
     return ids.astype(object)
@@ -573,7 +598,7 @@ def _check_consistent(values: pd.Series, key: pd.Series, src: str | None, column
         pos = int(np.flatnonzero(differs)[0])
         ident = key.iloc[pos]
         same = np.flatnonzero((key.to_numpy() == ident) & values.notna().to_numpy())
-        first_row = int(values.index[same[0]])
+        first_row = _row_at(values.index, int(same[0]))
         shown = str(values.iloc[pos])
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
         msg = (f"{what} '{ident}' has a different value here ('{shown}') than in row {first_row}; "
@@ -581,7 +606,7 @@ def _check_consistent(values: pd.Series, key: pd.Series, src: str | None, column
         if hint:
             msg += (f"; if '{column}' is not part of the worker profile, list the profile columns "
                     "(--map profile=col1+col2)")
-        raise CrowdDataError(msg, file=src, row=int(values.index[pos]), column=column)
+        raise CrowdDataError(msg, file=src, row=_row_at(values.index, pos), column=column)
 
 
 def _free_name(col: str, table: pd.DataFrame, notes: list[str]) -> str:
@@ -620,7 +645,7 @@ def infer_label_spec(values: pd.Series, *, source: str | None = None,
         if not np.isfinite(arr).all():
             pos = int(np.flatnonzero(~np.isfinite(arr))[0])
             raise CrowdDataError(f"label '{present.iloc[pos]}' is not a finite number", file=source,
-                                 row=int(present.index[pos]), column=column)
+                                 row=_row_at(present.index, pos), column=column)
         lo, hi = float(arr.min()), float(arr.max())
         if np.all(arr == np.round(arr)) and 0 < hi - lo <= MAX_INFERRED_ORDINAL_STEPS:
             spec = LabelSpec("ordinal", scale=(int(lo), int(hi)))
@@ -632,7 +657,7 @@ def infer_label_spec(values: pd.Series, *, source: str | None = None,
         pos = int(np.flatnonzero(~is_num)[0])
         raise CrowdDataError(
             f"label '{present.iloc[pos]}' is not a number, but the other labels in this column are numbers",
-            file=source, row=int(present.index[pos]), column=column,
+            file=source, row=_row_at(present.index, pos), column=column,
         )
     strings = present.map(str)
     cats = sorted(strings.unique())
