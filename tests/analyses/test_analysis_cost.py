@@ -42,7 +42,7 @@ def test_a_constant_method_matches_exactly_the_tasks_near_its_constant(crowd, me
 def test_an_oracle_matches_every_task_within_its_real_crowd_size(crowd):
     ds = crowd.dataset
     res = people_needed(ds, {"oracle": lambda train, seed: Oracle(ds.responses)}, tolerances=[0.1, 0.4],
-                        max_people=60, seeds=[0])
+                        max_people=60, seeds=[0], rule="first")
     assert res["n_needed"].notna().all()
     assert (res["n_needed"] <= res["n_real"]).all()
     # a looser tolerance never needs more people
@@ -79,3 +79,14 @@ def test_negative_prices_and_tolerances_are_refused(crowd, methods):
         Prices(per_judgement=-1)
     with pytest.raises(ConfigError, match="tolerances"):
         people_needed(crowd.dataset, {"m": methods.factory()}, tolerances=[0.0])
+
+
+def test_first_and_staying_within_the_tolerance_differ_for_a_wandering_mean():
+    from crowdllm.evaluate.analyses.cost import first_within
+
+    err = np.array([[0.5, 0.05, 0.3, 0.05, 0.0],   # touches at 2, stays from 4
+                    [0.0, 0.0, 0.0, 0.0, 0.0],     # always
+                    [0.5, 0.5, 0.5, 0.5, 0.15]])   # only the last size
+    np.testing.assert_array_equal(first_within(err, 0.1, "first"), [2, 1, np.nan])
+    np.testing.assert_array_equal(first_within(err, 0.1, "stays"), [4, 1, np.nan])
+    np.testing.assert_array_equal(first_within(err, 0.2, "stays"), [4, 1, 5])

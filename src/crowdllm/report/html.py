@@ -76,7 +76,9 @@ th,td{border:1px solid #ccd2da;padding:3px 8px;text-align:right}
 th{background:#eef1f5} td.l,th.l{text-align:left}
 tr:nth-child(even) td{background:#fafbfc}
 figure{margin:8px 0 16px 0} figure img{max-width:100%;border:1px solid #e3e6ea}
-figcaption{font-size:12px;color:#555} pre{background:#f1f3f5;padding:8px;overflow-x:auto;font-size:12px}
+figcaption{font-size:12px;color:#555}
+pre{background:#f1f3f5;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
 .note{font-size:12px;color:#666}
 """
 
@@ -98,7 +100,7 @@ def table_html(frame: pd.DataFrame, *, caption: str | None = None) -> str:
     """An escaped HTML table; text columns left-aligned, numbers formatted to 3 decimals."""
     cols = list(frame.columns)
     text_cols = {c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])}
-    out = ["<table>"]
+    out = ["<div class='scroll'><table>"]
     if caption:
         out.append(f"<caption class='note'>{html.escape(caption)}</caption>")
     out.append("<tr>" + "".join(f"<th class='{'l' if c in text_cols else ''}'>{html.escape(str(c))}</th>"
@@ -108,7 +110,7 @@ def table_html(frame: pd.DataFrame, *, caption: str | None = None) -> str:
         for c, v in zip(cols, row, strict=True):
             cells.append(f"<td class='{'l' if c in text_cols else ''}'>{html.escape(_fmt(v))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 

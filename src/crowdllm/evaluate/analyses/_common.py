@@ -116,7 +116,7 @@ def draw_people(pool: pd.DataFrame, n: int, *, fixed: bool = False, seed: int = 
         raise ConfigError("there are no people to draw virtual profiles from")
     if fixed:
         if attrs:
-            keyed = pool[attrs].astype(str).agg("|".join, axis=1)
+            keyed = pool[attrs].apply(lambda row: "|".join(map(str, row)), axis=1)  # NaN-safe
             mode = keyed.value_counts(sort=True).index[0]
             row = pool.loc[keyed.eq(mode).to_numpy()].iloc[[0]]
         else:
@@ -314,3 +314,46 @@ def evaluate_method(dataset: CrowdDataset, fitted: Any, test: CrowdDataset, peop
 def tidy(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     return frame[list(columns)] if len(frame) else pd.DataFrame(columns=list(columns))
+
+
+# ---------------------------------------------------------------------------------------- methods
+
+
+def registered_methods(names: Sequence[str], dataset: CrowdDataset, *, split: str,
+                       options: Mapping[str, Any] | None = None,
+                       notes: list[str] | None = None) -> dict[str, MethodFactory]:
+    """Factories for methods registered with the experiment runner (``crowdllm evaluate --methods``).
+
+    Each factory builds the method for the seed (through the runner's :class:`ExperimentContext`, so
+    a method gets the same options as in ``evaluate``) and fits it. Methods that cannot run here (a
+    seen-tasks-only method on a task split, a method not defined for these labels) are left out and
+    the reason appended to ``notes``."""
+    from crowdllm.evaluate.runner import ExperimentContext, method_spec
+
+    out: dict[str, MethodFactory] = {}
+    for raw in names:
+        name = str(raw).strip()
+        spec = method_spec(name)
+        if spec.seen_tasks_only and split in ("task", "both"):
+            if notes is not None:
+                notes.append(f"method '{name}' skipped: it answers only tasks seen in training "
+                             f"and a '{split}' split holds whole tasks out")
+            continue
+        if spec.label_kinds is not None and dataset.label.kind not in spec.label_kinds:
+            if notes is not None:
+                notes.append(f"method '{name}' skipped: not defined for '{dataset.label.kind}' labels")
+            continue
+
+        def factory(train: CrowdDataset, seed: int, spec: Any = spec) -> Any:
+            ctx = ExperimentContext(dataset=dataset.name, split=split, seed=int(seed), label=dataset.label,
+                                    options=dict(options or {}))
+            try:
+                return spec.factory(ctx).fit(train)
+            except CrowdLLMError as err:
+                raise type(err)(f"method '{spec.name}' (seed {seed}): {err}") from err
+
+        out[name] = factory
+    if not out:
+        raise ConfigError("none of the methods can run on this data and split"
+                          + (f" ({'; '.join(notes)})" if notes else ""))
+    return out

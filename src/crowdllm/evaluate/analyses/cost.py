@@ -38,6 +38,7 @@ from crowdllm.evaluate.analyses._progress import steps
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real",
            "n_train_responses"]
 DEFAULT_TOLERANCES = (0.1, 0.2, 0.3, 0.4)
+RULES = ("stays", "first")
 BINS = ("1", "2", "3", "4", "5", "6", "7", "8", ">8")
 
 
@@ -63,6 +64,16 @@ class Prices:
                 raise ConfigError(f"price setting {key}={value} must be a number >= 0")
 
 
+def first_within(abs_err: np.ndarray, tol: float, rule: str = "stays") -> np.ndarray:
+    """Per row of ``abs_err`` (tasks x crowd sizes 1..P), the crowd size that matches within ``tol``
+    under ``rule`` (see :func:`people_needed`); NaN when none does."""
+    hit = abs_err <= tol + 1e-9
+    if rule == "stays":
+        # stays[t, j]: every size from j to the last is within the tolerance
+        hit = np.flip(np.cumprod(np.flip(hit, axis=1), axis=1), axis=1).astype(bool)
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1.0, np.nan)
+
+
 def people_needed(
     dataset: CrowdDataset,
     methods: Mapping[str, MethodFactory],
@@ -73,9 +84,15 @@ def people_needed(
     split: str = "task",
     test_size: float = 0.2,
     pool: str = "train",
+    rule: str = "stays",
     progress: bool = False,
 ) -> pd.DataFrame:
     """Per held-out task and tolerance, the smallest virtual crowd that matches the real crowd's mean.
+
+    ``rule="stays"`` (default): the smallest ``N`` from which the mean of the first ``N``, ``N+1``, ...,
+    ``max_people`` virtual people all stay within the tolerance — the crowd size one can trust.
+    ``rule="first"``: the first ``N`` whose mean is within the tolerance (the paper's reading; a noisy
+    method gets there by luck as its running mean wanders across the target).
 
     Returns ``dataset, split, seed, method, task, tolerance, n_needed (NaN: not within max_people),
     n_real (the real crowd's size on that task), n_train_responses``."""
@@ -84,6 +101,8 @@ def people_needed(
     tols = sorted({float(t) for t in tolerances})
     if not tols or tols[0] <= 0:
         raise ConfigError("tolerances: give one or more values > 0, e.g. 0.1,0.2,0.3,0.4")
+    if rule not in RULES:
+        raise ConfigError(f"rule '{rule}' is not one of {', '.join(RULES)}")
     if max_people < 1:
         raise ConfigError(f"max_people must be >= 1 (got {max_people})")
     sizes = list(range(1, max_people + 1))
@@ -98,9 +117,7 @@ def people_needed(
                 # tasks the method could not answer count as never matched
                 real_n = test.responses.groupby("task").size()
                 for tol in tols:
-                    hit = curves.abs_err <= tol + 1e-9
-                    first = dict(zip(curves.tasks, np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.nan),
-                                     strict=True))
+                    first = dict(zip(curves.tasks, first_within(curves.abs_err, tol, rule), strict=True))
                     for task, n_real in real_n.items():
                         rows.append({
                             "dataset": dataset.name, "split": split, "seed": seed, "method": name,

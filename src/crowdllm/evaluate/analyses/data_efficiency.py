@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from crowdllm._io import rng
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.evaluate.analyses._common import (
     MethodFactory,
@@ -46,13 +47,19 @@ def data_efficiency(
     test_size: float = 0.2,
     pool: str = "test",
     progress: bool = False,
+    predictions: list[pd.DataFrame] | None = None,
+    prediction_tasks: int = 50,
 ) -> pd.DataFrame:
     """Error against the number of virtual people, for each method fitted on each fraction of people.
 
     ``methods`` maps a name to a factory ``(train, random_state) -> fitted model``; ``pool`` says whose
     profiles the virtual people get (``test``: the held-out people's, the population the gold comes
     from). Returns the long frame ``dataset, split, seed, method, fraction, n_train_workers,
-    n_train_responses, n_virtual, metric, value`` (metrics ``mae``, ``rmse``, ``wd``)."""
+    n_train_responses, n_virtual, metric, value`` (metrics ``mae``, ``rmse``, ``wd``, ``coverage``).
+
+    ``predictions``: a list to which the answers behind the curves are appended (first seed, all
+    training people, the largest crowd, at most ``prediction_tasks`` held-out tasks) in the report's
+    ``predictions.csv`` layout: ``task, worker, label, source (real | virtual), method``."""
     check_numeric(dataset, "data-efficiency")
     methods = check_methods(methods)
     fractions = check_fractions(fractions)
@@ -69,7 +76,12 @@ def data_efficiency(
                 part = subsample_workers(train, fraction, seed)
                 for name, factory in methods.items():
                     fitted = factory(part, seed)
-                    curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
+                    keep = predictions is not None and seed == seeds[0] and fraction == fractions[-1]
+                    curves, virtual = evaluate_method(dataset, fitted, test, people, sizes, seed=seed,
+                                                      keep_responses=keep)
+                    if keep and virtual is not None:
+                        predictions.extend(_prediction_rows(test, virtual, name, prediction_tasks, seed,
+                                                            first=not predictions))
                     for rec in curves.summary().itertuples(index=False):
                         rows.append({
                             "dataset": dataset.name, "split": split, "seed": seed, "method": name,
@@ -81,6 +93,19 @@ def data_efficiency(
     return tidy(rows, COLUMNS)
 
 
+def _prediction_rows(test: CrowdDataset, virtual: pd.DataFrame, method: str, n_tasks: int, seed: int,
+                     first: bool) -> list[pd.DataFrame]:
+    tasks = sorted(virtual["task"].unique())
+    if len(tasks) > n_tasks:
+        tasks = sorted(rng(seed).choice(tasks, size=n_tasks, replace=False))
+    keep = set(tasks)
+    out = [virtual[virtual["task"].isin(keep)].assign(source="virtual", method=method)]
+    if first:
+        real = test.responses[test.responses["task"].isin(keep)][["task", "worker", "label"]]
+        out.insert(0, real.assign(source="real", method=""))
+    return out
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Headline: MAE and Avg WD (mean over seeds) of the largest virtual crowd, per method and fraction."""
     if results.empty:
@@ -89,4 +114,5 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     table = (top.pivot_table(index=["method", "fraction"], columns="metric", values="value", aggfunc="mean")
              .reset_index())
     table.insert(2, "n_virtual", int(results["n_virtual"].max()))
-    return table[[c for c in ["method", "fraction", "n_virtual", "mae", "rmse", "wd"] if c in table.columns]]
+    return table[[c for c in ["method", "fraction", "n_virtual", "mae", "rmse", "wd", "coverage"]
+                  if c in table.columns]]

@@ -141,11 +141,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Headline: MAE (mean over seeds) at the smallest and the full level of each factor, per method."""
     if results.empty:
         return results
-    mae = results[results["metric"] == "mae"]
+    wide = results.pivot_table(index=["factor", "method", "level"], columns="metric", values="value",
+                               aggfunc="mean").reset_index()
     rows = []
-    for (factor, method), g in mae.groupby(["factor", "method"], sort=True):
-        by_level = g.groupby("level")["value"].mean()
-        rows.append({"factor": factor, "method": method, "smallest_level": int(by_level.index.min()),
-                     "mae_smallest": float(by_level.iloc[0]), "full_level": int(by_level.index.max()),
-                     "mae_full": float(by_level.iloc[-1])})
+    for (factor, method), g in wide.groupby(["factor", "method"], sort=True):
+        g = g.sort_values("level")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        row = {"factor": factor, "method": method, "smallest_level": int(lo["level"]), "mae_smallest": lo["mae"],
+               "full_level": int(hi["level"]), "mae_full": hi["mae"]}
+        if "coverage" in g:  # MAE is over the tasks a method could answer
+            row["coverage_smallest"] = lo["coverage"]
+        rows.append(row)
     return pd.DataFrame(rows)

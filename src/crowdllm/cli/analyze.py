@@ -1,0 +1,435 @@
+"""``crowdllm analyze``: the paper's analyses on any data set, written as CSV + PNG into a folder.
+
+Each command is a thin shell over :mod:`crowdllm.evaluate.analyses`: load the data set, build the
+method factories from the methods registered with the experiment runner (``crowdllm evaluate
+--methods``), run the analysis, then write ``<analysis>.csv``, ``<analysis>.png``,
+``settings_<analysis>.json`` (the command line, every setting and the seeds) and print the headline.
+The defaults are small enough for a laptop; ``--paper`` switches to the paper's full settings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crowdllm.errors import ConfigError
+
+DEFAULT_METHODS = ("crowdllm", "vae", "per-task")
+FALLBACK_METHODS = ("profile-group", "per-task", "global")
+
+
+# ---------------------------------------------------------------------------------------- parsing
+
+
+def parse_floats(text: str, setting: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{setting}: '{text}' is not a comma-separated list of numbers") from None
+    if not values:
+        raise ConfigError(f"{setting}: give at least one number")
+    return values
+
+
+def parse_ints(text: str, setting: str) -> list[int]:
+    values = parse_floats(text, setting)
+    if any(not v.is_integer() for v in values):
+        raise ConfigError(f"{setting}: '{text}' must hold whole numbers")
+    return [int(v) for v in values]
+
+
+def parse_fractions(text: str, setting: str = "--fractions") -> list[float]:
+    """``10,25,50`` (percent) or ``0.1,0.25,0.5`` -> fractions."""
+    values = parse_floats(text, setting)
+    if any(v > 1 for v in values):
+        values = [v / 100 for v in values]
+    return values
+
+
+def seed_list(seeds: int) -> list[int]:
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1 (got {seeds})")
+    return list(range(seeds))
+
+
+# ---------------------------------------------------------------------------------------- shared steps
+
+
+def load(dataset: str, column_map: str | None) -> Any:
+    from crowdllm.data import load_dataset, parse_column_map
+
+    cmap = parse_column_map(column_map) if column_map else None
+    return load_dataset(dataset, column_map=cmap) if cmap else load_dataset(dataset)
+
+
+def available_default_methods() -> list[str]:
+    from crowdllm.evaluate.runner import METHODS, load_method_plugins
+
+    load_method_plugins()
+    chosen = [m for m in DEFAULT_METHODS if m in METHODS]
+    if not any(m in METHODS for m in ("crowdllm", "vae")):
+        chosen = [m for m in FALLBACK_METHODS if m in METHODS]
+    return chosen
+
+
+def llm_options(backend: str | None, model: str | None) -> dict[str, Any]:
+    """Options handed to the registered methods (as ``crowdllm evaluate`` does)."""
+    opts: dict[str, Any] = {}
+    if backend is not None:
+        opts["backend"] = backend
+    if model is not None:
+        opts["model"] = model
+    return opts
+
+
+def build_methods(names: str | None, ds: Any, split: str, options: dict[str, Any]) -> tuple[dict, list[str]]:
+    from crowdllm.evaluate.analyses._common import registered_methods
+
+    chosen = [m.strip() for m in names.split(",") if m.strip()] if names else available_default_methods()
+    notes: list[str] = []
+    factories = registered_methods(chosen, ds, split=split, options=options, notes=notes)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    return factories, notes
+
+
+def out_dir(out: Path | None, ds_name: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ds_name)
+    path = out if out is not None else Path("results") / "analyses" / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command that reproduces this run, rebuilt from the parsed options (defaults included)."""
+    import shlex
+
+    parts = ["crowdllm", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or not param.opts:
+            continue
+        flag = max(param.opts, key=len)
+        if isinstance(value, bool):
+            if value:
+                parts.append(flag)
+            continue
+        parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def write_outputs(ctx: typer.Context, folder: Path, stem: str, frame: Any, plot: Callable[[Any, Path], Any] | None,
+                  settings: dict[str, Any], *, extra: dict[str, Any] | None = None) -> None:
+    """``stem.csv`` (+ extra CSVs), ``stem.png`` and ``settings_stem.json``, each written atomically."""
+    from crowdllm import __version__
+    from crowdllm._io import atomic_path, atomic_write_json
+
+    with atomic_path(folder / f"{stem}.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    for name, other in (extra or {}).items():
+        with atomic_path(folder / name) as tmp:
+            other.to_csv(tmp, index=False)
+    if plot is not None and len(frame):
+        plot(frame, folder / f"{stem}.png")
+    record = {"command": command_line(ctx), "crowdllm_version": __version__, "python": sys.version.split()[0],
+              **settings}
+    atomic_write_json(folder / f"settings_{stem}.json", {k: v for k, v in record.items() if v is not None})
+
+
+def show(title: str, table: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if table is None or not len(table):
+        typer.echo(f"{title}: no rows")
+        return
+    t = Table(title=title)
+    for col in table.columns:
+        t.add_column(str(col), justify="left" if table[col].dtype == object else "right")
+    for row in table.itertuples(index=False):
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(t)
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+_DATASET = typer.Option(..., "--dataset", "-d", help="A registered data set name or your own file.")
+_MAP = typer.Option(None, "--map", help="Column map for your own file: task=...,worker=...,label=...")
+_OUT = typer.Option(None, "--out", "-o", help="Results folder (default results/analyses/<dataset>).")
+_SEEDS = typer.Option(1, "--seeds", help="Number of seeds (0, 1, ...): each seed is a new split and sample.")
+_METHODS = typer.Option(None, "--methods", "-m",
+                        help="Comma-separated registered methods (default: crowdllm,vae,per-task when "
+                             "the digital crowd is installed, else profile-group,per-task,global).")
+_BACKEND = typer.Option(None, "--backend", help="LLM backend for methods that need one (as in evaluate).")
+_MODEL = typer.Option(None, "--model", help="LLM model for methods that need one.")
+_PAPER = typer.Option(False, "--paper", help="Use the paper's full settings (slow).")
+_TEST_SIZE = typer.Option(0.2, "--test-size", help="Held-out share of people (or tasks).")
+
+
+def register(app: typer.Typer) -> None:
+    analyze = typer.Typer(help="The paper's analyses: data efficiency, crowd size, cost, growth, simulation, "
+                               "theory. Each writes CSV + PNG into --out.", no_args_is_help=True)
+    app.add_typer(analyze, name="analyze")
+
+    @analyze.command("data-efficiency")
+    def data_efficiency_cmd(
+        ctx: typer.Context,
+        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        fractions: str = typer.Option(None, "--fractions", help="Shares of training people, e.g. 10,25,50,75,100 "
+                                      "(default 10,50,100; --paper: 10,25,50,75,100)."),
+        sizes: str = typer.Option(None, "--sizes", help="Virtual crowd sizes (default 1,2,5,10,20,50)."),
+        split: str = typer.Option("worker", "--split", help="worker (the paper's), task or both."),
+        test_size: float = _TEST_SIZE,
+    ) -> None:
+        """Error vs virtual crowd size for models fitted on x% of the training people (Figure 4)."""
+        from crowdllm.evaluate.analyses import data_efficiency
+        from crowdllm.evaluate.analyses.data_efficiency import summarize
+        from crowdllm.report.figures import plot_data_efficiency
+
+        ds = load(dataset, column_map)
+        fr = parse_fractions(fractions) if fractions else ([0.1, 0.25, 0.5, 0.75, 1.0] if paper else [0.1, 0.5, 1.0])
+        sz = parse_ints(sizes, "--sizes") if sizes else [1, 2, 5, 10, 20, 50]
+        seed_values = seed_list(5 if paper and seeds == 1 else seeds)
+        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
+        preds: list = []
+        t0 = time.perf_counter()
+        res = data_efficiency(ds, factories, fractions=fr, sizes=sz, seeds=seed_values, split=split,
+                              test_size=test_size, progress=True, predictions=preds)
+        folder = out_dir(out, ds.name)
+        import pandas as pd
+
+        extra = {"predictions.csv": pd.concat(preds, ignore_index=True)} if preds else None
+        write_outputs(ctx, folder, "data_efficiency", res, plot_data_efficiency, {
+            "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "fractions": fr,
+            "sizes": sz, "methods": list(factories), "notes": notes, "seconds": round(time.perf_counter() - t0, 1),
+        }, extra=extra)
+        show(f"data efficiency on {ds.name}: error of the largest virtual crowd", summarize(res))
+        typer.echo(f"wrote {folder}/data_efficiency.csv, .png" + (", predictions.csv" if preds else ""))
+
+    @analyze.command("crowd-size")
+    def crowd_size_cmd(
+        ctx: typer.Context,
+        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        sizes: str = typer.Option(None, "--sizes", help="Virtual crowd sizes (default 1,2,3,5,8,10,15,20,30,50)."),
+        tolerances: str = typer.Option(None, "--tolerances",
+                                       help="Resolved when |virtual - real mean| <= tolerance (default 0.5; "
+                                            "top-k votes: 2 votes)."),
+        fractions: str = typer.Option("100", "--fractions", help="Shares of training people (default 100)."),
+        split: str = typer.Option("worker", "--split", help="worker (the paper's), task or both."),
+        test_size: float = _TEST_SIZE,
+    ) -> None:
+        """Resolution rate vs number of virtual people, diverse vs fixed profiles (Figure 5)."""
+        from crowdllm.evaluate.analyses import crowd_size
+        from crowdllm.evaluate.analyses.crowd_size import summarize
+        from crowdllm.report.figures import plot_crowd_size
+
+        ds = load(dataset, column_map)
+        sz = parse_ints(sizes, "--sizes") if sizes else [1, 2, 3, 5, 8, 10, 15, 20, 30, 50]
+        tol = parse_floats(tolerances, "--tolerances") if tolerances else \
+            ([2.0] if ds.label.kind == "topk" else [0.5])
+        fr = parse_fractions(fractions) if not paper else [0.1, 0.5, 1.0]
+        seed_values = seed_list(5 if paper and seeds == 1 else seeds)
+        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
+        t0 = time.perf_counter()
+        res = crowd_size(ds, factories, sizes=sz, tolerances=tol, fractions=fr, seeds=seed_values, split=split,
+                         test_size=test_size, progress=True)
+        folder = out_dir(out, ds.name)
+        write_outputs(ctx, folder, "crowd_size", res, plot_crowd_size, {
+            "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "sizes": sz,
+            "tolerances": tol, "fractions": fr, "methods": list(factories), "notes": notes,
+            "seconds": round(time.perf_counter() - t0, 1),
+        })
+        show(f"resolution rate on {ds.name}", summarize(res))
+        typer.echo(f"wrote {folder}/crowd_size.csv, .png")
+
+    @analyze.command("cost")
+    def cost_cmd(
+        ctx: typer.Context,
+        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL,
+        tolerances: str = typer.Option("0.1,0.2,0.3,0.4", "--tolerances",
+                                       help="Match the real crowd's mean within these (top-k: votes)."),
+        max_people: int = typer.Option(50, "--max-people", help="Largest virtual crowd tried per task."),
+        price_per_judgement: float = typer.Option(0.10, "--price-per-judgement",
+                                                  help="Money paid per human judgement."),
+        price_per_mtok: float = typer.Option(0.0, "--price-per-mtok",
+                                             help="Money per million LLM tokens (0 for a local model)."),
+        tokens_per_call: float = typer.Option(None, "--tokens-per-call",
+                                              help="Tokens per LLM call (default: measured from --usage, else 300)."),
+        usage: Path = typer.Option(None, "--usage", help="A usage.json from a run, to measure tokens per call."),
+        llm_calls: str = typer.Option(None, "--llm-calls",
+                                      help="LLM calls per method: NAME=PER_TASK[+PER_PERSON],... "
+                                           "(default crowdllm=1, llm-multi-persona=0+1, others none)."),
+        split: str = typer.Option(None, "--split", help="Default task (new problems); worker for top-k votes."),
+        test_size: float = _TEST_SIZE,
+    ) -> None:
+        """Virtual people needed to match the real crowd within a tolerance, and the money (appendix B.5)."""
+        from crowdllm.evaluate.analyses.cost import LLMCost, Prices, cost_table, people_needed
+        from crowdllm.report.figures import plot_cost
+
+        ds = load(dataset, column_map)
+        split = split or ("worker" if ds.label.kind == "topk" else "task")
+        tol = parse_floats(tolerances, "--tolerances")
+        seed_values = seed_list(seeds)
+        per_call = tokens_per_call if tokens_per_call is not None else _tokens_per_call(usage)
+        prices = Prices(per_judgement=price_per_judgement, per_million_tokens=price_per_mtok,
+                        tokens_per_call=per_call)
+        costs = _parse_llm_calls(llm_calls)
+        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
+        t0 = time.perf_counter()
+        need = people_needed(ds, factories, tolerances=tol, max_people=max_people, seeds=seed_values,
+                             split=split, test_size=test_size, progress=True)
+        table = cost_table(need, llm_costs={m: costs.get(m, LLMCost()) for m in factories}, prices=prices,
+                           max_people=max_people)
+        folder = out_dir(out, ds.name)
+        write_outputs(ctx, folder, "cost_needed", need, plot_cost, {
+            "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "tolerances": tol,
+            "max_people": max_people, "prices": asdict(prices),
+            "llm_calls": {m: asdict(costs.get(m, LLMCost())) for m in factories}, "methods": list(factories),
+            "notes": notes, "seconds": round(time.perf_counter() - t0, 1),
+        }, extra={"cost.csv": table})
+        show(f"cost of matching the real crowd on {ds.name} (per task)",
+             table[["method", "tolerance", "resolved", "mean_needed", "llm_calls_per_task", "llm_cost_per_task",
+                    "human_per_task", "human_cost_per_task", "break_even_tasks"]])
+        typer.echo(f"wrote {folder}/cost_needed.csv, cost.csv, cost_needed.png")
+
+    @analyze.command("growth")
+    def growth_cmd(
+        ctx: typer.Context,
+        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        factors: str = typer.Option(None, "--factors",
+                                    help="Any of problems,people,ratings_per_person,people_per_problem "
+                                         "(default all; top-k votes: people)."),
+        problems: str = typer.Option(None, "--problems", help="Levels, e.g. 10,30,100,300,1000."),
+        people: str = typer.Option(None, "--people", help="Levels, e.g. 2,5,10,30,100."),
+        ratings_per_person: str = typer.Option(None, "--ratings-per-person", help="Levels, e.g. 1,2,5,10,20."),
+        people_per_problem: str = typer.Option(None, "--people-per-problem", help="Levels, e.g. 1,2,3,5,8."),
+        n_virtual: int = typer.Option(20, "--n-virtual", help="Virtual people per held-out task."),
+        split: str = typer.Option("worker", "--split", help="worker (default), task or both."),
+        test_size: float = _TEST_SIZE,
+    ) -> None:
+        """Error as the number of problems, people, ratings per person, people per problem grows (B.1-B.4)."""
+        from crowdllm.evaluate.analyses import growth_curves
+        from crowdllm.evaluate.analyses.growth import DEFAULT_LEVELS, FACTORS, summarize
+        from crowdllm.report.figures import plot_growth
+
+        ds = load(dataset, column_map)
+        default_factors = ["people"] if ds.label.kind == "topk" else list(FACTORS)
+        fac = [f.strip() for f in factors.split(",") if f.strip()] if factors else default_factors
+        given = {"problems": problems, "people": people, "ratings_per_person": ratings_per_person,
+                 "people_per_problem": people_per_problem}
+        levels = {f: parse_ints(v, f"--{f.replace('_', '-')}") for f, v in given.items() if v}
+        if paper:
+            levels = {**{f: (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000) if f == "problems" else
+                         DEFAULT_LEVELS[f] for f in FACTORS}, **levels}
+        seed_values = seed_list(5 if paper and seeds == 1 else seeds)
+        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
+        t0 = time.perf_counter()
+        res = growth_curves(ds, factories, factors=fac, levels=levels or None, n_virtual=n_virtual,
+                            seeds=seed_values, split=split, test_size=test_size, progress=True)
+        folder = out_dir(out, ds.name)
+        write_outputs(ctx, folder, "growth", res, plot_growth, {
+            "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "factors": fac,
+            "levels": {f: list(levels.get(f, DEFAULT_LEVELS[f])) for f in fac}, "n_virtual": n_virtual,
+            "methods": list(factories), "notes": notes, "seconds": round(time.perf_counter() - t0, 1),
+        })
+        show(f"growth curves on {ds.name} (MAE)", summarize(res))
+        typer.echo(f"wrote {folder}/growth.csv, .png")
+
+    @analyze.command("simulation")
+    def simulation_cmd(
+        ctx: typer.Context,
+        dataset: str = typer.Option(None, "--dataset", "-d",
+                                    help="Base data set whose tasks and profiles the simulated crowds use "
+                                         "(default: made-up texts and profiles)."),
+        column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS, methods: str = _METHODS,
+        backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        noise: str = typer.Option("0,1,2", "--noise", help="Error-of-response levels (sd)."),
+        diversity: str = typer.Option("0,1,2", "--diversity", help="Belief-diversity levels (sd)."),
+        workers: str = typer.Option(None, "--workers", help="People in the training data (default 10,40)."),
+        tasks_per_worker: str = typer.Option(None, "--tasks-per-worker", help="Default 10,40."),
+        n_tasks: int = typer.Option(100, "--n-tasks", help="Tasks per simulated crowd (20% held out)."),
+        n_virtual: int = typer.Option(20, "--n-virtual", help="Virtual people per held-out question."),
+    ) -> None:
+        """Simulated crowds with known truth: noise x belief diversity x sample size (section 5.5)."""
+        from crowdllm.evaluate.analyses import simulation_study
+        from crowdllm.evaluate.analyses.simulation import summarize
+        from crowdllm.report.figures import plot_simulation
+
+        base = load(dataset, column_map) if dataset else None
+        nw = parse_ints(workers, "--workers") if workers else ([5, 10, 20, 50, 100] if paper else [10, 40])
+        k = parse_ints(tasks_per_worker, "--tasks-per-worker") if tasks_per_worker else \
+            ([5, 10, 20, 40] if paper else [10, 40])
+        seed_values = seed_list(10 if paper and seeds == 1 else seeds)
+        from crowdllm.data.synthetic import make_synthetic_crowd
+
+        probe = base if base is not None else make_synthetic_crowd(n_tasks=10, n_workers=5).dataset
+        name = f"simulated:{base.name}" if base is not None else "simulated"
+        probe_named = probe.subset()
+        probe_named.name = name
+        factories, notes = build_methods(methods, probe_named, "task", llm_options(backend, model))
+        t0 = time.perf_counter()
+        res = simulation_study(factories, noise_levels=parse_floats(noise, "--noise"),
+                               diversity_levels=parse_floats(diversity, "--diversity"), n_workers=nw,
+                               tasks_per_worker=k, n_tasks=n_tasks, n_virtual=n_virtual, seeds=seed_values,
+                               base=base, progress=True)
+        folder = out_dir(out, name.replace(":", "-"))
+        write_outputs(ctx, folder, "simulation", res, plot_simulation, {
+            "base_dataset": base.name if base is not None else None, "seeds": seed_values,
+            "noise": parse_floats(noise, "--noise"), "diversity": parse_floats(diversity, "--diversity"),
+            "workers": nw, "tasks_per_worker": k, "n_tasks": n_tasks, "n_virtual": n_virtual,
+            "methods": list(factories), "notes": notes, "seconds": round(time.perf_counter() - t0, 1),
+        })
+        show("simulation study: MAE against the known truth", summarize(res))
+        typer.echo(f"wrote {folder}/simulation.csv, .png")
+
+
+# ---------------------------------------------------------------------------------------- cost helpers
+
+
+def _parse_llm_calls(text: str | None) -> dict[str, Any]:
+    from crowdllm.evaluate.analyses.cost import LLMCost
+
+    costs = {"crowdllm": LLMCost(per_task=1.0), "llm-multi-persona": LLMCost(per_person=1.0),
+             "llm-zero-shot": LLMCost(per_person=1.0), "llm-sc": LLMCost(per_person=1.0)}
+    if not text:
+        return costs
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        task_s, _, person_s = value.partition("+")
+        try:
+            costs[name.strip()] = LLMCost(per_task=float(task_s or 0), per_person=float(person_s or 0))
+        except ValueError:
+            raise ConfigError(f"--llm-calls: '{part}' is not NAME=PER_TASK[+PER_PERSON]") from None
+    return costs
+
+
+def _tokens_per_call(usage: Path | None) -> float:
+    """Mean tokens per call of a recorded run (``usage.json``: calls and tokens), else 300."""
+    if usage is None:
+        return 300.0
+    try:
+        data = json.loads(Path(usage).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"--usage: cannot read {usage}: {err}") from None
+    calls = data.get("calls")
+    tokens = data.get("tokens")
+    if isinstance(tokens, dict):
+        tokens = sum(v for v in tokens.values() if isinstance(v, (int, float)))
+    if tokens is None:
+        tokens = sum(data.get(k, 0) or 0 for k in ("prompt_tokens", "completion_tokens"))
+    if not calls or not tokens:
+        raise ConfigError(f"--usage: {usage} has no 'calls' and 'tokens' to measure tokens per call from")
+    return float(tokens) / float(calls)
