@@ -1,0 +1,89 @@
+"""``crowdllm analyze ...`` and ``crowdllm report``: files written, settings recorded, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from crowdllm.cli import main
+from crowdllm.data.synthetic import make_synthetic_crowd
+
+MAP = "task=task,worker=worker,label=label,text=text,profile=gender+age+group"
+BASELINES = "profile-group,global"
+
+
+@pytest.fixture(scope="module")
+def crowd_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "ratings.csv"
+    make_synthetic_crowd(n_tasks=30, n_workers=40, random_state=1).dataset.merged().to_csv(path, index=False)
+    return path
+
+
+def _run(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.slow
+def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, tmp_path, capsys):
+    out = tmp_path / "res"
+    common = ["--dataset", str(crowd_file), "--map", MAP, "--methods", BASELINES, "--out", str(out)]
+    runs = {
+        "data_efficiency": ["data-efficiency", *common, "--fractions", "50,100", "--sizes", "1,4"],
+        "crowd_size": ["crowd-size", *common, "--sizes", "1,3"],
+        "cost_needed": ["cost", *common, "--max-people", "6", "--tolerances", "0.2,0.4"],
+        "growth": ["growth", *common, "--factors", "people", "--people", "3,10", "--n-virtual", "4"],
+    }
+    for stem, argv in runs.items():
+        rc, stdout, stderr = _run(capsys, "analyze", *argv)
+        assert rc == 0, stderr
+        assert (out / f"{stem}.csv").stat().st_size > 0 and (out / f"{stem}.png").stat().st_size > 0
+        settings = json.loads((out / f"settings_{stem}.json").read_text())
+        assert settings["command"].startswith(f"crowdllm analyze {argv[0]} ")
+        assert settings["methods"] == BASELINES.split(",") and settings["seeds"] == [0]
+    fractions = json.loads((out / "settings_data_efficiency.json").read_text())["fractions"]
+    assert fractions == [0.5, 1.0]
+    assert set(pd.read_csv(out / "data_efficiency.csv")["fraction"]) == {0.5, 1.0}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert set(preds["source"]) == {"real", "virtual"}
+    assert set(preds.loc[preds["source"] == "virtual", "method"]) == set(BASELINES.split(","))
+    assert (out / "cost.csv").exists()
+
+    sim = tmp_path / "sim"
+    rc, _, stderr = _run(capsys, "analyze", "simulation", "--methods", BASELINES, "--noise", "0,2", "--diversity", "1",
+                         "--workers", "8", "--tasks-per-worker", "10", "--n-tasks", "20", "--out", str(sim))
+    assert rc == 0, stderr
+    assert set(pd.read_csv(sim / "simulation.csv")["noise"]) == {0.0, 2.0}
+
+    rc, stdout, stderr = _run(capsys, "report", str(tmp_path))
+    assert rc == 0, stderr
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page.count("<img ") == 6  # five analysis figures + the real-vs-virtual distributions
+    assert "Simulation study" in page and "Growth curves" in page
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--fractions", "a,b"], "--fractions"),
+    (["--methods", "no-such-method"], "unknown method 'no-such-method'"),
+    (["--sizes", "0,3"], "sizes"),
+])
+def test_bad_settings_are_one_line_errors(crowd_file, tmp_path, capsys, argv, message):
+    rc, _, stderr = _run(capsys, "analyze", "data-efficiency", "--dataset", str(crowd_file), "--map", MAP,
+                         "--out", str(tmp_path), *(["--methods", BASELINES] if "--methods" not in argv else []),
+                         *argv)
+    assert rc == 2
+    assert message in stderr and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not (tmp_path / "data_efficiency.csv").exists()
+
+
+@pytest.mark.slow
+def test_popquorn_offensiveness_crowd_size_with_baselines(shared_data, tmp_path, capsys):
+    rc, stdout, stderr = _run(capsys, "analyze", "crowd-size", "--dataset", "popquorn-offensiveness", "--methods",
+                              "profile-group,per-task", "--sizes", "1,10", "--out", str(tmp_path))
+    assert rc == 0, stderr
+    res = pd.read_csv(tmp_path / "crowd_size.csv")
+    assert set(res["method"]) == {"profile-group", "per-task"} and res["resolution_rate"].between(0, 1).all()
+    assert res["dataset"].eq("popquorn-offensiveness").all()
