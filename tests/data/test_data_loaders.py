@@ -234,7 +234,7 @@ _json_values = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(st.fixed_dictionaries({
     "task": _json_values, "worker": _json_values, "label": _json_values, "text": _json_values,
     "extra": _json_values}), min_size=1, max_size=6), explicit_profile=st.booleans())
