@@ -1,0 +1,250 @@
+"""Microtask steps and crowd steps: the blocks the seven pipelines are built from.
+
+Microtasks (one prompt each, answered by one or several workers):
+
+- :func:`write` - generate or edit text (one answer per worker, cleaned; empty answers dropped);
+- :func:`list_items` - a list answer (ideas, subtasks, section headings);
+- :func:`find_spans` - workers copy phrases from a text; a region is kept when >= ``agree`` agree;
+- :func:`vote` - choose one of several options (order shuffled per worker against position bias);
+- :func:`verify` - a yes/no question;
+- :func:`compare` - the better of two texts;
+- :func:`rate` - a rating on a scale;
+- :func:`solve_or_split` - decide whether a task is small enough to solve directly.
+
+Crowd aggregation: :func:`tally` (plurality vote with ties reported, not hidden), :func:`agreed`
+(items named by at least k workers), the mean of ratings. Every answer, vote and decision goes into
+the run's trace; a worker whose answer cannot be parsed abstains (and the trace says so).
+"""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crowdllm.llm.parsing import parse_choice, parse_rating
+from crowdllm.pipelines._text import clean_answer, locate, parse_list
+from crowdllm.pipelines.run import Run
+from crowdllm.pipelines.worker import Worker
+
+
+# ---------------------------------------------------------------------- aggregation
+@dataclass
+class VoteResult:
+    """The outcome of a crowd vote. ``winner`` is None on a tie or when every worker abstained."""
+
+    question: str
+    options: list[str]
+    votes: dict[str, str | None]
+    tally: dict[str, int]
+    winner: str | None
+    tie: bool
+
+    @property
+    def valid(self) -> int:
+        return sum(self.tally.values())
+
+    def share(self, option: str) -> float:
+        return self.tally.get(option, 0) / self.valid if self.valid else float("nan")
+
+    @property
+    def unanimous(self) -> bool:
+        return self.valid > 0 and max(self.tally.values()) == self.valid
+
+
+def tally(votes: dict[str, str | None], options: Sequence[str]) -> tuple[dict[str, int], str | None, bool]:
+    """Plurality: (counts per option, winner or None, whether the top count is shared)."""
+    counts = {o: 0 for o in options}
+    for v in votes.values():
+        if v is not None:
+            counts[v] += 1
+    top = max(counts.values()) if counts else 0
+    leaders = [o for o, c in counts.items() if c == top]
+    if top == 0:
+        return counts, None, False
+    if len(leaders) > 1:
+        return counts, None, True
+    return counts, leaders[0], False
+
+
+def agreed(items_by_worker: dict[str, Sequence[str]], k: int) -> list[str]:
+    """Items (case-insensitive) named by at least ``k`` different workers, in first-seen order."""
+    seen: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for items in items_by_worker.values():
+        for key in {i.strip().lower() for i in items if i.strip()}:
+            counts[key] += 1
+        for i in items:
+            seen.setdefault(i.strip().lower(), i.strip())
+    return [seen[key] for key in seen if counts[key] >= k]
+
+
+def decide(run: Run, result: VoteResult, *, default: str, what: str) -> str:
+    """The vote's winner, or ``default`` on a tie / no valid vote (with a note saying so)."""
+    if result.winner is not None:
+        return result.winner
+    why = "tie" if result.tie else "no usable vote"
+    run.note(f"{what}: {why} ({_fmt_tally(result.tally)}); chose '{default}'", tally=result.tally)
+    return default
+
+
+def _fmt_tally(t: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in t.items())
+
+
+# ---------------------------------------------------------------------- microtasks
+def write(run: Run, workers: Sequence[Worker], content: str | Sequence[str], *, task: str,
+          max_tokens: int | None = None) -> list[str]:
+    """Each worker's cleaned text answer; empty answers are dropped (and noted)."""
+    answers = run.ask_each(workers, content, task=task, max_tokens=max_tokens)
+    out = []
+    for w, a in zip(workers, answers, strict=True):
+        text = clean_answer(a)
+        if text:
+            out.append(text)
+        else:
+            run.note(f"{task}: {w.name} gave an empty answer; dropped", worker=w.name)
+    return out
+
+
+def list_items(run: Run, worker: Worker, content: str, *, task: str, max_items: int,
+               max_tokens: int | None = None) -> list[str]:
+    """A list answer from one worker, as items."""
+    items = parse_list(run.ask(worker, content, task=task, max_tokens=max_tokens), max_items)
+    run.record("decision", what=task, value=items)
+    return items
+
+
+def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str, *, agree: int,
+               max_spans: int = 3) -> list[tuple[int, int]]:
+    """Spans of ``text`` marked by at least ``agree`` workers (character coverage vote).
+
+    Each worker copies phrases; phrases that do not occur in the text are dropped as garbage. A
+    character counts as marked by a worker if one of its phrases covers it; maximal regions marked
+    by >= ``agree`` workers are widened to whole words and returned, at most ``max_spans``."""
+    content = (f"{instruction}\nCopy each phrase exactly as written, one per line. "
+               f"If there is none, write NONE.\n\nText:\n{text}")
+    answers = run.ask_each(workers, content, task="find", max_tokens=96)
+    cover = np.zeros(len(text), dtype=int)
+    marks: dict[str, list[str]] = {}
+    for w, a in zip(workers, answers, strict=True):
+        mine = np.zeros(len(text), dtype=bool)
+        kept, dropped = [], []
+        for phrase in parse_list(a, max_items=6, max_words=60):
+            span = locate(phrase, text)
+            if span is None:
+                dropped.append(phrase)
+            else:
+                mine[span[0]:span[1]] = True
+                kept.append(text[span[0]:span[1]])
+        if dropped:
+            run.note(f"find: {w.name} named {len(dropped)} phrase(s) not in the text; ignored",
+                     worker=w.name, phrases=dropped)
+        marks[w.name] = kept
+        cover += mine
+    regions = _regions(cover >= agree)
+    regions = [_widen(text, s, e) for s, e in regions]
+    regions = [r for r in regions if text[r[0]:r[1]].strip()][:max_spans]
+    run.record("vote", question="find", options=[], votes=marks, agree=agree,
+               kept=[text[s:e] for s, e in regions])
+    return regions
+
+
+def _regions(mask: np.ndarray) -> list[tuple[int, int]]:
+    out, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            out.append((start, i))
+            start = None
+    if start is not None:
+        out.append((start, len(mask)))
+    return out
+
+
+def _widen(text: str, start: int, end: int) -> tuple[int, int]:
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return start, end
+
+
+def vote(run: Run, workers: Sequence[Worker], question: str, options: Sequence[str], *, task: str,
+         shuffle: bool = True) -> VoteResult:
+    """Each worker picks one of ``options`` (shown as lettered texts, in a shuffled order per worker).
+    Returns the tally over option *indices* as strings "0", "1", ..."""
+    labels = string.ascii_uppercase[: len(options)]
+    contents, orders = [], []
+    for _ in workers:
+        order = list(run.rng.permutation(len(options))) if shuffle else list(range(len(options)))
+        orders.append(order)
+        listing = "\n\n".join(f"{labels[j]}) {options[i]}" for j, i in enumerate(order))
+        contents.append(f"{question}\n\n{listing}\n\nAnswer with one letter only ({', '.join(labels)}).")
+    answers = run.ask_each(workers, contents, task=task, max_tokens=8)
+    keys = [str(i) for i in range(len(options))]
+    votes: dict[str, str | None] = {}
+    for w, a, order in zip(workers, answers, orders, strict=True):
+        letter = parse_choice(a.strip()[:40], list(labels))
+        votes[w.name] = None if letter is None else str(order[labels.index(letter)])
+    return _finish(run, question, keys, votes, task)
+
+
+def verify(run: Run, workers: Sequence[Worker], question: str, *, task: str) -> VoteResult:
+    """A yes/no vote."""
+    answers = run.ask_each(workers, f"{question}\nAnswer yes or no.", task=task, max_tokens=8)
+    votes = {w.name: parse_choice(a.strip()[:40], ["yes", "no"]) for w, a in zip(workers, answers, strict=True)}
+    return _finish(run, question, ["yes", "no"], votes, task)
+
+
+def compare(run: Run, workers: Sequence[Worker], criterion: str, first: str, second: str, *,
+            task: str) -> VoteResult:
+    """Which of two texts is better by ``criterion``: winner "0" (first) or "1" (second)."""
+    return vote(run, workers, f"Which version is better? {criterion}", [first, second], task=task)
+
+
+def solve_or_split(run: Run, workers: Sequence[Worker], job: str) -> VoteResult:
+    """Vote "solve" (small enough to do in one short answer) or "split" (divide into subtasks)."""
+    q = (f"Task: {job}\n\nCan one person do this task well in a single short answer (SOLVE), or should "
+         "it be divided into smaller subtasks first (SPLIT)?\nAnswer SOLVE or SPLIT.")
+    answers = run.ask_each(workers, q, task="solve-or-split", max_tokens=8)
+    votes = {w.name: parse_choice(a.strip()[:40], ["solve", "split"]) for w, a in zip(workers, answers, strict=True)}
+    return _finish(run, "solve or split", ["solve", "split"], votes, "solve-or-split")
+
+
+@dataclass
+class RatingResult:
+    question: str
+    ratings: dict[str, int | None]
+    mean: float
+    valid: int = field(default=0)
+
+
+def rate(run: Run, workers: Sequence[Worker], question: str, text: str, *, task: str,
+         low: int = 1, high: int = 5) -> RatingResult:
+    """Each worker rates ``text`` on ``low..high``; unparseable answers abstain. Mean over valid ratings."""
+    content = f"{question}\n\n{text}\n\nAnswer with one number from {low} to {high}."
+    answers = run.ask_each(workers, content, task=task, max_tokens=8)
+    ratings = {w.name: parse_rating(a.strip()[:60], (low, high)) for w, a in zip(workers, answers, strict=True)}
+    valid = [r for r in ratings.values() if r is not None]
+    mean = float(np.mean(valid)) if valid else float("nan")
+    abstained = [k for k, r in ratings.items() if r is None]
+    if abstained:
+        run.note(f"{task}: {len(abstained)} rating(s) unusable; abstained", workers=abstained)
+    run.record("vote", question=question, options=list(range(low, high + 1)), votes=ratings,
+               mean=None if not valid else round(mean, 3))
+    return RatingResult(question=question, ratings=ratings, mean=mean, valid=len(valid))
+
+
+def _finish(run: Run, question: str, options: list[str], votes: dict[str, str | None], task: str) -> VoteResult:
+    counts, winner, tie = tally(votes, options)
+    abstained = [k for k, v in votes.items() if v is None]
+    if abstained:
+        run.note(f"{task}: {len(abstained)} answer(s) unusable; abstained", workers=abstained)
+    run.record("vote", question=question, options=options, votes=votes, tally=counts, winner=winner,
+               tie=tie)
+    return VoteResult(question=question, options=options, votes=votes, tally=counts, winner=winner, tie=tie)

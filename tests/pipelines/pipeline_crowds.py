@@ -1,0 +1,92 @@
+"""Scripted fake crowds for the pipeline tests.
+
+``rules_llm(rules)`` answers each prompt with the first rule whose key occurs in the last user message;
+a rule's answer is a string or ``f(user_text, sample_index) -> str``. ``sensible_llm()`` is a crowd
+that does every microtask of every pipeline in a plausible way; ``garbage_llm()`` answers everything
+with nonsense, and ``choice_llm`` gives raters fixed probabilities.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from crowdllm.llm.fake import FakeLLM
+
+Rule = tuple[str, str | Callable[[str, int], str]]
+
+
+def rules_llm(rules: Sequence[Rule], default: str = "", *, choice_script=None) -> FakeLLM:
+    def script(messages, index, params):
+        user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        for key, answer in rules:
+            if key in user:
+                return answer(user, index) if callable(answer) else answer
+        return default
+
+    return FakeLLM(script, choice_script=choice_script)
+
+
+def options_of(prompt: str) -> dict[str, str]:
+    """Lettered options of a vote prompt: {'A': text, 'B': text, ...}."""
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Z])\) (.*?)(?=\n\n[A-Z]\) |\n\nAnswer with)",
+                                                               prompt, re.M | re.S)}
+
+
+def letter_of(prompt: str, pick: Callable[[dict[str, str]], str]) -> str:
+    """The letter of the option ``pick`` chooses (pick returns an option text)."""
+    opts = options_of(prompt)
+    chosen = pick(opts)
+    return next(k for k, v in opts.items() if v == chosen)
+
+
+def after(prompt: str, label: str) -> str:
+    return prompt.split(label, 1)[1].strip() if label in prompt else ""
+
+
+def _find(user: str, i: int) -> str:
+    text = after(user, "Text:\n")
+    return " ".join(text.split()[:3])
+
+
+def _sorted_items(user: str, i: int) -> str:
+    items = re.findall(r"^- (.+)$", user, re.M)
+    return "\n".join(sorted(items, key=lambda x: float(x) if x.replace(".", "").isdigit() else x))
+
+
+def _smaller(user: str, i: int) -> str:
+    return letter_of(user, lambda o: min(o.values(), key=lambda v: float(v) if v.isdigit() else len(v)))
+
+
+SENSIBLE: list[Rule] = [
+    ("Copy each phrase exactly", _find),
+    ("Rewrite only this part", "much shorter"),
+    ("stay correct English after this change", "yes"),
+    ("Write an improved version", lambda u, i: after(u, "Text:\n").split("\n\nWrite")[0] + " Thank you!"),
+    ("Answer with one letter", lambda u, i: letter_of(u, lambda o: max(o.values(), key=len))),
+    ("section headings", "Origins\nParts\nUses"),
+    ("one short, true fact", lambda u, i: f"Fact number {i + 1} about {after(u, 'Section:').splitlines()[0]}."),
+    ("Write one paragraph", "A short paragraph made from the facts."),
+    ("associate with this topic", "beans\nmornings\nmugs"),
+    ("surprising twist", "Expected: it wakes you up\nTwist: it keeps you up all night"),
+    ("Write one short joke", lambda u, i: f"A joke about {after(u, 'Association:').splitlines()[0]} and coffee."),
+    ("funny joke", "Coffee: the only bean that works harder than me."),
+    ("How funny", "3"),
+    ("SOLVE", "SOLVE"),
+    ("Do this task", "Morning: exhibits. Lunch: cafe. Afternoon: planetarium with the kids."),
+    ("complete the task well", "yes"),
+    ("List the verbs", "bought"),
+    ("question-answer pairs", "Who bought something? | Maria\nWhat did someone buy? | a used bike"),
+    ("Is this answer correct", "yes"),
+    ("Answer in a few words", "Wednesday"),
+    ("Reply with the ordered list", _sorted_items),
+    ("numbered answers", "1. Wednesday\n2. 12"),
+]
+
+
+def sensible_llm() -> FakeLLM:
+    return rules_llm(SENSIBLE, default="ok", choice_script=lambda m, c: [1.0] * len(c))
+
+
+def garbage_llm() -> FakeLLM:
+    return FakeLLM("%%% ??? zzz", choice_script=lambda m, c: [1.0] * len(c))

@@ -1,0 +1,81 @@
+"""Iterative process and its parallel variant: rounds, votes against position bias, ties, budget."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline_crowds import after, letter_of, rules_llm
+
+from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, run_pipeline
+
+
+def _improve(user: str, i: int) -> str:
+    current = after(user, "Text:\n").split("\n\nWrite an improved")[0]
+    return current + "+"
+
+
+def _prefer_more_plus(user: str, i: int) -> str:
+    return letter_of(user, lambda o: max(o.values(), key=lambda v: v.count("+")))
+
+
+def test_each_round_improves_and_the_crowd_keeps_the_better_version():
+    llm = rules_llm([("Write an improved version", _improve), ("Answer with one letter", _prefer_more_plus)])
+    out = run_pipeline("iterative", {"id": "x", "text": "draft", "goal": "improve"}, llm,
+                       settings=Settings(rounds=3, voters=3))
+    assert out.output == "draft+++"
+    assert out.usage["calls"] == 3 * (1 + 3)
+    assert out.complete and not out.notes
+    # the shuffle put the new version in both positions across the votes, and voters still found it
+    votes = [c["messages"][-1]["content"] for c in llm.calls if "Answer with one letter" in c["messages"][-1]["content"]]
+    assert {_prefer_more_plus(v, 0) for v in votes} == {"A", "B"}
+
+
+def test_voters_who_prefer_the_old_version_stop_the_chain():
+    prefer_fewer = rules_llm([
+        ("Write an improved version", _improve),
+        ("Answer with one letter", lambda u, i: letter_of(u, lambda o: min(o.values(), key=lambda v: v.count("+")))),
+    ])
+    out = run_pipeline("iterative", {"id": "x", "text": "draft"}, prefer_fewer, settings=Settings(rounds=2))
+    assert out.output == "draft"
+
+
+def test_a_tie_keeps_the_current_text():
+    llm = rules_llm([("Write an improved version", _improve),
+                     ("Answer with one letter", lambda u, i: ["A", "B"][i % 2])])
+    out = run_pipeline("iterative", {"id": "x", "text": "draft"}, llm, settings=Settings(rounds=1, voters=2))
+    assert out.output == "draft" and any("tie" in n for n in out.notes)
+
+
+def test_garbage_versions_and_votes_never_replace_the_text(garbage):
+    out = run_pipeline("iterative", {"id": "x", "text": "draft"}, garbage, settings=Settings(rounds=2))
+    assert out.output == "draft" and any("no usable vote" in n for n in out.notes)
+
+
+def test_budget_stops_after_the_first_round_with_its_winner():
+    llm = rules_llm([("Write an improved version", _improve), ("Answer with one letter", _prefer_more_plus)])
+    out = run_pipeline("iterative", {"id": "x", "text": "draft"}, llm, settings=Settings(rounds=3),
+                       budget=Budget(max_calls=6))
+    assert out.output == "draft+" and not out.complete and out.usage["calls"] == 5
+
+
+def test_parallel_writes_independent_versions_and_votes_once():
+    versions = ["draft, polished", "draft, much better", "draft, fine"]
+    llm = rules_llm([
+        ("Write an improved version", lambda u, i: versions[i]),
+        ("Answer with one letter", lambda u, i: letter_of(u, lambda o: next(v for v in o.values() if "much" in v))),
+    ])
+    out = run_pipeline("iterative", {"id": "x", "text": "draft"}, llm, method="parallel",
+                       settings=Settings(rounds=3, voters=3))
+    assert out.output == "draft, much better"
+    assert out.usage["calls"] == 3 + 3
+    # every voter saw all four versions (the original included)
+    vote_calls = [c for c in llm.calls if "Answer with one letter" in c["messages"][-1]["content"]]
+    assert all(len(re.findall(r"^[A-D]\) ", c["messages"][-1]["content"], re.M)) == 4 for c in vote_calls)
+
+
+def test_evaluation_checks_the_facts_of_the_draft_and_the_raters_rating():
+    ev = Evaluator(rules_llm([], choice_script=lambda m, c: [1.0 if x in ("yes", "4") else 0.0 for x in c]))
+    ex = {"text": "cat lost. grey. call 555.", "goal": "improve", "must_mention": ["grey|gray", "555", "pepper"]}
+    m = get_pipeline("iterative").evaluate(ev, ex, "Our grey cat is lost. Please call 555.")
+    assert m["coverage"] == 2 / 3 and m["rating"] == 4.0 and m["meaning_kept"] == 1.0
+    assert abs(m["quality"] - (0.75 + 2 / 3) / 2) < 1e-9
