@@ -256,8 +256,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL,
-        tolerances: str = typer.Option("0.1,0.2,0.3,0.4", "--tolerances",
-                                       help="Match the real crowd's mean within these (top-k: votes)."),
+        tolerances: str = typer.Option(None, "--tolerances",
+                                       help="Match the real crowd's mean within these (default 0.1,0.2,0.3,0.4; "
+                                            "top-k votes: 1,2,3,4 votes)."),
         max_people: int = typer.Option(50, "--max-people", help="Largest virtual crowd tried per task."),
         price_per_judgement: float = typer.Option(0.10, "--price-per-judgement",
                                                   help="Money paid per human judgement."),
@@ -278,7 +279,8 @@ def register(app: typer.Typer) -> None:
 
         ds = load(dataset, column_map)
         split = split or ("worker" if ds.label.kind == "topk" else "task")
-        tol = parse_floats(tolerances, "--tolerances")
+        tol = parse_floats(tolerances or ("1,2,3,4" if ds.label.kind == "topk" else "0.1,0.2,0.3,0.4"),
+                           "--tolerances")
         seed_values = seed_list(seeds)
         per_call = tokens_per_call if tokens_per_call is not None else _tokens_per_call(usage)
         prices = Prices(per_judgement=price_per_judgement, per_million_tokens=price_per_mtok,
@@ -299,7 +301,7 @@ def register(app: typer.Typer) -> None:
         }, extra={"cost.csv": table})
         show(f"cost of matching the real crowd on {ds.name} (per task)",
              table[["method", "tolerance", "resolved", "mean_needed", "llm_calls_per_task", "llm_cost_per_task",
-                    "human_per_task", "human_cost_per_task", "break_even_tasks"]])
+                    "human_cost_per_task", "break_even_tasks"]])
         typer.echo(f"wrote {folder}/cost_needed.csv, cost.csv, cost_needed.png")
 
     @analyze.command("growth")

@@ -14,7 +14,7 @@ Files understood (anything else is ignored):
 - ``*.png``: the figures, each next to the table with the same name;
 - ``predictions.csv`` (``task, worker, label, source = real | virtual, method``): real vs virtual
   answer distributions of a few tasks, drawn here;
-- ``usage*.json``: LLM usage and cost (calls, tokens, time, money);
+- ``usage*.json`` and ``*.usage.json``: LLM usage and cost (calls, tokens, time, money);
 - ``settings*.json``: the settings and seeds to reproduce the run (a ``command`` entry is shown as the
   command line);
 - ``*.md``: shown as text under a fold.
@@ -201,7 +201,7 @@ def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tup
     if pred.exists():
         parts.append(_predictions_html(pred, n_tasks=n_tasks, seed=seed))
     for p in files:
-        if p.suffix == ".json" and p.name.startswith("usage"):
+        if p.suffix == ".json" and (p.name.startswith("usage") or p.name.endswith(".usage.json")):
             parts.append(f"<h3>LLM usage and cost ({html.escape(p.name)})</h3>" + _kv_table(_read_json(p)))
     for p in files:
         if p.suffix == ".json" and p.name.startswith("settings"):
