@@ -81,3 +81,12 @@ def test_encoder_state_round_trip_and_text_columns_with_an_encoder():
     np.testing.assert_array_equal(back.transform(_workers()), X)
     with pytest.raises(ConfigError, match="no text_encoder"):
         ProfileEncoder(text_columns=["Description"]).fit(_workers())
+
+
+def test_encoder_state_survives_a_json_round_trip_with_sorted_keys():
+    import json
+
+    frame = pd.DataFrame({"worker": ["a", "b"], "zeta": ["x", "y"], "alpha": [1.0, 3.0]})
+    enc = ProfileEncoder().fit(frame)
+    state = json.loads(json.dumps(enc.get_state(), sort_keys=True))
+    np.testing.assert_array_equal(ProfileEncoder.from_state(state).transform(frame), enc.transform(frame))

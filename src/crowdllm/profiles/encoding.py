@@ -221,7 +221,7 @@ class ProfileEncoder:
     def get_state(self) -> dict[str, Any]:
         """A JSON-serialisable description of the fitted encoder (text columns need their encoder back)."""
         return {
-            "kinds": self.kinds_, "levels": self.levels_,
+            "order": list(self.kinds_), "kinds": self.kinds_, "levels": self.levels_,
             "stats": {k: list(v) for k, v in self.stats_.items()}, "ignored": self.ignored_,
             "text_dim": self.text_dim_, "feature_names": self.feature_names_, "strict": self.strict,
             "max_categories": self.max_categories,
@@ -231,7 +231,8 @@ class ProfileEncoder:
     def from_state(cls, state: dict[str, Any], text_encoder: TextEncoder | None = None) -> ProfileEncoder:
         enc = cls(strict=bool(state.get("strict", False)), max_categories=int(state.get("max_categories", 50)),
                   text_columns=[c for c, k in state["kinds"].items() if k == "text"], text_encoder=text_encoder)
-        enc.kinds_ = dict(state["kinds"])
+        order = state.get("order", list(state["kinds"]))  # JSON writers may sort keys: keep the order
+        enc.kinds_ = {c: state["kinds"][c] for c in order}
         enc.levels_ = {k: list(v) for k, v in state["levels"].items()}
         enc.stats_ = {k: (float(v[0]), float(v[1])) for k, v in state["stats"].items()}
         enc.ignored_ = list(state["ignored"])

@@ -1,0 +1,90 @@
+"""The blender: reference + belief -> answers, with noise estimated from residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdllm.blend import (
+    NormalBlender,
+    OrdinalBlender,
+    SoftmaxBlender,
+    TopKBlender,
+    blender_from_dict,
+    make_blender,
+)
+from crowdllm.data.dataset import LabelSpec
+from crowdllm.errors import ConfigError
+
+LEVELS = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_ordinal_blender_keeps_the_predicted_mean_even_near_the_ends_of_the_scale():
+    ordinal = OrdinalBlender(LEVELS, sigma=0.8)
+    rounding = OrdinalBlender(LEVELS, sigma=0.8, mean_matching=False)
+    mu = np.array([1.05, 1.2, 2.0, 3.0, 3.7, 4.9])
+    exact = ordinal.probs(mu) @ np.array(LEVELS)
+    np.testing.assert_allclose(exact, mu, atol=1e-3)
+    # rounding + clipping pushes a low prediction up (the clipped mass piles on level 1 from below)
+    assert rounding.probs(np.array([1.2]))[0] @ np.array(LEVELS) > 1.35
+    # sampling follows the exact distribution
+    draws = ordinal.sample(np.full(200_000, 1.2), np.random.default_rng(0))
+    assert set(np.unique(draws)) <= set(LEVELS)
+    assert abs(draws.mean() - 1.2) < 0.01
+
+
+def test_ordinal_sigma_is_recovered_by_maximum_likelihood():
+    rng = np.random.default_rng(1)
+    mu = rng.uniform(1.2, 4.8, size=20_000)
+    for true_sigma in (0.4, 1.0):
+        y = OrdinalBlender(LEVELS, sigma=true_sigma).sample(mu, rng)
+        fitted = OrdinalBlender(LEVELS).fit(mu, y).sigma
+        assert fitted == pytest.approx(true_sigma, rel=0.08)
+
+
+def test_normal_blender_sigma_is_the_rms_residual_and_clips_to_the_scale():
+    b = NormalBlender(scale=(0.0, 1.0)).fit(np.zeros(4), np.array([0.3, -0.3, 0.3, -0.3]))
+    assert b.sigma == pytest.approx(0.3)
+    draws = b.sample(np.full(1000, 0.95), np.random.default_rng(0))
+    assert draws.max() <= 1.0 and draws.min() >= 0.0
+
+
+def test_softmax_blender_samples_the_softmax_and_recovers_its_temperature():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(30_000, 3)) * 2
+    b = SoftmaxBlender(("a", "b", "c"), temperature=2.0)
+    draws = b.sample(logits[:1].repeat(30_000, axis=0), rng)
+    p = np.exp(logits[0] / 2.0) / np.exp(logits[0] / 2.0).sum()
+    freq = np.array([(draws == c).mean() for c in "abc"])
+    np.testing.assert_allclose(freq, p, atol=0.01)
+    codes = np.array([list("abc").index(x) for x in b.sample(logits, rng)])
+    assert SoftmaxBlender(("a", "b", "c")).fit(logits, codes).temperature == pytest.approx(2.0, rel=0.1)
+
+
+def test_topk_blender_picks_exactly_k_favouring_high_utility_and_recovers_beta():
+    rng = np.random.default_rng(3)
+    U = rng.normal(size=(600, 10)) * 2
+    b = TopKBlender(3, beta=0.5)
+    picks = b.sample(U, rng)
+    assert (picks.sum(axis=1) == 3).all()
+    best = np.argmax(U, axis=1)
+    assert picks[np.arange(600), best].mean() > 0.9
+    chosen = np.argsort(-picks, axis=1, kind="stable")[:, :3]
+    assert TopKBlender(3).fit(U, chosen).beta == pytest.approx(0.5, rel=0.2)
+    with pytest.raises(ConfigError, match="k=3 but only 2 items"):
+        b.sample(U[:, :2], rng)
+
+
+def test_blender_factory_checks_the_label_kind_and_round_trips():
+    ordinal = LabelSpec("ordinal", scale=(1, 5))
+    assert make_blender(ordinal).name == "ordinal"
+    assert make_blender(ordinal, "round").name == "round"
+    with pytest.raises(ConfigError, match="does not fit a categorical"):
+        make_blender(LabelSpec("categorical", categories=("no", "yes")), "ordinal")
+    b = OrdinalBlender(LEVELS, sigma=0.7)
+    back = blender_from_dict(b.to_dict())
+    np.testing.assert_allclose(back.probs(np.array([2.5])), b.probs(np.array([2.5])))
+    with pytest.raises(ConfigError, match="unknown blender"):
+        blender_from_dict({"name": "magic"})
+    with pytest.raises(ConfigError, match="call fit"):
+        OrdinalBlender(LEVELS).sample(np.array([2.0]), np.random.default_rng(0))
