@@ -12,7 +12,7 @@ from crowdllm.llm.fake import FakeLLM
 from crowdllm.pipelines import Budget, BudgetExceeded, Run, Settings, Trace, read_trace, usage_of
 from crowdllm.pipelines._text import clean_answer, locate, mentions, parse_list
 from crowdllm.pipelines.compose import loop, map_parts
-from crowdllm.pipelines.steps import agreed, decide, find_spans, rate, tally, verify, vote
+from crowdllm.pipelines.steps import agreed, decide, find_spans, rate, segments, tally, verify, vote
 from crowdllm.pipelines.worker import make_workers
 
 
@@ -205,16 +205,25 @@ def test_garbage_votes_abstain_and_ratings_average_the_valid_ones():
     assert any("1 rating(s) unusable" in n for n in run.notes)
 
 
-def test_find_spans_keeps_regions_marked_by_enough_workers():
+def test_segments_are_the_clauses_between_punctuation():
+    text = "Pi is 3.14, roughly. Next line:\nthe end!"
+    assert [text[a:b] for a, b in segments(text)] == ["Pi is 3.14", "roughly", "Next line", "the end"]
+
+
+def test_find_spans_keeps_parts_named_by_enough_workers():
     text = "We will, in the event that it rains, move the party indoors."
-    marks = ["in the event that", "in the event that it rains", "move the party\nthe moon is cheese"]
-    run = Run(rules_llm([("Copy each phrase", lambda u, i: marks[i])]))
-    spans = find_spans(run, make_workers(3, "R."), text, "Which phrases are wordy?", agree=2)
-    assert [text[a:b] for a, b in spans] == ["in the event that"]
-    assert any("not in the text" in n for n in run.notes)
-    run1 = Run(rules_llm([("Copy each phrase", lambda u, i: marks[i])]))
-    spans1 = find_spans(run1, make_workers(3, "R."), text, "Which?", agree=1, max_spans=5)
-    assert [text[a:b] for a, b in spans1] == ["in the event that it rains", "move the party"]
+    picks = ["2", "Parts 2 and 3.", "3, 9"]
+    run = Run(rules_llm([("numbers of at most 3 parts", lambda u, i: picks[i])]))
+    spans = find_spans(run, make_workers(3, "R."), text, "Which parts are wordy?", agree=3)
+    assert spans == []
+    run2 = Run(rules_llm([("numbers of at most 3 parts", lambda u, i: picks[i])]))
+    spans2 = find_spans(run2, make_workers(3, "R."), text, "Which parts are wordy?", agree=2)
+    assert [text[a:b] for a, b in spans2] == ["in the event that it rains", "move the party indoors"]
+    assert any("do not exist" in n for n in run2.notes)  # part 9
+    shown = [r for r in run2.trace.records if r["kind"] == "call"][-1]  # the parts are listed by number
+    assert "2. in the event that it rains" in shown["messages"][-1]["content"]
+    run3 = Run(rules_llm([("numbers of at most 3 parts", "NONE")]))
+    assert find_spans(run3, make_workers(2, "R."), text, "Which?", agree=1) == []
 
 
 def test_loop_stops_on_its_criterion_and_map_parts_names_steps():

@@ -12,7 +12,7 @@ TEXT = "The meeting, which was planned a long time ago, will be held on Monday."
 
 def _crowd(finds, fixes, verdict):
     return rules_llm([
-        ("Copy each phrase exactly", lambda u, i: finds[i]),
+        ("numbers of at most 3 parts", lambda u, i: finds[i]),
         ("Rewrite only this part", lambda u, i: fixes[i % len(fixes)]),
         ("after this change", lambda u, i: verdict(u, i)),
     ])
@@ -20,7 +20,7 @@ def _crowd(finds, fixes, verdict):
 
 def test_agreed_patch_is_fixed_and_the_meaning_changing_fix_is_voted_out(tmp_path):
     llm = _crowd(
-        finds=["which was planned a long time ago", "which was planned a long time ago", "will be held"],
+        finds=["2", "Part 2.", "3"],
         fixes=["DELETE", "planned long ago", "planned long ago"],
         # voters reject deleting the clause (it loses information) and accept the shorter wording
         verdict=lambda u, i: "No." if "(nothing" in u else "Yes.",
@@ -31,12 +31,12 @@ def test_agreed_patch_is_fixed_and_the_meaning_changing_fix_is_voted_out(tmp_pat
     assert out.complete and out.usage["calls"] == 3 + 3 + 2 * 3  # find, fix, verify two candidates
     recs = read_trace(tmp_path / "t.jsonl")
     finds = [r for r in recs if r["kind"] == "vote" and r["question"] == "find"]
-    assert finds[0]["kept"] == ["which was planned a long time ago"]  # "will be held": one worker only
+    assert finds[0]["kept"] == ["which was planned a long time ago"]  # part 3: one worker only
     assert recs[-1]["kind"] == "result" and recs[-1]["output"] == out.output
 
 
 def test_shorten_prefers_the_shortest_approved_fix_and_deletes_cleanly():
-    llm = _crowd(finds=["which was planned a long time ago"] * 3, fixes=["DELETE", "planned long ago"],
+    llm = _crowd(finds=["2"] * 3, fixes=["DELETE", "planned long ago"],
                  verdict=lambda u, i: "yes")
     out = run_pipeline("find-fix-verify", {"id": "m", "text": TEXT, "goal": "shorten"}, llm)
     assert out.output == "The meeting will be held on Monday."
@@ -45,12 +45,11 @@ def test_shorten_prefers_the_shortest_approved_fix_and_deletes_cleanly():
 def test_no_agreement_leaves_the_text_unchanged_with_a_note(garbage):
     out = run_pipeline("find-fix-verify", TEXT, garbage)
     assert out.output == TEXT and out.complete
-    assert any("not in the text" in n for n in out.notes)
     assert any("no region reached agreement" in n for n in out.notes)
 
 
 def test_a_tied_verification_votes_the_candidate_out():
-    llm = _crowd(finds=["a long time ago"] * 2, fixes=["long ago"], verdict=lambda u, i: ["yes", "no"][i])
+    llm = _crowd(finds=["2"] * 2, fixes=["planned long ago"], verdict=lambda u, i: ["yes", "no"][i])
     out = run_pipeline("find-fix-verify", {"id": "m", "text": TEXT}, llm, settings=Settings(workers=2, voters=2))
     assert out.output == TEXT
     assert any("tied vote" in n for n in out.notes) and any("voted out" in n for n in out.notes)
@@ -59,8 +58,8 @@ def test_a_tied_verification_votes_the_candidate_out():
 def test_budget_runs_out_in_the_second_patch_and_the_first_fix_is_kept(tmp_path):
     text = "In order to win, we must act at this point in time."
     llm = rules_llm([
-        ("Copy each phrase exactly", "In order to\nat this point in time"),
-        ("Rewrite only this part", lambda u, i: "To" if '"In order to"' in u else "now"),
+        ("numbers of at most 3 parts", "1, 2"),
+        ("Rewrite only this part", lambda u, i: "To win" if '"In order to win"' in u else "we must act now"),
         ("after this change", "yes"),
     ])
     # find 3 + patch 1 (fix 3, verify 3) = 9; patch 2 fix = 12; its verify would need 15

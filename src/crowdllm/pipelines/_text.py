@@ -38,11 +38,13 @@ def strip_item(line: str) -> str:
     return item.rstrip(".;,").strip()
 
 
-def parse_list(text: str, max_items: int | None = None, *, max_words: int = 40) -> list[str]:
+def parse_list(text: str, max_items: int | None = None, *, max_words: int = 40,
+               split_commas: bool = True) -> list[str]:
     """Items of a list answer: one per line (bullets/numbers removed); a single comma-separated line
-    is split on commas. Preamble lines ending with ':', 'none' and overly long lines are dropped."""
+    is split on commas (unless ``split_commas=False``). Preamble lines ending with ':', 'none' and
+    overly long lines are dropped."""
     lines = [ln for ln in clean_answer(text).splitlines() if ln.strip()]
-    if len(lines) == 1 and lines[0].count(",") >= 2:
+    if split_commas and len(lines) == 1 and lines[0].count(",") >= 2:
         lines = lines[0].split(",")
     items: list[str] = []
     for ln in lines:

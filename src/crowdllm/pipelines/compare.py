@@ -21,7 +21,7 @@ from crowdllm.pipelines.runner import get_pipeline, run_pipeline
 from crowdllm.pipelines.spec import Outcome, PipelineSpec, Settings
 from crowdllm.pipelines.trace import Trace
 
-COST = ("calls", "tokens", "seconds")
+COST = ("calls", "tokens", "seconds", "cached")
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Find-Fix-Verify (Soylent; Bernstein et al., UIST 2010).
 
-1. **Find**: several workers copy the phrases of the text that need work (wordy, rude, misspelled);
-   a region becomes a *patch* only where at least ``agree`` workers marked it.
+1. **Find**: the text is cut into numbered parts (clauses); several workers name the parts that need
+   work (wordy, rude, misspelled); a part becomes a *patch* only when at least ``agree`` workers
+   named it. (Soylent's workers highlighted spans; copying exact spans is unreliable for small
+   models, naming numbered parts is not.)
 2. **Fix**: for each patch, several workers write a replacement (in the context of the whole text).
 3. **Verify**: for each candidate, a vote: does it keep the meaning and is it correct? Candidates
    without a majority "yes" are voted out; of the rest the shortest (goal "shorten") or the most
@@ -25,10 +27,10 @@ from crowdllm.pipelines.steps import find_spans, verify, write
 ROLE = "You are a careful copy editor doing one small part of an editing job."
 
 FIND = {
-    "shorten": "Which phrases of this text are wordy or unnecessary, so they could be cut or said shorter?",
-    "polite": "Which phrases of this text sound rude, blunt or unfriendly?",
-    "proofread": "Which phrases of this text contain spelling or grammar errors?",
-    "improve": "Which phrases of this text are unclear or badly written?",
+    "shorten": "Which parts are wordy or say something unnecessary, so they could be said in fewer words?",
+    "polite": "Which parts sound rude, blunt or unfriendly?",
+    "proofread": "Which parts contain spelling or grammar errors?",
+    "improve": "Which parts are unclear or badly written?",
 }
 
 

@@ -4,7 +4,7 @@ Microtasks (one prompt each, answered by one or several workers):
 
 - :func:`write` - generate or edit text (one answer per worker, cleaned; empty answers dropped);
 - :func:`list_items` - a list answer (ideas, subtasks, section headings);
-- :func:`find_spans` - workers copy phrases from a text; a region is kept when >= ``agree`` agree;
+- :func:`find_spans` - workers point at numbered parts of a text; a part is kept when >= ``agree`` agree;
 - :func:`vote` - choose one of several options (order shuffled per worker against position bias);
 - :func:`verify` - a yes/no question;
 - :func:`compare` - the better of two texts;
@@ -18,6 +18,7 @@ the run's trace; a worker whose answer cannot be parsed abstains (and the trace 
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crowdllm.llm.parsing import parse_choice, parse_rating
-from crowdllm.pipelines._text import clean_answer, locate, parse_list
+from crowdllm.pipelines._text import clean_answer, parse_list
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.worker import Worker
 
@@ -118,60 +119,52 @@ def list_items(run: Run, worker: Worker, content: str, *, task: str, max_items: 
     return items
 
 
-def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str, *, agree: int,
-               max_spans: int = 3) -> list[tuple[int, int]]:
-    """Spans of ``text`` marked by at least ``agree`` workers (character coverage vote).
-
-    Each worker copies phrases; phrases that do not occur in the text are dropped as garbage. A
-    character counts as marked by a worker if one of its phrases covers it; maximal regions marked
-    by >= ``agree`` workers are widened to whole words and returned, at most ``max_spans``."""
-    content = (f"{instruction}\nCopy each phrase exactly as written, one per line. "
-               f"If there is none, write NONE.\n\nText:\n{text}")
-    answers = run.ask_each(workers, content, task="find", max_tokens=96)
-    cover = np.zeros(len(text), dtype=int)
-    marks: dict[str, list[str]] = {}
-    for w, a in zip(workers, answers, strict=True):
-        mine = np.zeros(len(text), dtype=bool)
-        kept, dropped = [], []
-        for phrase in parse_list(a, max_items=6, max_words=60):
-            span = locate(phrase, text)
-            if span is None:
-                dropped.append(phrase)
-            else:
-                mine[span[0]:span[1]] = True
-                kept.append(text[span[0]:span[1]])
-        if dropped:
-            run.note(f"find: {w.name} named {len(dropped)} phrase(s) not in the text; ignored",
-                     worker=w.name, phrases=dropped)
-        marks[w.name] = kept
-        cover += mine
-    regions = _regions(cover >= agree)
-    regions = [_widen(text, s, e) for s, e in regions]
-    regions = [r for r in regions if text[r[0]:r[1]].strip()][:max_spans]
-    run.record("vote", question="find", options=[], votes=marks, agree=agree,
-               kept=[text[s:e] for s, e in regions])
-    return regions
+_DELIM = re.compile(r"[,;:!?\n]|\.(?=\s|$)")
 
 
-def _regions(mask: np.ndarray) -> list[tuple[int, int]]:
-    out, start = [], None
-    for i, m in enumerate(mask):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            out.append((start, i))
-            start = None
-    if start is not None:
-        out.append((start, len(mask)))
+def segments(text: str) -> list[tuple[int, int]]:
+    """The parts of ``text`` a worker can point at: clauses between punctuation marks and line
+    breaks, as (start, end) without the surrounding spaces and punctuation."""
+    out, start = [], 0
+    for m in [*_DELIM.finditer(text), None]:
+        end = m.start() if m else len(text)
+        chunk = text[start:end]
+        if chunk.strip() and any(ch.isalnum() for ch in chunk):
+            lead = len(chunk) - len(chunk.lstrip())
+            out.append((start + lead, start + len(chunk.rstrip())))
+        start = m.end() if m else len(text)
     return out
 
 
-def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    while start > 0 and text[start - 1].isalnum():
-        start -= 1
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    return start, end
+def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str, *, agree: int,
+               max_spans: int = 3) -> list[tuple[int, int]]:
+    """Parts of ``text`` that at least ``agree`` workers point at.
+
+    The text is shown whole and cut into numbered parts (:func:`segments`); each worker names the
+    numbers of up to three parts that need work (the on-screen highlighting of Soylent's Find, as a
+    selection a small model can make reliably). Numbers out of range are dropped as garbage; parts
+    named by >= ``agree`` workers are returned in text order, at most ``max_spans`` (most votes first)."""
+    parts = segments(text)
+    if not parts:
+        return []
+    listing = "\n".join(f"{i + 1}. {text[a:b]}" for i, (a, b) in enumerate(parts))
+    content = (f"Text:\n{text}\n\nThe same text in numbered parts:\n{listing}\n\n{instruction}\n"
+               "Answer with the numbers of at most 3 parts (for example: 2, 3), or NONE if no part needs it.")
+    answers = run.ask_each(workers, content, task="find", max_tokens=24)
+    votes: Counter[int] = Counter()
+    marks: dict[str, list[int]] = {}
+    for w, a in zip(workers, answers, strict=True):
+        numbers = [int(x) for x in re.findall(r"(?<![\d.])\d{1,3}(?!\d|\.\d)", a)]
+        picked = sorted({n for n in numbers if 1 <= n <= len(parts)})[:3]
+        if len(picked) < len(set(numbers)):
+            run.note(f"find: {w.name} named part numbers that do not exist; ignored", worker=w.name, answer=a)
+        marks[w.name] = picked
+        votes.update(picked)
+    chosen = sorted((n for n, c in votes.items() if c >= agree), key=lambda n: (-votes[n], n))[:max_spans]
+    regions = [parts[n - 1] for n in sorted(chosen)]
+    run.record("vote", question="find", options=list(range(1, len(parts) + 1)), votes=marks, agree=agree,
+               kept=[text[a:b] for a, b in regions])
+    return regions
 
 
 def vote(run: Run, workers: Sequence[Worker], question: str, options: Sequence[str], *, task: str,
