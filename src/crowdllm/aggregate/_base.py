@@ -128,6 +128,14 @@ def argmax_lowest(scores: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     return near.argmax(axis=1)
 
 
+def normalize_log(logp: np.ndarray) -> tuple[np.ndarray, float]:
+    """Row-wise softmax of log-scores and the sum over rows of their log-normalisers (log-likelihood)."""
+    top = logp.max(axis=1, keepdims=True)
+    shifted = np.exp(logp - top)
+    total = shifted.sum(axis=1, keepdims=True)
+    return shifted / total, float(np.sum(np.log(total) + top))
+
+
 def labels_series(enc: Encoded, codes: np.ndarray) -> pd.Series:
     values: Any = enc.classes[codes]
     if enc.classes.dtype != object:

@@ -6,7 +6,6 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp
 
 from crowdllm.aggregate._base import (
     Aggregator,
@@ -16,6 +15,7 @@ from crowdllm.aggregate._base import (
     empty_result,
     encode,
     labels_series,
+    normalize_log,
     per_task_counts,
 )
 
@@ -97,5 +97,4 @@ class DawidSkene(Aggregator):
         logp = np.tile(np.log(priors), (enc.n_tasks, 1))
         for c in range(enc.n_classes):
             logp[:, c] += np.bincount(enc.t, weights=contrib[:, c], minlength=enc.n_tasks)
-        norm = logsumexp(logp, axis=1, keepdims=True)
-        return np.exp(logp - norm), float(norm.sum())
+        return normalize_log(logp)

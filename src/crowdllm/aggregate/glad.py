@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Self
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from crowdllm.aggregate._base import (
     Aggregator,
@@ -17,9 +18,21 @@ from crowdllm.aggregate._base import (
     empty_result,
     encode,
     labels_series,
+    normalize_log,
     per_task_counts,
 )
 from crowdllm.errors import ConfigError
+
+try:  # L-BFGS-B calls BLAS on tiny vectors; extra BLAS threads only add contention there
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - threadpoolctl is a dependency; the fallback is just slower
+    threadpool_limits = None
+
+
+def _single_blas_thread() -> contextlib.AbstractContextManager[object]:
+    if threadpool_limits is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class GLAD(Aggregator):
@@ -71,20 +84,8 @@ class GLAD(Aggregator):
         alpha = np.full(enc.n_workers, float(self.alpha_prior_mean))
         b = np.zeros(enc.n_tasks)
         priors = np.full(enc.n_classes, 1.0 / enc.n_classes)
-        objective = -np.inf
-        n_done = 0
-        if enc.n_classes > 1:
-            for n_done in range(1, self.n_iter + 1):  # noqa: B007 - n_done is reported after the loop
-                if self.class_prior == "learned":
-                    priors = np.clip(post.mean(axis=0), 1e-12, None)
-                    priors /= priors.sum()
-                alpha, b = self._m_step(enc, post, alpha, b)
-                post, loglik = self._e_step(enc, priors, alpha, b)
-                new_objective = loglik - 0.5 * np.sum((alpha - self.alpha_prior_mean) ** 2) - 0.5 * np.sum(b ** 2)
-                converged = abs(new_objective - objective) <= self.tol * max(1.0, abs(new_objective))
-                objective = new_objective
-                if converged:
-                    break
+        with _single_blas_thread():
+            alpha, b, priors, post, n_done = self._em(enc, post, alpha, b, priors)
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.alphas_ = pd.Series(alpha, index=enc.workers.copy(), name="alpha")
         self.betas_ = pd.Series(np.exp(b), index=enc.tasks.copy(), name="beta")
@@ -92,6 +93,25 @@ class GLAD(Aggregator):
         self.labels_ = labels_series(enc, argmax_lowest(post))
         self.n_iter_ = n_done
         return self
+
+    def _em(self, enc: Encoded, post: np.ndarray, alpha: np.ndarray, b: np.ndarray,
+            priors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        objective = -np.inf
+        n_done = 0
+        if enc.n_classes < 2:
+            return alpha, b, priors, post, n_done
+        for n_done in range(1, self.n_iter + 1):  # noqa: B007 - n_done is reported after the loop
+            if self.class_prior == "learned":
+                priors = np.clip(post.mean(axis=0), 1e-12, None)
+                priors /= priors.sum()
+            alpha, b = self._m_step(enc, post, alpha, b)
+            post, loglik = self._e_step(enc, priors, alpha, b)
+            new_objective = loglik - 0.5 * np.sum((alpha - self.alpha_prior_mean) ** 2) - 0.5 * np.sum(b ** 2)
+            converged = abs(new_objective - objective) <= self.tol * max(1.0, abs(new_objective))
+            objective = new_objective
+            if converged:
+                break
+        return alpha, b, priors, post, n_done
 
     @staticmethod
     def _log_probs(enc: Encoded, alpha: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +126,7 @@ class GLAD(Aggregator):
         log_right, log_wrong = self._log_probs(enc, alpha, b)
         logp = np.log(priors)[None, :] + np.bincount(enc.t, weights=log_wrong, minlength=enc.n_tasks)[:, None]
         logp = logp + per_task_counts(enc, weights=log_right - log_wrong)
-        norm = logsumexp(logp, axis=1, keepdims=True)
-        return np.exp(logp - norm), float(norm.sum())
+        return normalize_log(logp)
 
     def _m_step(self, enc: Encoded, post: np.ndarray, alpha: np.ndarray,
                 b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

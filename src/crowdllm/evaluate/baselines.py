@@ -1,0 +1,409 @@
+"""Baselines without a language model, behind the one interface every method shares.
+
+A method learns from the training crowd and then answers as a *digital twin*: for each requested
+(task, worker) pair it gives one virtual response, knowing the task (text, metadata) and the worker's
+profile, never the worker's real answer::
+
+    method = GlobalDistribution().fit(train)                  # train: CrowdDataset
+    virtual = method.sample(tasks, workers, pairs=pairs, random_state=0)   # task, worker, label
+
+``pairs`` is a frame with ``task`` and ``worker``; without it every worker answers every task. The
+result has one row per pair, in the order of ``pairs``. A method that cannot answer a pair returns a
+NaN label for it (the metrics drop such rows and report ``coverage``).
+
+Label kinds: ordinal and categorical labels are sampled from distributions over the scale's levels
+(categories). Continuous labels use at most 100 levels: the distinct training values, or 100 training
+quantiles when there are more. Top-k votes: each voter selects ``k`` distinct items among the items of
+its pairs (label 1 for chosen items, 0 for the others), drawn without replacement with probability
+proportional to a per-item weight (uniform, popularity, popularity in the voter's group).
+
+Baselines (all seeded by ``random_state``):
+
+- :class:`UniformRandom` (``random``): every level equally likely (continuous: uniform over the scale).
+- :class:`GlobalDistribution` (``global``): the label distribution of all training responses; top-k:
+  item popularity.
+- :class:`PerTaskEmpirical` (``per-task``): the training workers' label distribution for that task.
+  Seen tasks only: an unseen task gets NaN labels; not defined for top-k votes.
+- :class:`ProfileGroup` (``profile-group``): see its docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from crowdllm._io import rng as make_rng
+from crowdllm.data.dataset import CrowdDataset, LabelSpec
+from crowdllm.errors import ConfigError
+
+_MAX_CONTINUOUS_LEVELS = 100
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What the experiment runner needs from a method (baseline, LLM prompting, CrowdLLM)."""
+
+    name: str
+
+    def fit(self, train: CrowdDataset) -> Self: ...
+
+    def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
+               random_state: int | np.random.Generator | None = None) -> pd.DataFrame: ...
+
+
+def all_pairs(tasks: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
+    """Every worker x every task (worker-major order)."""
+    w = workers["worker"].astype(str).to_numpy()
+    t = tasks["task"].astype(str).to_numpy()
+    return pd.DataFrame({"task": np.tile(t, len(w)), "worker": np.repeat(w, len(t))})
+
+
+def draw_levels(probs: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """One level index per row of a (rows x levels) probability matrix (inverse-CDF sampling)."""
+    cdf = np.cumsum(probs, axis=1)
+    cdf /= cdf[:, -1:]
+    u = generator.random(len(probs))
+    return np.minimum((cdf < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+
+
+def top_k_without_replacement(weights: np.ndarray, k: int, generator: np.random.Generator) -> np.ndarray:
+    """Boolean (voters x items) mask of ``k`` items per row, drawn one after another without replacement
+    with probability proportional to ``weights`` (the Gumbel-top-k trick gives exactly that law)."""
+    with np.errstate(divide="ignore"):
+        keys = np.log(weights) + generator.gumbel(size=weights.shape)
+    chosen = np.argsort(-keys, axis=1, kind="stable")[:, :k]
+    mask = np.zeros(weights.shape, dtype=bool)
+    np.put_along_axis(mask, chosen, True, axis=1)
+    return mask
+
+
+class DistributionBaseline:
+    """Shared machinery: levels of the label, per-pair probabilities, sampling, top-k ballots.
+
+    Subclasses implement ``_fit`` and ``_probabilities(pairs) -> (n_pairs x n_levels)`` (rows of NaN
+    mean "cannot predict"); for top-k votes ``_item_weights(pairs) -> (n_pairs,)`` weights."""
+
+    name = "baseline"
+    supports_topk = True
+
+    def fit(self, train: CrowdDataset) -> Self:
+        label = train.label
+        if label.kind == "text":
+            raise ConfigError(f"the '{self.name}' baseline cannot write free text (label kind 'text')")
+        if label.kind == "topk" and not self.supports_topk:
+            raise ConfigError(f"the '{self.name}' baseline is not defined for top-k votes")
+        self.label_ = label
+        self.levels_ = _levels(train)
+        resp = train.responses
+        self.train_tasks_ = resp["task"].astype(str).to_numpy()
+        self.train_workers_ = resp["worker"].astype(str).to_numpy()
+        if label.kind == "topk":
+            self.train_codes_ = pd.to_numeric(resp["label"]).to_numpy(dtype=float)  # 0/1 votes
+        else:
+            self.train_codes_ = _level_codes(train.label_codes(), self.levels_, label)
+        counts = np.bincount(self.train_codes_.astype(int), minlength=len(self.levels_)).astype(float) \
+            if label.kind != "topk" else np.ones(2)
+        self.global_ = counts / counts.sum()
+        self._fit(train)
+        return self
+
+    def _fit(self, train: CrowdDataset) -> None:
+        pass
+
+    def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
+               random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
+        if not hasattr(self, "label_"):
+            raise ConfigError(f"the '{self.name}' method must be fitted before it can sample")
+        generator = make_rng(random_state)
+        pairs = all_pairs(tasks, workers) if pairs is None else pairs
+        missing = [c for c in ("task", "worker") if c not in pairs.columns]
+        if missing:
+            raise ConfigError(f"pairs need the columns task and worker (missing: {', '.join(missing)})")
+        out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
+                            "worker": pairs["worker"].astype(str).to_numpy()})
+        if self.label_.kind == "topk":
+            out["label"] = self._ballots(out, workers, generator)
+            return out
+        probs = self._probabilities(out, tasks, workers)
+        unknown = np.isnan(probs).any(axis=1)
+        codes = draw_levels(np.where(unknown[:, None], 1.0, probs), generator)
+        values = self.levels_[codes]
+        if self.label_.kind == "categorical":
+            assert self.label_.categories is not None
+            labels = pd.Series(np.asarray(self.label_.categories, dtype=object)[codes.astype(int)], dtype=object)
+            labels[unknown] = np.nan
+            out["label"] = labels.to_numpy()
+        else:
+            out["label"] = np.where(unknown, np.nan, values)
+        return out
+
+    # ------------------------------------------------------------------ hooks
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def _item_weights(self, pairs: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def _ballots(self, pairs: pd.DataFrame, workers: pd.DataFrame, generator: np.random.Generator) -> np.ndarray:
+        k = int(self.label_.k or 1)
+        weights = self._item_weights(pairs, workers)
+        labels = np.zeros(len(pairs), dtype=int)
+        voters = pd.Index(pd.unique(pairs["worker"]))
+        v = voters.get_indexer(pairs["worker"])
+        order = np.argsort(v, kind="stable")
+        sizes = np.bincount(v, minlength=len(voters))
+        if (sizes < k).any():
+            bad = voters[int(np.flatnonzero(sizes < k)[0])]
+            raise ConfigError(f"voter '{bad}' has {int(sizes.min())} candidate items in the pairs; "
+                              f"a top-k ballot needs at least k={k}")
+        ends = np.cumsum(sizes)
+        for size in np.unique(sizes):  # voters with the same number of candidates form one matrix
+            rows = np.flatnonzero(sizes == size)
+            idx = order[(ends[rows] - size)[:, None] + np.arange(size)[None, :]]
+            mask = top_k_without_replacement(weights[idx], k, generator)
+            labels[idx[mask]] = 1
+        return labels
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+# ---------------------------------------------------------------- helpers
+def _levels(train: CrowdDataset) -> np.ndarray:
+    label = train.label
+    if label.kind in ("ordinal", "categorical", "topk"):
+        return label.levels
+    values = np.unique(train.label_codes())
+    if len(values) > _MAX_CONTINUOUS_LEVELS:
+        values = np.quantile(train.label_codes(), (np.arange(_MAX_CONTINUOUS_LEVELS) + 0.5) / _MAX_CONTINUOUS_LEVELS)
+    return np.asarray(values, dtype=float)
+
+
+def _level_codes(values: np.ndarray, levels: np.ndarray, label: LabelSpec) -> np.ndarray:
+    """Index of each value's level (nearest level for continuous labels)."""
+    if label.kind == "continuous":
+        mids = (levels[:-1] + levels[1:]) / 2
+        return np.searchsorted(mids, values)
+    return np.searchsorted(levels, values)
+
+
+def _counts_by(keys: np.ndarray, codes: np.ndarray, n_levels: int) -> tuple[pd.Index, np.ndarray]:
+    """Distinct keys and their (n_keys x n_levels) label counts."""
+    index = pd.Index(pd.unique(keys))
+    k = index.get_indexer(keys)
+    flat = np.bincount(k * n_levels + codes.astype(int), minlength=len(index) * n_levels)
+    return index, flat.reshape(len(index), n_levels).astype(float)
+
+
+# ---------------------------------------------------------------- the baselines
+class UniformRandom(DistributionBaseline):
+    """Every level of the scale equally likely (continuous labels: uniform over the scale, else over
+    the training range); top-k: ``k`` items uniformly at random."""
+
+    name = "random"
+
+    def _fit(self, train: CrowdDataset) -> None:
+        values = train.label_codes()
+        lo, hi = (train.label.scale if train.label.scale is not None else (values.min(), values.max()))
+        self.range_ = (float(lo), float(hi))
+
+    def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
+               random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
+        if getattr(self, "label_", None) is not None and self.label_.kind == "continuous":
+            generator = make_rng(random_state)
+            pairs = all_pairs(tasks, workers) if pairs is None else pairs
+            out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
+                                "worker": pairs["worker"].astype(str).to_numpy()})
+            out["label"] = generator.uniform(*self.range_, size=len(out))
+            return out
+        return super().sample(tasks, workers, pairs=pairs, random_state=random_state)
+
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        return np.full((len(pairs), len(self.levels_)), 1.0 / len(self.levels_))
+
+    def _item_weights(self, pairs: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        return np.ones(len(pairs))
+
+
+class GlobalDistribution(DistributionBaseline):
+    """``P(y) = share of training responses with label y``, the same for every task and worker.
+    Top-k: item ``i`` is picked with weight ``votes_i + smoothing`` (its training popularity; an item
+    never seen in training gets the mean weight)."""
+
+    name = "global"
+
+    def __init__(self, smoothing: float = 1.0) -> None:
+        self.smoothing = smoothing
+
+    def _fit(self, train: CrowdDataset) -> None:
+        if train.label.kind == "topk":
+            votes = pd.Series(self.train_codes_, index=self.train_tasks_).groupby(level=0).sum()
+            self.popularity_ = votes + self.smoothing
+
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        return np.tile(self.global_, (len(pairs), 1))
+
+    def _item_weights(self, pairs: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        w = self.popularity_.reindex(pairs["task"].to_numpy()).to_numpy(dtype=float)
+        return np.where(np.isnan(w), float(self.popularity_.mean()), w)
+
+
+class PerTaskEmpirical(DistributionBaseline):
+    """``P(y | t) = share of the training workers' responses to task t with label y``.
+
+    Seen tasks only: a task without training responses gets a NaN label (the metrics then leave it
+    out and report the coverage); the runner skips this method on task and both splits. Not defined
+    for top-k votes (an item's only statistic is its popularity: use ``global``)."""
+
+    name = "per-task"
+    supports_topk = False
+
+    def _fit(self, train: CrowdDataset) -> None:
+        self.tasks_, counts = _counts_by(self.train_tasks_, self.train_codes_, len(self.levels_))
+        self.task_probs_ = counts / counts.sum(axis=1, keepdims=True)
+
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        idx = self.tasks_.get_indexer(pairs["task"].to_numpy())
+        probs = np.full((len(pairs), len(self.levels_)), np.nan)
+        seen = idx >= 0
+        probs[seen] = self.task_probs_[idx[seen]]
+        return probs
+
+
+class ProfileGroup(DistributionBaseline):
+    """The label distribution of people like the worker, combined with the task's on seen tasks.
+
+    Group distribution ``P(y | x)`` for a worker with profile ``x`` over ``attributes`` (default: every
+    profile column with at most ``max_levels`` distinct values, so free-text descriptions and
+    continuous scores are left out):
+
+    1. the training workers with exactly the same values on every attribute, if their responses number
+       at least ``min_support``;
+    2. else the average over attributes ``a`` of ``P(y | x_a)`` (training workers sharing value ``x_a``),
+       using only values with at least ``min_support`` responses;
+    3. else the global distribution ``P(y)``.
+
+    Every distribution is shrunk toward ``P(y)`` with ``smoothing`` pseudo-responses:
+    ``(n_y + smoothing * P(y)) / (n + smoothing)``. A missing profile value never matches.
+
+    With ``use_task`` (default) and a task seen in training, the answer distribution is
+    ``P(y | t, x) ∝ P(y | t) P(y | x) / P(y)`` (task and group as independent evidence about the label,
+    a naive-Bayes combination), with ``P(y | t)`` the task's smoothed training distribution; an unseen
+    task gets ``P(y | x)``. Top-k votes: ``y`` is the item voted for, so the item weights are the
+    group's (smoothed) shares of votes per item, with the same back-off and ``min_support`` counted in
+    votes; the task part does not apply."""
+
+    name = "profile-group"
+
+    def __init__(self, attributes: Sequence[str] | None = None, min_support: int = 30,
+                 smoothing: float = 1.0, use_task: bool = True, max_levels: int = 20) -> None:
+        self.attributes = attributes
+        self.min_support = min_support
+        self.smoothing = smoothing
+        self.use_task = use_task
+        self.max_levels = max_levels
+
+    def _fit(self, train: CrowdDataset) -> None:
+        if self.attributes is not None:
+            attrs = list(self.attributes)
+        else:
+            attrs = [c for c in train.profile_columns if train.workers[c].nunique() <= self.max_levels]
+        missing = [a for a in attrs if a not in train.workers.columns]
+        if missing:
+            raise ConfigError(f"profile-group: attribute '{missing[0]}' is not a worker column "
+                              f"(have: {', '.join(train.profile_columns) or 'none'})")
+        self.attributes_ = attrs
+        profiles = train.workers.set_index(train.workers["worker"].astype(str))[attrs]
+        resp_profiles = profiles.reindex(self.train_workers_)
+        topk = self.label_.kind == "topk"
+        # target: label codes (ratings) or items (votes)
+        if topk:
+            self.items_ = pd.Index(pd.unique(self.train_tasks_))
+            chosen = self.train_codes_ > 0
+            target = self.items_.get_indexer(self.train_tasks_)[chosen]
+            resp_profiles = resp_profiles[chosen]
+            n_cols = len(self.items_)
+            base = np.bincount(target, minlength=n_cols).astype(float)
+            self.base_ = (base + self.smoothing) / (base.sum() + self.smoothing * n_cols)
+        else:
+            target = self.train_codes_.astype(int)
+            n_cols = len(self.levels_)
+            self.base_ = self.global_
+        self.n_cols_ = n_cols
+        self.full_table_ = self._table(self._profile_keys(resp_profiles, attrs), target, n_cols)
+        self.attr_tables_ = {a: self._table(resp_profiles[a].astype(object).where(resp_profiles[a].notna(), None)
+                                            .to_numpy(), target, n_cols) for a in attrs}
+        if not topk:
+            index, counts = _counts_by(self.train_tasks_, self.train_codes_, n_cols)
+            n = counts.sum(axis=1, keepdims=True)
+            self.tasks_ = index
+            self.task_probs_ = (counts + self.smoothing * self.global_) / (n + self.smoothing)
+
+    @staticmethod
+    def _profile_keys(frame: pd.DataFrame, attrs: list[str]) -> np.ndarray:
+        if not attrs:
+            return np.full(len(frame), None, dtype=object)
+        complete = frame.notna().all(axis=1).to_numpy()
+        columns = [frame[a].to_numpy(dtype=object) for a in attrs]
+        keys = np.array(["\x1f".join(map(str, row)) for row in zip(*columns, strict=True)], dtype=object)
+        keys[~complete] = None
+        return keys
+
+    def _table(self, keys: np.ndarray, target: np.ndarray, n_cols: int) -> dict[Any, np.ndarray]:
+        """Smoothed distributions of the groups with enough support (key None = missing, skipped)."""
+        ok = np.array([k is not None for k in keys], dtype=bool)
+        if not ok.any():
+            return {}
+        index, counts = _counts_by(keys[ok], target[ok], n_cols)
+        n = counts.sum(axis=1)
+        table = {}
+        for key, row, size in zip(index, counts, n, strict=True):
+            if size >= self.min_support:
+                table[key] = (row + self.smoothing * self.base_) / (size + self.smoothing)
+        return table
+
+    def group_distribution(self, profile: pd.Series) -> np.ndarray:
+        """``P(y | x)`` (ratings) or the item weights (votes) for one worker profile, with back-off."""
+        values = [profile.get(a) for a in self.attributes_]
+        if self.attributes_ and all(pd.notna(v) for v in values):
+            key = "\x1f".join(str(v) for v in values)
+            if key in self.full_table_:
+                return self.full_table_[key]
+        parts = [self.attr_tables_[a][profile.get(a)] for a in self.attributes_
+                 if pd.notna(profile.get(a)) and profile.get(a) in self.attr_tables_[a]]
+        if parts:
+            return np.mean(parts, axis=0)
+        return self.base_
+
+    def _worker_distributions(self, workers_in_pairs: np.ndarray, workers: pd.DataFrame) -> np.ndarray:
+        table = workers.assign(worker=workers["worker"].astype(str)).drop_duplicates("worker").set_index("worker")
+        uniq, inverse = np.unique(workers_in_pairs, return_inverse=True)
+        dists = []
+        for w in uniq:
+            profile = table.loc[w] if w in table.index else pd.Series(dtype=object)
+            dists.append(self.group_distribution(profile))
+        return np.asarray(dists)[inverse]
+
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        group = self._worker_distributions(pairs["worker"].to_numpy(), workers)
+        if not self.use_task:
+            return group
+        idx = self.tasks_.get_indexer(pairs["task"].to_numpy())
+        seen = idx >= 0
+        probs = group.copy()
+        combined = self.task_probs_[idx[seen]] * group[seen] / np.clip(self.global_, 1e-12, None)
+        probs[seen] = combined / combined.sum(axis=1, keepdims=True)
+        return probs
+
+    def _item_weights(self, pairs: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        shares = self._worker_distributions(pairs["worker"].to_numpy(), workers)
+        col = self.items_.get_indexer(pairs["task"].to_numpy())
+        w = np.where(col >= 0, shares[np.arange(len(pairs)), np.maximum(col, 0)], np.nan)
+        return np.where(np.isnan(w), np.nanmean(self.base_), w)

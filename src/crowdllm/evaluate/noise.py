@@ -1,0 +1,249 @@
+"""The noise ceiling: how well can anyone do, when gold is a small sample of people?
+
+Gold for task ``t`` is ``n_t`` held-out human responses, a finite sample of the population's answers,
+so even a method that knows each task's population distribution exactly keeps some error. Two
+estimates, both returned as rows of the same long frame as the methods' results:
+
+``method = "noise-ceiling"`` (an oracle that knows the population):
+    ``P_t``, the population distribution of task ``t``, is estimated by *all* responses to ``t`` in the
+    full data set (``full``; when it is not given, by the gold responses themselves, which is said in
+    the frame's ``attrs["variance_source"]``). Gold is modelled as ``n_t`` independent draws from
+    ``P_t``.
+
+    - mean aggregator, analytic: ``E|mean(G_t) - mu_t| ≈ sqrt(2/pi) s_t / sqrt(n_t)`` (normal
+      approximation), so ``mae = mean_t sqrt(2/pi) s_t / sqrt(n_t)`` and
+      ``rmse = sqrt(mean_t s_t^2 / n_t)`` (exact in expectation), with ``s_t^2`` the unbiased variance
+      of the task's responses (``ddof=1``; a task with one response gets the mean of the others' ``s_t^2``).
+    - everything else by simulation (``n_sim`` rounds, seeded): draw ``n_t`` responses per task with
+      replacement from the task's full responses (worker ids kept, so DS and GLAD can run) and score them
+      against the oracle: the aggregator fitted on the full responses of the test tasks for
+      ``mae``/``rmse``/``cs_raw``/``cs_centered``; ``cs_dist = cos(h(sample), h(full))`` and
+      ``avg_wd = W1(sample, full)`` per task. Scores are averaged over rounds.
+    - top-k votes: the oracle count of item ``i`` is ``n p_i`` (``n`` gold voters, ``p_i`` the share of
+      all voters who chose ``i``); gold is simulated by drawing ``n`` ballots with replacement from all
+      voters.
+
+``method = "split-half"`` (humans against humans):
+    the full responses of each test task with at least 4 responses are split at random into two halves
+    (sizes ``floor(N_t/2)`` and ``ceil(N_t/2)``) and one half is scored as the prediction of the other
+    with :func:`crowdllm.evaluate.metrics.evaluate_predictions`, averaged over ``n_splits`` seeded
+    splits. For top-k votes the voters are halved (an even number, so both halves are the same size).
+    The halves are usually larger than the gold sample, so this is an *optimistic* floor: another crowd
+    of real people of that size scores this well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wasserstein_distance
+
+from crowdllm._io import rng as make_rng
+from crowdllm.aggregate import get_aggregator
+from crowdllm.aggregate._base import check_responses
+from crowdllm.data.dataset import LabelSpec
+from crowdllm.errors import ConfigError
+from crowdllm.evaluate.metrics import (
+    COUNT,
+    DEFAULT_AGGREGATORS,
+    NO_AGGREGATOR,
+    _rowwise_cosine,
+    centered_cosine,
+    check_aggregators,
+    cosine,
+    evaluate_predictions,
+    histogram_levels,
+    label_values,
+    mae,
+    per_task_wasserstein,
+    rmse,
+    task_histograms,
+)
+
+NOISE_CEILING = "noise-ceiling"
+SPLIT_HALF = "split-half"
+CEILING_METHODS: tuple[str, ...] = (NOISE_CEILING, SPLIT_HALF)
+_COLUMNS = ["method", "aggregator", "metric", "value"]
+
+
+def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | None = None,
+                  aggregators: Sequence[str] = DEFAULT_AGGREGATORS, n_sim: int = 10, n_splits: int = 3,
+                  random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Both ceiling estimates for the gold responses of a test set, as ``[method, aggregator, metric, value]``.
+
+    ``full``: every response of the data set (only the gold tasks' rows are used); default: ``gold``."""
+    if label.kind == "text":
+        raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
+    if n_sim < 1 or n_splits < 1:
+        raise ConfigError(f"n_sim={n_sim} and n_splits={n_splits} must both be at least 1")
+    gold = check_responses(gold)
+    source = "full data" if full is not None else "gold only"
+    full = gold if full is None else check_responses(full)
+    generator = make_rng(random_state)
+    if label.kind == "topk":
+        oracle = _vote_oracle(gold, full, n_sim, generator)
+    else:
+        names = check_aggregators(aggregators, label)
+        oracle = _oracle(gold, full, label, names, n_sim, generator)
+    halves = split_half(full[full["task"].isin(set(gold["task"]))], label, aggregators=aggregators,
+                        n_splits=n_splits, random_state=generator)
+    out = pd.concat([oracle, halves], ignore_index=True)[_COLUMNS]
+    out.attrs["variance_source"] = source
+    return out
+
+
+# ---------------------------------------------------------------- ratings and labels
+def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: list[str], n_sim: int,
+            generator: np.random.Generator) -> pd.DataFrame:
+    tasks = pd.Index(sorted(set(gold["task"])))
+    full = full[full["task"].isin(tasks)].reset_index(drop=True)
+    missing = tasks.difference(pd.Index(full["task"].unique()))
+    if len(missing):
+        raise ConfigError(f"task '{missing[0]}' has gold responses but none in the full data")
+    n_t = gold["task"].value_counts().reindex(tasks).to_numpy()
+    full_t = tasks.get_indexer(full["task"])
+    full_v = label_values(full["label"], label)
+    order = np.argsort(full_t, kind="stable")
+    full = full.iloc[order].reset_index(drop=True)
+    full_t, full_v = full_t[order], full_v[order]
+    counts = np.bincount(full_t, minlength=len(tasks))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    rows: list[tuple[str, str, str, float]] = []
+    numeric = label.kind != "categorical"
+    if numeric and "mean" in names:
+        var = _task_variances(full_t, full_v, len(tasks))
+        rows += [(NOISE_CEILING, "mean", "mae", float(np.mean(np.sqrt(2 / np.pi) * np.sqrt(var / n_t)))),
+                 (NOISE_CEILING, "mean", "rmse", float(np.sqrt(np.mean(var / n_t))))]
+
+    oracle_agg = {name: _as_values(get_aggregator(name).fit_predict(full).reindex(tasks), label)
+                  for name in names}
+    levels = histogram_levels(label, full_v)
+    full_hist = task_histograms(full_t, full_v, len(tasks), levels)
+    wd_levels = label.levels if label.kind in ("ordinal", "categorical") else None
+    sim: dict[tuple[str, str], list[float]] = {}
+    sample_t = np.repeat(np.arange(len(tasks)), n_t)
+    for _ in range(n_sim):
+        # n_t draws with replacement from the task's full responses
+        pick = starts[sample_t] + (generator.random(len(sample_t)) * counts[sample_t]).astype(int)
+        sample = full.iloc[pick]
+        sample_v = full_v[pick]
+        for name in names:
+            a = _as_values(get_aggregator(name).fit_predict(sample).reindex(tasks), label)
+            o = oracle_agg[name]
+            if not numeric:
+                sim.setdefault((name, "error_rate"), []).append(float(np.mean(a != o)))
+                continue
+            for metric, fn in (("mae", mae), ("rmse", rmse), ("cs_raw", cosine), ("cs_centered", centered_cosine)):
+                if name == "mean" and metric in ("mae", "rmse"):
+                    continue  # analytic above
+                sim.setdefault((name, metric), []).append(fn(a, o))
+        hist = task_histograms(sample_t, sample_v, len(tasks), levels)
+        sim.setdefault((NO_AGGREGATOR, "cs_dist"), []).append(float(np.nanmean(_rowwise_cosine(hist, full_hist))))
+        if numeric:
+            wd = per_task_wasserstein(sample_t, sample_v, full_t, full_v, len(tasks), wd_levels)
+            sim.setdefault((NO_AGGREGATOR, "avg_wd"), []).append(float(np.mean(wd)))
+        else:
+            p = hist / hist.sum(axis=1, keepdims=True)
+            q = full_hist / full_hist.sum(axis=1, keepdims=True)
+            sim.setdefault((NO_AGGREGATOR, "avg_tvd"), []).append(float(np.mean(0.5 * np.abs(p - q).sum(axis=1))))
+    rows += [(NOISE_CEILING, agg, metric, float(np.nanmean(v))) for (agg, metric), v in sim.items()]
+    return _ordered(pd.DataFrame(rows, columns=_COLUMNS), names)
+
+
+def _task_variances(task_idx: np.ndarray, values: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Unbiased within-task variance ``s_t^2``; tasks with a single response get the mean of the others."""
+    n = np.bincount(task_idx, minlength=n_tasks).astype(float)
+    s1 = np.bincount(task_idx, weights=values, minlength=n_tasks)
+    s2 = np.bincount(task_idx, weights=values ** 2, minlength=n_tasks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s1 ** 2 / n) / (n - 1)
+    var = np.where(n >= 2, np.maximum(var, 0.0), np.nan)
+    pooled = float(np.nanmean(var)) if np.isfinite(var).any() else 0.0
+    return np.where(np.isnan(var), pooled, var)
+
+
+def _as_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
+    return label_values(labels, label) if label.kind == "categorical" else labels.to_numpy(dtype=float)
+
+
+def _ordered(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Rows in the same order as evaluate_predictions: aggregators in the given order, then '-'."""
+    metric_order = ["mae", "rmse", "cs_raw", "cs_centered", "error_rate", "wd", "cs_dist", "avg_wd", "avg_tvd",
+                    "coverage"]
+    agg_order = [*names, COUNT, NO_AGGREGATOR]
+    key = frame["aggregator"].map({a: i for i, a in enumerate(agg_order)}) * 100 + frame["metric"].map(
+        {m: i for i, m in enumerate(metric_order)})
+    return frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- top-k votes
+def _ballots(responses: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Items and the 0/1 voter x item matrix."""
+    items = sorted(set(responses["task"]))
+    voters = sorted(set(responses["worker"]))
+    mat = np.zeros((len(voters), len(items)))
+    vi = pd.Index(voters).get_indexer(responses["worker"])
+    ii = pd.Index(items).get_indexer(responses["task"])
+    mat[vi, ii] = pd.to_numeric(responses["label"]).to_numpy(dtype=float)
+    return items, mat
+
+
+def _vote_scores(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    return {"mae": mae(pred, gold), "rmse": rmse(pred, gold), "cs_raw": cosine(pred, gold),
+            "cs_centered": centered_cosine(pred, gold), "wd": float(wasserstein_distance(pred, gold))}
+
+
+def _vote_oracle(gold: pd.DataFrame, full: pd.DataFrame, n_sim: int, generator: np.random.Generator) -> pd.DataFrame:
+    items, ballots = _ballots(full)
+    n_gold = gold["worker"].nunique()
+    expected = n_gold * ballots.mean(axis=0)
+    scores: dict[str, list[float]] = {}
+    for _ in range(n_sim):
+        counts = ballots[generator.integers(0, len(ballots), size=n_gold)].sum(axis=0)
+        for metric, value in _vote_scores(expected, counts).items():
+            scores.setdefault(metric, []).append(value)
+    return pd.DataFrame([(NOISE_CEILING, COUNT, m, float(np.nanmean(v))) for m, v in scores.items()],
+                        columns=_COLUMNS)
+
+
+# ---------------------------------------------------------------- split-half
+def split_half(responses: pd.DataFrame, label: LabelSpec, *, aggregators: Sequence[str] = DEFAULT_AGGREGATORS,
+               n_splits: int = 3, min_responses: int = 4,
+               random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Score one random half of each task's responses against the other half (tasks with at least
+    ``min_responses`` responses), averaged over ``n_splits`` splits; ``[method, aggregator, metric, value]``
+    with method ``"split-half"``. Top-k votes: the voters are halved instead."""
+    resp = check_responses(responses)
+    generator = make_rng(random_state)
+    frames = []
+    if label.kind == "topk":
+        voters = np.array(sorted(set(resp["worker"])), dtype=object)
+        half = len(voters) // 2
+        if half < 1:
+            return pd.DataFrame(columns=_COLUMNS)
+        items, ballots = _ballots(resp)
+        for _ in range(n_splits):
+            perm = generator.permutation(len(voters))
+            a, b = ballots[perm[:half]].sum(axis=0), ballots[perm[half:2 * half]].sum(axis=0)
+            frames.append(pd.DataFrame([(COUNT, m, v) for m, v in _vote_scores(a, b).items()],
+                                       columns=["aggregator", "metric", "value"]))
+    else:
+        sizes = resp["task"].value_counts()
+        resp = resp[resp["task"].isin(sizes.index[sizes >= min_responses])]
+        if resp.empty:
+            return pd.DataFrame(columns=_COLUMNS)
+        resp = resp.sort_values(["task", "worker"]).reset_index(drop=True)
+        for _ in range(n_splits):
+            key = generator.random(len(resp))
+            rank = pd.Series(key).groupby(resp["task"].to_numpy()).rank(method="first").to_numpy()
+            n_task = resp["task"].map(sizes).to_numpy()
+            first = rank <= n_task // 2
+            frames.append(evaluate_predictions(resp[first], resp[~first], label, aggregators))
+    scores = pd.concat(frames, ignore_index=True)
+    scores = scores[scores["metric"] != "coverage"]
+    mean = scores.groupby(["aggregator", "metric"], sort=False)["value"].mean().reset_index()
+    mean.insert(0, "method", SPLIT_HALF)
+    return mean[_COLUMNS]
