@@ -60,7 +60,7 @@ from crowdllm.profiles.pool import PoolProfiles
 
 FORMAT_VERSION = 1
 ReferenceLike = pd.DataFrame | pd.Series | Callable[[pd.DataFrame], pd.DataFrame] | None
-_CHUNK = 262_144
+_CHUNK = 32_768  # pairs per block: keeps the (pairs x hidden) activations in cache
 
 
 def _choice_name(level: float | str) -> str:
@@ -511,22 +511,23 @@ class DigitalCrowd:
         return task_x, (base + offsets).astype(np.float32)
 
     def _decisions(self, tasks: pd.DataFrame, profiles: pd.DataFrame, ti: np.ndarray, wi: np.ndarray,
-                   ref: pd.DataFrame, rng: np.random.Generator, *, J: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Expected decisions ``mu`` (label units / logits) and the prior-mean ones, per pair."""
+                   ref: pd.DataFrame, rng: np.random.Generator, *, J: int | None = None,
+                   with_mean: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Expected decisions ``mu`` (label units / logits) and, if asked, the prior-mean ones, per pair."""
         J = self.J if J is None else J
         task_x, base = self._task_inputs(tasks, ref)
         A = self.belief_.task_part(task_x)
         B = self.belief_.profile_part(self._encode_profiles(profiles))
         out_dim = base.shape[1]
         mu = np.empty((len(ti), out_dim), dtype=np.float64)
-        mean = np.empty((len(ti), out_dim), dtype=np.float64)
+        mean = np.empty((len(ti), out_dim), dtype=np.float64) if with_mean else None
         for s in range(0, len(ti), _CHUNK):
             sl = slice(s, s + _CHUNK)
             m, lv = self.belief_.belief(A, B, ti[sl], wi[sl])
-            d = self.belief_.sample_deviation(m, lv, J, rng)
-            mu[sl] = self._to_label_units(base[ti[sl]] + d)
-            mean[sl] = self._to_label_units(base[ti[sl]] + m)
+            b = base[ti[sl]]
+            mu[sl] = self._to_label_units(b + self.belief_.sample_deviation(m, lv, J, rng))
+            if mean is not None:
+                mean[sl] = self._to_label_units(b + m)
         return mu, mean
 
     def _encode_profiles(self, profiles: pd.DataFrame) -> np.ndarray:
@@ -601,6 +602,7 @@ class DigitalCrowd:
         ref = self._resolve_reference(reference, task_frame, fitting=False)
         ti, wi = self._pairs(task_frame, prof, pairs)
         mu, mean = self._decisions(task_frame, prof, ti, wi, ref, rng, J=J)
+        assert mean is not None
         out = pd.DataFrame({"task": task_frame["task"].to_numpy()[ti], "worker": prof["worker"].to_numpy()[wi]})
         if mu.shape[1] == 1:
             out["mu"], out["mu_mean"] = mu[:, 0], mean[:, 0]
@@ -664,7 +666,7 @@ class DigitalCrowd:
                 raise ConfigError("top-k voters choose among every item: pass pairs=None")
             pairs = None
         ti, wi = self._pairs(task_frame, prof, pairs)
-        mu, _ = self._decisions(task_frame, prof, ti, wi, ref, rng)
+        mu, _ = self._decisions(task_frame, prof, ti, wi, ref, rng, with_mean=False)
         labels = self._blend(mu, ti, wi, len(task_frame), len(prof), rng)
         t_cat = pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"]).astype(str))
         w_cat = pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str))
@@ -674,7 +676,7 @@ class DigitalCrowd:
                 if col == "worker":
                     continue
                 values = prof[col]
-                if values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype):
+                if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
                     cat = pd.Categorical(values)
                     out[col] = pd.Categorical.from_codes(cat.codes[wi], categories=cat.categories)
                 else:
