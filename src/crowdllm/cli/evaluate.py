@@ -1,0 +1,137 @@
+"""``crowdllm evaluate``: score methods against held-out real responses, over several seeds.
+
+A thin shell over :func:`crowdllm.evaluate.run_experiment`; prints the table (mean ± std over seeds,
+with the noise-ceiling rows) and with ``--out DIR`` writes ``DIR/results.csv`` (long form) and
+``DIR/results.md``. While it runs, the results so far are kept in ``DIR/results.partial.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crowdllm.errors import ConfigError
+
+_MAP_HELP = ("Column map for your own file, KEY=COLUMN,...: task, worker, label, text, profile. "
+             "E.g. task=instance_id,worker=user_id,label=offensiveness")
+
+
+def _split_list(text: str | None, setting: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{setting}: give at least one name (comma-separated)")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"5"`` -> seeds 0..4; ``"3,7,11"`` -> those seeds."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise ConfigError(f"--seeds: '{text}' is not a positive number of seeds or a list like 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: '{text}' must name distinct seeds")
+    return seeds
+
+
+def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option: '{item}' is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: str | None,
+          categories: str | None, k: int | None) -> Any:
+    from crowdllm.cli.data import label_from_options
+    from crowdllm.data import REGISTRY, load_dataset, parse_column_map
+
+    label = label_from_options(kind, scale, categories, k)
+    cmap = parse_column_map(column_map) if column_map else None
+    spec = REGISTRY.get(name_or_file)
+    if spec is not None and spec.tested and (cmap is not None or label is not None):
+        raise ConfigError(f"'{name_or_file}' is a registered data set with a fixed layout; "
+                          "--map/--kind/--scale apply to your own files")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return load_dataset(name_or_file, column_map=cmap, label=label)
+        finally:
+            for w in caught:
+                typer.echo(f"warning: {w.message}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_cmd(
+        dataset: str = typer.Option(..., "--dataset", "-d", help="A registered data set name or a responses file."),
+        column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
+        kind: str = typer.Option(None, "--kind", help="Label kind of your file (default: inferred)."),
+        scale: str = typer.Option(None, "--scale", help="Label scale of your file, e.g. 1-5."),
+        categories: str = typer.Option(None, "--categories", help="Categories of your file, comma-separated."),
+        k: int = typer.Option(None, "--k", help="Items each voter selects (top-k votes)."),
+        split: str = typer.Option("worker", "--split", help="Hold out unseen workers, tasks, or both."),
+        seeds: str = typer.Option("5", "--seeds", help="Number of seeds (0..N-1), or a list like 0,3,7."),
+        methods: str = typer.Option(None, "--methods",
+                                    help="Comma-separated methods (default: random,global,per-task,profile-group)."),
+        aggregators: str = typer.Option(None, "--aggregators",
+                                        help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
+        test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
+        option: list[str] = typer.Option(None, "--option", help="KEY=VALUE passed to method factories (repeat)."),
+        out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Score virtual crowds against held-out real responses (mean ± std over seeds, with the noise ceiling)."""
+        from rich.console import Console
+
+        from crowdllm._io import atomic_path
+        from crowdllm.data.splits import SPLIT_BY
+        from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
+        from crowdllm.evaluate.runner import DEFAULT_METHODS, RESULT_COLUMNS, method_spec, run_experiment
+        from crowdllm.evaluate.table import to_rich, write_results
+
+        if split not in SPLIT_BY:
+            raise ConfigError(f"--split: '{split}' is not one of {', '.join(SPLIT_BY)}")
+        seed_list = parse_seeds(seeds)
+        method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
+        agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
+        for name in method_names:
+            method_spec(name)  # unknown names fail before any loading
+        options = _parse_options(option)
+        started = time.perf_counter()
+        ds = _load(dataset, column_map, kind, scale, categories, k)
+
+        partial = out / "results.partial.csv" if out is not None else None
+
+        def save_partial(frame: Any) -> None:
+            if partial is not None:
+                with atomic_path(partial) as tmp:
+                    frame[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
+
+        results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list, aggregators=agg_names,
+                                 options=options, progress=progress, test_size=test_size, on_step=save_partial)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=240)
+        console.print(to_rich(results))
+        if out is not None:
+            csv_path, md_path = write_results(results, out)
+            if partial is not None and partial.exists():
+                partial.unlink()
+            console.print(f"wrote {csv_path} and {md_path}")
+        console.print(f"done in {time.perf_counter() - started:.1f} s")
