@@ -149,7 +149,7 @@ def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: lis
             p = hist / hist.sum(axis=1, keepdims=True)
             q = full_hist / full_hist.sum(axis=1, keepdims=True)
             sim.setdefault((NO_AGGREGATOR, "avg_tvd"), []).append(float(np.mean(0.5 * np.abs(p - q).sum(axis=1))))
-    rows += [(NOISE_CEILING, agg, metric, float(np.nanmean(v))) for (agg, metric), v in sim.items()]
+    rows += [(NOISE_CEILING, agg, metric, _nanmean(v)) for (agg, metric), v in sim.items()]
     return _ordered(pd.DataFrame(rows, columns=_COLUMNS), names)
 
 
@@ -205,7 +205,7 @@ def _vote_oracle(gold: pd.DataFrame, full: pd.DataFrame, n_sim: int, generator: 
         counts = ballots[generator.integers(0, len(ballots), size=n_gold)].sum(axis=0)
         for metric, value in _vote_scores(expected, counts).items():
             scores.setdefault(metric, []).append(value)
-    return pd.DataFrame([(NOISE_CEILING, COUNT, m, float(np.nanmean(v))) for m, v in scores.items()],
+    return pd.DataFrame([(NOISE_CEILING, COUNT, m, _nanmean(v)) for m, v in scores.items()],
                         columns=_COLUMNS)
 
 
@@ -247,3 +247,10 @@ def split_half(responses: pd.DataFrame, label: LabelSpec, *, aggregators: Sequen
     mean = scores.groupby(["aggregator", "metric"], sort=False)["value"].mean().reset_index()
     mean.insert(0, "method", SPLIT_HALF)
     return mean[_COLUMNS]
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean over the finite values (NaN when there are none, e.g. a centred cosine of constant vectors)."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")

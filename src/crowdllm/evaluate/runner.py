@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crowdllm.aggregate import NUMERIC_ONLY
+from crowdllm.aggregate import NUMERIC_ONLY, get_aggregator
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError, CrowdLLMError
 from crowdllm.evaluate.baselines import (
@@ -167,6 +167,8 @@ def _check_prediction(pred: Any, pairs: pd.DataFrame, name: str) -> pd.DataFrame
 
 def _usable_aggregators(aggregators: Sequence[str], label: LabelSpec, notes: list[str]) -> list[str]:
     names = [str(a).strip().lower() for a in aggregators]
+    for name in names:
+        get_aggregator(name)  # unknown name -> ConfigError before any work
     if label.kind == "categorical":
         dropped = [a for a in names if a in NUMERIC_ONLY]
         if dropped:

@@ -1,0 +1,79 @@
+"""``crowdllm evaluate`` end to end, through crowdllm.cli.main."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from crowdllm.cli import main
+from crowdllm.data.synthetic import make_synthetic_crowd
+from crowdllm.evaluate.runner import RESULT_COLUMNS
+
+
+@pytest.fixture
+def crowd_csv(tmp_path):
+    crowd = make_synthetic_crowd(n_tasks=30, n_workers=25, participation=0.6, random_state=2).dataset
+    frame = crowd.merged().rename(columns={"task": "item", "worker": "rater", "label": "rating"})
+    path = tmp_path / "ratings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_evaluate_a_csv_and_write_results(crowd_csv, tmp_path, capsys) -> None:
+    out = tmp_path / "res"
+    code = main(["evaluate", "--dataset", str(crowd_csv), "--map", "task=item,worker=rater,label=rating",
+                 "--kind", "ordinal", "--scale", "1-5", "--split", "worker", "--seeds", "2",
+                 "--methods", "random,global,per-task", "--aggregators", "mean,mv", "--out", str(out),
+                 "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "noise-ceiling" in printed and "per-task" in printed and "MAE" in printed
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert tuple(results.columns) == RESULT_COLUMNS
+    assert set(results["seed"]) == {0, 1}
+    assert set(results["method"]) == {"random", "global", "per-task", "noise-ceiling", "split-half"}
+    assert set(results["aggregator"]) == {"mean", "mv", "-"}
+    assert (out / "results.md").read_text().count("| random |") == 1
+    assert not (out / "results.partial.csv").exists()
+
+
+def test_task_split_says_what_it_skipped(crowd_csv, capsys) -> None:
+    code = main(["evaluate", "--dataset", str(crowd_csv), "--map", "task=item,worker=rater,label=rating",
+                 "--split", "task", "--seeds", "1", "--methods", "global,per-task", "--aggregators", "mean",
+                 "--no-progress"])
+    assert code == 0
+    assert "per-task" in capsys.readouterr().out  # in the note, not as a row
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", "people"], "--split: 'people'"),
+    (["--methods", "oracle"], "unknown method 'oracle'"),
+    (["--aggregators", "average"], "unknown aggregator 'average'"),
+    (["--seeds", "zero"], "--seeds: 'zero'"),
+])
+def test_user_errors_are_one_line_exit_2(crowd_csv, capsys, args, message) -> None:
+    base = ["evaluate", "--dataset", str(crowd_csv), "--map", "task=item,worker=rater,label=rating",
+            "--seeds", "1", "--no-progress"]
+    code = main(base + args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_file_is_a_one_line_error(tmp_path, capsys) -> None:
+    code = main(["evaluate", "--dataset", str(tmp_path / "nope.csv"), "--no-progress"])
+    assert code == 2
+    assert "nope.csv" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_popquorn_offensiveness_one_seed(shared_data, tmp_path, capsys) -> None:
+    code = main(["evaluate", "--dataset", "popquorn-offensiveness", "--split", "worker", "--seeds", "1",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    results = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
+    value = results.set_index(["method", "aggregator", "metric"])["value"]
+    # the per-task distribution of the other raters beats guessing uniformly, and the oracle beats both
+    assert value[("per-task", "mean", "mae")] < value[("random", "mean", "mae")]
+    assert value[("noise-ceiling", "mean", "mae")] < value[("per-task", "mean", "mae")]
+    assert value[("per-task", "-", "cs_dist")] > value[("random", "-", "cs_dist")]
