@@ -9,16 +9,18 @@ The defaults are small enough for a laptop; ``--paper`` switches to the paper's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
 DEFAULT_METHODS = ("crowdllm", "vae", "per-task")
@@ -79,25 +81,42 @@ def available_default_methods() -> list[str]:
     return chosen
 
 
-def llm_options(backend: str | None, model: str | None) -> dict[str, Any]:
-    """Options handed to the registered methods (as ``crowdllm evaluate`` does)."""
-    opts: dict[str, Any] = {}
-    if backend is not None:
-        opts["backend"] = backend
-    if model is not None:
-        opts["model"] = model
-    return opts
+@contextlib.contextmanager
+def method_session(names: str | None, ds: Any, split: str, backend_options: Any, *, reference: Path | None,
+                   embedder: str | None, usage_path: Callable[[], Path]) -> Iterator[tuple[dict, list[str]]]:
+    """The method factories for this run, with the options ``crowdllm evaluate`` hands its methods.
 
-
-def build_methods(names: str | None, ds: Any, split: str, options: dict[str, Any]) -> tuple[dict, list[str]]:
+    The LLM is opened only when a chosen method needs one; its usage (calls, tokens, time, money) is
+    printed and written to ``usage_path()`` at the end, also when the run fails half-way."""
     from crowdllm.evaluate.analyses._common import registered_methods
+    from crowdllm.evaluate.runner import method_spec
 
     chosen = [m.strip() for m in names.split(",") if m.strip()] if names else available_default_methods()
+    needs_llm = any(method_spec(m).needs_llm for m in chosen)
+    options: dict[str, Any] = {"_refs": {}}
+    if reference is not None:
+        from crowdllm.llm.reference import load_references
+
+        options["reference"] = load_references(reference)
+    if embedder is not None:
+        options["embedder"] = embedder
+    llm = None
+    if needs_llm:
+        llm = backend_options.open(seed=0)
+        options["llm"] = llm
     notes: list[str] = []
-    factories = registered_methods(chosen, ds, split=split, options=options, notes=notes)
-    for note in notes:
-        typer.echo(f"note: {note}", err=True)
-    return factories, notes
+    try:
+        factories = registered_methods(chosen, ds, split=split, options=options, notes=notes)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
+        yield factories, notes
+    finally:
+        if llm is not None:
+            backend_options.finish(llm)
+            usage = getattr(llm, "usage", None)
+            if usage is not None:
+                usage.save(str(usage_path()))
+            llm.close()
 
 
 def out_dir(out: Path | None, ds_name: str) -> Path:
@@ -114,7 +133,7 @@ def command_line(ctx: typer.Context) -> str:
     parts = ["crowdllm", *ctx.command_path.split()[1:]]
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if value is None or not param.opts:
+        if value is None or not param.opts or (value == param.default and not param.required):
             continue
         flag = max(param.opts, key=len)
         if isinstance(value, bool):
@@ -167,8 +186,9 @@ _SEEDS = typer.Option(1, "--seeds", help="Number of seeds (0, 1, ...): each seed
 _METHODS = typer.Option(None, "--methods", "-m",
                         help="Comma-separated registered methods (default: crowdllm,vae,per-task when "
                              "the digital crowd is installed, else profile-group,per-task,global).")
-_BACKEND = typer.Option(None, "--backend", help="LLM backend for methods that need one (as in evaluate).")
-_MODEL = typer.Option(None, "--model", help="LLM model for methods that need one.")
+_REFERENCE = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
+                          "'crowdllm llm reference'); tasks missing from it are asked of the LLM.")
+_EMBEDDER = typer.Option(None, "--embedder", help="Task text embedder of the digital crowd: auto, minilm or hashing.")
 _PAPER = typer.Option(False, "--paper", help="Use the paper's full settings (slow).")
 _TEST_SIZE = typer.Option(0.2, "--test-size", help="Held-out share of people (or tasks).")
 
@@ -179,10 +199,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(analyze, name="analyze")
 
     @analyze.command("data-efficiency")
+    @with_backend_options
     def data_efficiency_cmd(
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
-        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+        paper: bool = _PAPER,
         fractions: str = typer.Option(None, "--fractions", help="Shares of training people, e.g. 10,25,50,75,100 "
                                       "(default 10,50,100; --paper: 10,25,50,75,100)."),
         sizes: str = typer.Option(None, "--sizes", help="Virtual crowd sizes (default 1,2,5,10,20,50)."),
@@ -198,11 +221,13 @@ def register(app: typer.Typer) -> None:
         fr = parse_fractions(fractions) if fractions else ([0.1, 0.25, 0.5, 0.75, 1.0] if paper else [0.1, 0.5, 1.0])
         sz = parse_ints(sizes, "--sizes") if sizes else [1, 2, 5, 10, 20, 50]
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
-        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
         preds: list = []
         t0 = time.perf_counter()
-        res = data_efficiency(ds, factories, fractions=fr, sizes=sz, seeds=seed_values, split=split,
-                              test_size=test_size, progress=True, predictions=preds)
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: out_dir(out, ds.name) / "data_efficiency.usage.json") as (
+                factories, notes):
+            res = data_efficiency(ds, factories, fractions=fr, sizes=sz, seeds=seed_values, split=split,
+                                  test_size=test_size, progress=True, predictions=preds)
         folder = out_dir(out, ds.name)
         import pandas as pd
 
@@ -215,10 +240,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {folder}/data_efficiency.csv, .png" + (", predictions.csv" if preds else ""))
 
     @analyze.command("crowd-size")
+    @with_backend_options
     def crowd_size_cmd(
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
-        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+        paper: bool = _PAPER,
         sizes: str = typer.Option(None, "--sizes", help="Virtual crowd sizes (default 1,2,3,5,8,10,15,20,30,50)."),
         tolerances: str = typer.Option(None, "--tolerances",
                                        help="Resolved when |virtual - real mean| <= tolerance (default 0.5; "
@@ -238,10 +266,12 @@ def register(app: typer.Typer) -> None:
             ([2.0] if ds.label.kind == "topk" else [0.5])
         fr = parse_fractions(fractions) if not paper else [0.1, 0.5, 1.0]
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
-        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
         t0 = time.perf_counter()
-        res = crowd_size(ds, factories, sizes=sz, tolerances=tol, fractions=fr, seeds=seed_values, split=split,
-                         test_size=test_size, progress=True)
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: out_dir(out, ds.name) / "crowd_size.usage.json") as (
+                factories, notes):
+            res = crowd_size(ds, factories, sizes=sz, tolerances=tol, fractions=fr, seeds=seed_values,
+                             split=split, test_size=test_size, progress=True)
         folder = out_dir(out, ds.name)
         write_outputs(ctx, folder, "crowd_size", res, plot_crowd_size, {
             "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "sizes": sz,
@@ -252,10 +282,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {folder}/crowd_size.csv, .png")
 
     @analyze.command("cost")
+    @with_backend_options
     def cost_cmd(
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
-        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL,
+        methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+
         tolerances: str = typer.Option(None, "--tolerances",
                                        help="Match the real crowd's mean within these (default 0.1,0.2,0.3,0.4; "
                                             "top-k votes: 1,2,3,4 votes)."),
@@ -282,17 +315,27 @@ def register(app: typer.Typer) -> None:
         tol = parse_floats(tolerances or ("1,2,3,4" if ds.label.kind == "topk" else "0.1,0.2,0.3,0.4"),
                            "--tolerances")
         seed_values = seed_list(seeds)
-        per_call = tokens_per_call if tokens_per_call is not None else _tokens_per_call(usage)
+        costs = _parse_llm_calls(llm_calls)
+        folder = out_dir(out, ds.name)
+        run_usage = folder / "cost.usage.json"
+        t0 = time.perf_counter()
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: run_usage) as (factories, notes):
+            need = people_needed(ds, factories, tolerances=tol, max_people=max_people, seeds=seed_values,
+                                 split=split, test_size=test_size, progress=True)
+        # tokens per call: given, else measured from the given usage file, else from this run's LLM use
+        if tokens_per_call is not None:
+            per_call = tokens_per_call
+        elif usage is not None:
+            per_call = _tokens_per_call(usage)
+        elif run_usage.exists():
+            per_call = _tokens_per_call(run_usage, strict=False)
+        else:
+            per_call = 300.0
         prices = Prices(per_judgement=price_per_judgement, per_million_tokens=price_per_mtok,
                         tokens_per_call=per_call)
-        costs = _parse_llm_calls(llm_calls)
-        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
-        t0 = time.perf_counter()
-        need = people_needed(ds, factories, tolerances=tol, max_people=max_people, seeds=seed_values,
-                             split=split, test_size=test_size, progress=True)
         table = cost_table(need, llm_costs={m: costs.get(m, LLMCost()) for m in factories}, prices=prices,
                            max_people=max_people)
-        folder = out_dir(out, ds.name)
         write_outputs(ctx, folder, "cost_needed", need, plot_cost, {
             "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "tolerances": tol,
             "max_people": max_people, "prices": asdict(prices),
@@ -305,10 +348,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {folder}/cost_needed.csv, cost.csv, cost_needed.png")
 
     @analyze.command("growth")
+    @with_backend_options
     def growth_cmd(
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
-        methods: str = _METHODS, backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+        paper: bool = _PAPER,
         factors: str = typer.Option(None, "--factors",
                                     help="Any of problems,people,ratings_per_person,people_per_problem "
                                          "(default all; top-k votes: people)."),
@@ -335,10 +381,11 @@ def register(app: typer.Typer) -> None:
             levels = {**{f: (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000) if f == "problems" else
                          DEFAULT_LEVELS[f] for f in FACTORS}, **levels}
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
-        factories, notes = build_methods(methods, ds, split, llm_options(backend, model))
         t0 = time.perf_counter()
-        res = growth_curves(ds, factories, factors=fac, levels=levels or None, n_virtual=n_virtual,
-                            seeds=seed_values, split=split, test_size=test_size, progress=True)
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: out_dir(out, ds.name) / "growth.usage.json") as (factories, notes):
+            res = growth_curves(ds, factories, factors=fac, levels=levels or None, n_virtual=n_virtual,
+                                seeds=seed_values, split=split, test_size=test_size, progress=True)
         folder = out_dir(out, ds.name)
         write_outputs(ctx, folder, "growth", res, plot_growth, {
             "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "factors": fac,
@@ -349,13 +396,16 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {folder}/growth.csv, .png")
 
     @analyze.command("simulation")
+    @with_backend_options
     def simulation_cmd(
         ctx: typer.Context,
         dataset: str = typer.Option(None, "--dataset", "-d",
                                     help="Base data set whose tasks and profiles the simulated crowds use "
                                          "(default: made-up texts and profiles)."),
         column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS, methods: str = _METHODS,
-        backend: str = _BACKEND, model: str = _MODEL, paper: bool = _PAPER,
+        reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+        paper: bool = _PAPER,
         noise: str = typer.Option("0,1,2", "--noise", help="Error-of-response levels (sd)."),
         diversity: str = typer.Option("0,1,2", "--diversity", help="Belief-diversity levels (sd)."),
         workers: str = typer.Option(None, "--workers", help="People in the training data (default 10,40)."),
@@ -379,13 +429,14 @@ def register(app: typer.Typer) -> None:
         name = f"simulated:{base.name}" if base is not None else "simulated"
         probe_named = probe.subset()
         probe_named.name = name
-        factories, notes = build_methods(methods, probe_named, "task", llm_options(backend, model))
-        t0 = time.perf_counter()
-        res = simulation_study(factories, noise_levels=parse_floats(noise, "--noise"),
-                               diversity_levels=parse_floats(diversity, "--diversity"), n_workers=nw,
-                               tasks_per_worker=k, n_tasks=n_tasks, n_virtual=n_virtual, seeds=seed_values,
-                               base=base, progress=True)
         folder = out_dir(out, name.replace(":", "-"))
+        t0 = time.perf_counter()
+        with method_session(methods, probe_named, "task", backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: folder / "simulation.usage.json") as (factories, notes):
+            res = simulation_study(factories, noise_levels=parse_floats(noise, "--noise"),
+                                   diversity_levels=parse_floats(diversity, "--diversity"), n_workers=nw,
+                                   tasks_per_worker=k, n_tasks=n_tasks, n_virtual=n_virtual, seeds=seed_values,
+                                   base=base, progress=True)
         write_outputs(ctx, folder, "simulation", res, plot_simulation, {
             "base_dataset": base.name if base is not None else None, "seeds": seed_values,
             "noise": parse_floats(noise, "--noise"), "diversity": parse_floats(diversity, "--diversity"),
@@ -418,10 +469,9 @@ def _parse_llm_calls(text: str | None) -> dict[str, Any]:
     return costs
 
 
-def _tokens_per_call(usage: Path | None) -> float:
-    """Mean tokens per call of a recorded run (``usage.json``: calls and tokens), else 300."""
-    if usage is None:
-        return 300.0
+def _tokens_per_call(usage: Path, *, strict: bool = True) -> float:
+    """Mean tokens per call of a recorded run (a usage JSON: ``calls`` and ``prompt_tokens`` +
+    ``completion_tokens``, or ``tokens``); not ``strict``: 300 when it has no calls (all cached)."""
     try:
         data = json.loads(Path(usage).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
@@ -433,5 +483,7 @@ def _tokens_per_call(usage: Path | None) -> float:
     if tokens is None:
         tokens = sum(data.get(k, 0) or 0 for k in ("prompt_tokens", "completion_tokens"))
     if not calls or not tokens:
+        if not strict:
+            return 300.0
         raise ConfigError(f"--usage: {usage} has no 'calls' and 'tokens' to measure tokens per call from")
     return float(tokens) / float(calls)
