@@ -27,7 +27,8 @@ estimates, both returned as rows of the same long frame as the methods' results:
     the full responses of each test task with at least 4 responses are split at random into two halves
     (sizes ``floor(N_t/2)`` and ``ceil(N_t/2)``) and one half is scored as the prediction of the other
     with :func:`crowdllm.evaluate.metrics.evaluate_predictions`, averaged over ``n_splits`` seeded
-    splits. For top-k votes the voters are halved (an even number, so both halves are the same size).
+    splits. For top-k votes two disjoint random groups of voters, each as large as the gold crowd (at most
+    half of all voters), are compared, since raw counts only compare between crowds of one size.
     The halves are usually larger than the gold sample, so this is an *optimistic* floor: another crowd
     of real people of that size scores this well.
 """
@@ -88,7 +89,8 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
         names = check_aggregators(aggregators, label)
         oracle = _oracle(gold, full, label, names, n_sim, generator)
     halves = split_half(full[full["task"].isin(set(gold["task"]))], label, aggregators=aggregators,
-                        n_splits=n_splits, random_state=generator)
+                        n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind == "topk" else None,
+                        random_state=generator)
     out = pd.concat([oracle, halves], ignore_index=True)[_COLUMNS]
     out.attrs["variance_source"] = source
     return out
@@ -211,17 +213,18 @@ def _vote_oracle(gold: pd.DataFrame, full: pd.DataFrame, n_sim: int, generator: 
 
 # ---------------------------------------------------------------- split-half
 def split_half(responses: pd.DataFrame, label: LabelSpec, *, aggregators: Sequence[str] = DEFAULT_AGGREGATORS,
-               n_splits: int = 3, min_responses: int = 4,
+               n_splits: int = 3, min_responses: int = 4, n_voters: int | None = None,
                random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
     """Score one random half of each task's responses against the other half (tasks with at least
     ``min_responses`` responses), averaged over ``n_splits`` splits; ``[method, aggregator, metric, value]``
-    with method ``"split-half"``. Top-k votes: the voters are halved instead."""
+    with method ``"split-half"``. Top-k votes: two disjoint random groups of voters, each of
+    ``min(n_voters, N // 2)`` voters (default ``N // 2``), so counts compare like a test crowd's."""
     resp = check_responses(responses)
     generator = make_rng(random_state)
     frames = []
     if label.kind == "topk":
         voters = np.array(sorted(set(resp["worker"])), dtype=object)
-        half = len(voters) // 2
+        half = len(voters) // 2 if n_voters is None else min(int(n_voters), len(voters) // 2)
         if half < 1:
             return pd.DataFrame(columns=_COLUMNS)
         items, ballots = _ballots(resp)
