@@ -77,3 +77,44 @@ def test_popquorn_offensiveness_one_seed(shared_data, tmp_path, capsys) -> None:
     assert value[("per-task", "mean", "mae")] < value[("random", "mean", "mae")]
     assert value[("noise-ceiling", "mean", "mae")] < value[("per-task", "mean", "mae")]
     assert value[("per-task", "-", "cs_dist")] > value[("random", "-", "cs_dist")]
+
+
+class AskTheLLM:
+    """A toy LLM method: one prompt per pair, the first digit of the answer is the rating."""
+
+    name = "ask-llm"
+
+    def __init__(self, llm) -> None:
+        self.llm = llm
+
+    def fit(self, train):
+        return self
+
+    def sample(self, tasks, workers, *, pairs=None, random_state=None):
+        texts = tasks.set_index("task")["text"]
+        prompts = [[{"role": "user", "content": f"Rate 1-5: {texts[t]}"}] for t in pairs["task"]]
+        answers = self.llm.generate(prompts, max_tokens=8)
+        labels = [float(next(ch for ch in a[0].text if ch in "12345")) for a in answers]
+        return pairs[["task", "worker"]].assign(label=labels)
+
+
+def test_llm_methods_get_the_backend_from_the_shared_flags(crowd_csv, tmp_path, capsys) -> None:
+    from crowdllm.evaluate import runner
+    from fakeserver import FakeOpenAIServer
+
+    before = (dict(runner.METHODS), dict(runner._SPECS))
+    runner.register_method("ask-llm", lambda ctx: AskTheLLM(ctx.options["llm"]), needs_llm=True)
+    try:
+        with FakeOpenAIServer(answer=lambda req: "Rating: 4") as server:
+            out = tmp_path / "llm"
+            code = main(["evaluate", "--dataset", str(crowd_csv), "--map", "task=item,worker=rater,label=rating",
+                         "--seeds", "1", "--methods", "ask-llm", "--aggregators", "mean", "--out", str(out),
+                         "--base-url", server.url, "--model", "fake-model", "--no-progress"])
+            assert code == 0, capsys.readouterr().err
+            assert server.answered > 0
+    finally:
+        runner.METHODS.clear(), runner.METHODS.update(before[0])
+        runner._SPECS.clear(), runner._SPECS.update(before[1])
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert "ask-llm" in set(results["method"])
+    assert (out / "results.csv.usage.json").exists()  # the LLM's calls and tokens, next to the results

@@ -3,6 +3,11 @@
 A thin shell over :func:`crowdllm.evaluate.run_experiment`; prints the table (mean ± std over seeds,
 with the noise-ceiling rows) and with ``--out DIR`` writes ``DIR/results.csv`` (long form) and
 ``DIR/results.md``. While it runs, the results so far are kept in ``DIR/results.partial.csv``.
+
+Methods that call a language model get it from the shared backend flags (``--base-url``, ``--model``,
+``--model-path``, ...; see :mod:`crowdllm.cli._backend`); it is opened only when a chosen method needs
+one, and its usage is printed (and written to ``DIR/results.csv.usage.json``) at the end, also when the
+run fails half-way. ``--reference FILE`` hands precomputed LLM references to the methods.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import typer
 
+from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
 _MAP_HELP = ("Column map for your own file, KEY=COLUMN,...: task, worker, label, text, profile. "
@@ -78,6 +84,7 @@ def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: st
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
+    @with_backend_options
     def evaluate_cmd(
         dataset: str = typer.Option(..., "--dataset", "-d", help="A registered data set name or a responses file."),
         column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
@@ -93,8 +100,13 @@ def register(app: typer.Typer) -> None:
                                         help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
         test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
         option: list[str] = typer.Option(None, "--option", help="KEY=VALUE passed to method factories (repeat)."),
+        reference: Path = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
+                                       "'crowdllm llm reference'); tasks missing from it are asked of the LLM."),
+        embedder: str = typer.Option(None, "--embedder",
+                                     help="Task text embedder of the digital crowd: auto, minilm or hashing."),
         out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Score virtual crowds against held-out real responses (mean ± std over seeds, with the noise ceiling)."""
         from rich.console import Console
@@ -110,9 +122,14 @@ def register(app: typer.Typer) -> None:
         seed_list = parse_seeds(seeds)
         method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
         agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
-        for name in method_names:
-            method_spec(name)  # unknown names fail before any loading
-        options = _parse_options(option)
+        needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
+        options: dict[str, Any] = {"_refs": {}, **_parse_options(option)}
+        if reference is not None:
+            from crowdllm.llm.reference import load_references
+
+            options["reference"] = load_references(reference)
+        if embedder is not None:
+            options["embedder"] = embedder
         started = time.perf_counter()
         ds = _load(dataset, column_map, kind, scale, categories, k)
 
@@ -123,8 +140,19 @@ def register(app: typer.Typer) -> None:
                 with atomic_path(partial) as tmp:
                     frame[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
 
-        results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list, aggregators=agg_names,
-                                 options=options, progress=progress, test_size=test_size, on_step=save_partial)
+        llm = backend_options.open(seed=0) if needs_llm else None
+        if llm is not None:
+            options["llm"] = llm
+        try:
+            results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list,
+                                     aggregators=agg_names, options=options, progress=progress,
+                                     test_size=test_size, on_step=save_partial)
+        finally:
+            if llm is not None:
+                backend_options.finish(llm, out=out / "results.csv" if out is not None else None)
+                close = getattr(llm, "close", None)
+                if close is not None:
+                    close()
         console = Console()
         if not console.is_terminal:
             console = Console(width=240)
