@@ -18,6 +18,16 @@ import typer
 
 from crowdllm.errors import CrowdLLMError
 
+# Recent typer versions vendor their own copy of click (``typer._click``): its usage errors and aborts
+# are not click's classes, so catch both (else a mistyped option ends in a traceback).
+try:
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+_USAGE_ERRORS = (click.ClickException, _typer_click.ClickException)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+
 app = typer.Typer(
     name="crowdllm",
     help="Digital crowds (CrowdLLM) and crowdsourcing pipelines with virtual workers.",
@@ -27,15 +37,20 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from crowdllm import __version__
 
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 callback=_print_version, is_eager=True),
+) -> None:
+    """Eager ``--version``: handled while parsing, before click asks for a command."""
 
 
 def _register_all() -> None:
@@ -65,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(err).split())
         click.echo(f"error: {msg}", err=True)
         return 2
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         return int(exc.exit_code or 0)
-    except click.ClickException as exc:  # usage errors: unknown option, missing argument, bad value
-        exc.show()
+    except _USAGE_ERRORS as exc:  # usage errors: unknown option, missing argument, bad value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command group: show its help
+            exc.show()
+            return 2
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
         return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _ABORTS:
         click.echo("interrupted: results computed so far are kept in the cache", err=True)
         return 130
     return int(rv) if isinstance(rv, int) else 0
