@@ -18,6 +18,7 @@ are not cached, so a rerun asks again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,14 +71,26 @@ class DiskCache:
             self._conn.execute("PRAGMA busy_timeout=60000")
             self._conn.execute(_SCHEMA)
         except sqlite3.DatabaseError as err:
-            raise ConfigError(f"LLM cache {self.path} cannot be opened ({err}); "
-                              f"remove it or point CROWDLLM_CACHE elsewhere") from None
+            raise self._broken(err) from None
         self._lock = threading.Lock()
+
+    def _broken(self, err: Exception) -> ConfigError:
+        return ConfigError(f"LLM cache {self.path} cannot be used ({err}); "
+                           f"remove it or point CROWDLLM_CACHE elsewhere")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Hold the lock; a damaged file (found only when a damaged page is read) is a one-line ConfigError."""
+        with self._lock:
+            try:
+                yield
+            except (sqlite3.DatabaseError, json.JSONDecodeError) as err:
+                raise self._broken(err) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         keys = list(dict.fromkeys(keys))
         out: dict[str, dict[str, Any]] = {}
-        with self._lock:
+        with self._guard():
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -88,13 +101,13 @@ class DiskCache:
     def put(self, key: str, kind: str, backend: str, model: str, value: dict[str, Any]) -> None:
         """Store one answer and commit it at once."""
         data = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        with self._lock:
+        with self._guard():
             self._conn.execute(
                 "INSERT OR REPLACE INTO answers (key, kind, backend, model, value, created) VALUES (?,?,?,?,?,?)",
                 (key, kind, backend, model, data, time.time()))
 
     def info(self) -> dict[str, Any]:
-        with self._lock:
+        with self._guard():
             rows = self._conn.execute(
                 "SELECT backend, model, kind, COUNT(*) FROM answers GROUP BY backend, model, kind "
                 "ORDER BY backend, model, kind").fetchall()
@@ -112,7 +125,7 @@ class DiskCache:
             where.append("model = ?")
             args.append(model)
         sql = "DELETE FROM answers" + (" WHERE " + " AND ".join(where) if where else "")
-        with self._lock:
+        with self._guard():
             n = self._conn.execute(sql, args).rowcount
             if not where:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -120,7 +133,7 @@ class DiskCache:
         return int(n)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._guard():
             return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
