@@ -23,7 +23,7 @@ import typer
 from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
-DEFAULT_METHODS = ("crowdllm", "vae", "per-task")
+DEFAULT_METHODS = ("crowdllm", "vae-only", "per-task")
 FALLBACK_METHODS = ("profile-group", "per-task", "global")
 
 
@@ -76,7 +76,7 @@ def available_default_methods() -> list[str]:
 
     load_method_plugins()
     chosen = [m for m in DEFAULT_METHODS if m in METHODS]
-    if not any(m in METHODS for m in ("crowdllm", "vae")):
+    if not any(m in METHODS for m in ("crowdllm", "vae-only")):
         chosen = [m for m in FALLBACK_METHODS if m in METHODS]
     return chosen
 
@@ -184,7 +184,7 @@ _MAP = typer.Option(None, "--map", help="Column map for your own file: task=...,
 _OUT = typer.Option(None, "--out", "-o", help="Results folder (default results/analyses/<dataset>).")
 _SEEDS = typer.Option(1, "--seeds", help="Number of seeds (0, 1, ...): each seed is a new split and sample.")
 _METHODS = typer.Option(None, "--methods", "-m",
-                        help="Comma-separated registered methods (default: crowdllm,vae,per-task when "
+                        help="Comma-separated registered methods (default: crowdllm,vae-only,per-task when "
                              "the digital crowd is installed, else profile-group,per-task,global).")
 _REFERENCE = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
                           "'crowdllm llm reference'); tasks missing from it are asked of the LLM.")
@@ -302,7 +302,8 @@ def register(app: typer.Typer) -> None:
         usage: Path = typer.Option(None, "--usage", help="A usage.json from a run, to measure tokens per call."),
         llm_calls: str = typer.Option(None, "--llm-calls",
                                       help="LLM calls per method: NAME=PER_TASK[+PER_PERSON],... "
-                                           "(default crowdllm=1, llm-multi-persona=0+1, others none)."),
+                                           "(default crowdllm=1, llm-zero-shot=1, llm-self-consistency=1, "
+                                           "llm-multi-persona=0+1, others none)."),
         split: str = typer.Option(None, "--split", help="Default task (new problems); worker for top-k votes."),
         test_size: float = _TEST_SIZE,
     ) -> None:
@@ -453,8 +454,10 @@ def register(app: typer.Typer) -> None:
 def _parse_llm_calls(text: str | None) -> dict[str, Any]:
     from crowdllm.evaluate.analyses.cost import LLMCost
 
-    costs = {"crowdllm": LLMCost(per_task=1.0), "llm-multi-persona": LLMCost(per_person=1.0),
-             "llm-zero-shot": LLMCost(per_person=1.0), "llm-sc": LLMCost(per_person=1.0)}
+    # one log-prob call per task gives CrowdLLM's reference, the zero-shot answer and the
+    # self-consistency draws; a multi-persona LLM asks once per (task, person)
+    costs = {"crowdllm": LLMCost(per_task=1.0), "llm-zero-shot": LLMCost(per_task=1.0),
+             "llm-self-consistency": LLMCost(per_task=1.0), "llm-multi-persona": LLMCost(per_person=1.0)}
     if not text:
         return costs
     for part in text.split(","):
