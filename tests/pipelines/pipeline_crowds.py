@@ -79,7 +79,7 @@ SENSIBLE: list[Rule] = [
     ("Is this answer correct", "yes"),
     ("Answer in a few words", "Wednesday"),
     ("Reply with the ordered list", _sorted_items),
-    ("numbered answers", "1. Wednesday\n2. 12"),
+    ("one line per question", "1. Wednesday\n2. 12"),
 ]
 
 

@@ -53,7 +53,7 @@ def test_questions_as_microtasks_are_settled_by_plurality_with_ties_noted():
 
 
 def test_numbered_macro_answers_and_garbage():
-    llm = rules_llm([("numbered answers", "1. Wednesdays\n2. Room 12")])
+    llm = rules_llm([("one line per question", "1. Wednesdays\n2. Room 12")])
     assert run_pipeline("break-it-down", NOTICE, llm, method="baseline").output == ["Wednesdays", "Room 12"]
     garbage = rules_llm([], default="???")
     out = run_pipeline("break-it-down", NUMBERS, garbage, method="baseline")

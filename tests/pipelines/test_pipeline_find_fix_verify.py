@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline_crowds import after, rules_llm
 
 from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, read_trace, run_pipeline
-from crowdllm.pipelines.find_fix_verify import apply_edits
+from crowdllm.pipelines.find_fix_verify import apply_edits, fit_in
 
 TEXT = "The meeting, which was planned a long time ago, will be held on Monday."
 
@@ -107,3 +107,14 @@ def test_edit_evaluation_combines_meaning_and_goal():
     assert polite["politeness"] == 5.0 and polite["politeness_gain"] == 3.0 and round(polite["quality"], 2) == 0.8
     proof = spec.evaluate(ev, {"text": "teh cat", "goal": "proofread", "errors": [["teh", "the"]]}, "the cat")
     assert proof["errors_fixed"] == 1.0 and round(proof["quality"], 2) == 0.8
+
+
+def test_a_fix_is_fitted_into_the_middle_of_a_sentence():
+    text = "We met Anna, due to the fact that it rained, and left."
+    patch = "due to the fact that it rained"
+    assert fit_in("Because it rained.", patch, text) == "because it rained"
+    assert fit_in('"Anna was wet."', patch, text) == "Anna was wet"  # a name stays capitalised
+    assert fit_in("I was wet", patch, text) == "I was wet"
+    assert fit_in("Thanks.", "Thank you.", "Thank you.") == "Thanks."  # a sentence may end with a period
+    llm = _crowd(finds=["2"] * 3, fixes=["Because it rained."], verdict=lambda u, i: "yes")
+    assert run_pipeline("find-fix-verify", text, llm).output == "We met Anna, because it rained, and left."

@@ -118,7 +118,7 @@ def _macro_ask(example: Example) -> str:
         return f"{example['job']}\n\n{listing}\n\nReply with the ordered list only, one item per line."
     listing = "\n".join(f"{i + 1}. {q}" for i, q in enumerate(example["questions"]))
     return (f"Text:\n{example['document']}\n\nAnswer each question in a few words.\n{listing}\n\n"
-            "Reply with the numbered answers only, one per line.")
+            "Reply with one line per question, in the same order, like:\n1. <answer>\n2. <answer>")
 
 
 def _parse_macro(example: Example, text: str) -> list[str]:

@@ -70,7 +70,8 @@ def _fix_and_verify(run: Run, text: str, patch: str, goal: str, s: Settings) -> 
                f"\"{patch}\"\nReply with the new wording for that part only.{delete}")
         candidates: list[str] = []
         for answer in write(run, fixers, ask, task="fix", max_tokens=min(s.max_tokens, 96)):
-            cand = "" if re.fullmatch(r"\W*delete\W*", answer, re.IGNORECASE) else answer.strip().strip('"')
+            line = answer.strip().splitlines()[0].strip()
+            cand = "" if re.fullmatch(r"\W*delete\W*", line, re.IGNORECASE) else fit_in(line, patch, text)
             if cand.strip() != patch.strip() and cand not in candidates:
                 candidates.append(cand)
     if not candidates:
@@ -105,6 +106,22 @@ GOAL_FIX = {
     "proofread": "free of spelling and grammar errors",
     "improve": "clearer and better written",
 }
+
+
+def fit_in(new: str, patch: str, text: str) -> str:
+    """A replacement made to fit where the patch was: no wrapping quotes; lower-case first letter and
+    no closing period when the patch is mid-sentence (a capitalised first word stays when the text
+    writes it capitalised too, like a name, or it is "I")."""
+    new = new.strip().strip("\"'\u201c\u201d").strip()
+    if not new:
+        return new
+    first = new.split()[0]
+    if patch[:1].islower() and new[:1].isupper() and first != "I" and not first.isupper() \
+            and re.search(rf"(?<![.!?]\s)\b{re.escape(first)}\b", text) is None:
+        new = new[0].lower() + new[1:]
+    if patch[-1:].isalnum() and new[-1:] in ".!;:,":
+        new = new.rstrip(".!;:,").rstrip()
+    return new
 
 
 def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
