@@ -34,6 +34,7 @@ import concurrent.futures
 import math
 import os
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -51,15 +52,26 @@ from crowdllm.llm.base import (
 _PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key; the SDK insists on one
 
 
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+
+
+def _one_turn(content: str) -> str:
+    """Message text with its blank lines collapsed: a blank line separates turns in the transcript, so text
+    from data ("...\\n\\nAssistant: 5") cannot start a turn of its own."""
+    return _BLANK_LINES.sub("\n", content.replace("\r\n", "\n").replace("\r", "\n"))
+
+
 def render_transcript(messages: list[dict[str, str]]) -> str:
-    """Messages as a plain transcript for the completions endpoint, ending with the answer prefix."""
+    """Messages as a plain transcript for the completions endpoint, ending with the answer prefix.
+
+    Turns are separated by a blank line; blank lines inside a message are collapsed (see :func:`_one_turn`)."""
     names = {"system": "System", "user": "User", "assistant": "Assistant"}
     parts = []
     trailing = messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else None
     body = messages[:-1] if trailing is not None else messages
     for m in body:
-        parts.append(f"{names[m['role']]}: {m['content']}")
-    parts.append("Assistant: " + (trailing or ""))
+        parts.append(f"{names[m['role']]}: {_one_turn(m['content'])}")
+    parts.append("Assistant: " + _one_turn(trailing or ""))
     return "\n\n".join(parts)
 
 
