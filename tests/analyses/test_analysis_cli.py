@@ -87,3 +87,21 @@ def test_popquorn_offensiveness_crowd_size_with_baselines(shared_data, tmp_path,
     res = pd.read_csv(tmp_path / "crowd_size.csv")
     assert set(res["method"]) == {"profile-group", "per-task"} and res["resolution_rate"].between(0, 1).all()
     assert res["dataset"].eq("popquorn-offensiveness").all()
+
+
+@pytest.mark.slow
+def test_theory_command_writes_coverage_and_terms(crowd_file, tmp_path, capsys):
+    rc, stdout, stderr = _run(capsys, "analyze", "theory", "--dataset", str(crowd_file), "--map", MAP, "--methods",
+                              "vae-only", "--embedder", "hashing", "--seeds", "1", "--n-virtual", "10", "--draws", "2",
+                              "--alphas", "0.5,0.1", "--out", str(tmp_path))
+    assert rc == 0, stderr
+    cov = pd.read_csv(tmp_path / "theory_coverage.csv")
+    # real held-out crowd, plus a crowd simulated on the same tasks with its exact truth
+    assert set(cov["target"]) == {"held-out mean", "truth"}
+    assert set(cov["method"]) == {"vae-only", "vae-only (simulated)"}
+    terms = pd.read_csv(tmp_path / "theory_terms.csv")
+    assert set(terms["term"]) == {"L1", "L2", "L3", "L4", "L5", "L_terms", "L_direct"}
+    assert (tmp_path / "theory_coverage.png").exists() and (tmp_path / "theory_terms.png").exists()
+    rc, _, stderr = _run(capsys, "analyze", "theory", "--dataset", str(crowd_file), "--map", MAP, "--methods",
+                         "global", "--out", str(tmp_path / "x"))
+    assert rc == 2 and "need a digital crowd" in stderr

@@ -448,6 +448,72 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {folder}/simulation.csv, .png")
 
 
+    @analyze.command("theory")
+    @with_backend_options
+    def theory_cmd(
+        ctx: typer.Context,
+        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT,
+        seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0, 1, ...): each a new split and sample."),
+        methods: str = typer.Option("crowdllm,vae-only", "--methods", "-m",
+                                    help="Digital-crowd methods to check (crowdllm, vae-only)."),
+        reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+        alphas: str = typer.Option("0.5,0.32,0.2,0.1,0.05", "--alphas", help="Nominal levels are 1 - alpha."),
+        n_virtual: int = typer.Option(200, "--n-virtual", help="Virtual people per held-out task."),
+        draws: int = typer.Option(20, "--draws", help="Draws per digital twin for the Theorem 2 terms."),
+        simulated: bool = typer.Option(True, "--simulated/--no-simulated",
+                                       help="Also check against the exact truth of a crowd simulated on the "
+                                            "data set's tasks and profiles (noise 1, belief diversity 1)."),
+        split: str = typer.Option("worker", "--split", help="worker (default: residuals need seen tasks), task."),
+        test_size: float = _TEST_SIZE,
+    ) -> None:
+        """Theorem 5 interval coverage vs nominal level, and the Theorem 2 risk terms."""
+        import pandas as pd
+
+        from crowdllm.evaluate.analyses.simulation import make_simulated_crowd
+        from crowdllm.evaluate.analyses.theory_checks import (
+            summarize_coverage,
+            summarize_terms,
+            theory_checks,
+        )
+        from crowdllm.report.figures import plot_theory_coverage, plot_theory_terms
+
+        ds = load(dataset, column_map)
+        if ds.label.kind not in ("ordinal", "continuous"):
+            raise ConfigError(f"the theory checks need ratings (ordinal or continuous labels); '{ds.name}' has "
+                              f"{ds.label.kind} labels")
+        al = parse_floats(alphas, "--alphas")
+        seed_values = seed_list(seeds)
+        folder = out_dir(out, ds.name)
+        t0 = time.perf_counter()
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+                            usage_path=lambda: folder / "theory.usage.json") as (factories, notes):
+            cov, terms = theory_checks(ds, factories, alphas=al, n_virtual=n_virtual, seeds=seed_values,
+                                       split=split, test_size=test_size, draws=draws, progress=True)
+        frames = [cov.assign(data="real")]
+        if simulated and ds.label.kind == "ordinal":
+            # the simulated crowd has its own (simulated) answers: only LLM-free methods apply
+            n_sim = min(300, ds.n_tasks)
+            sim = make_simulated_crowd(noise=1.0, diversity=1.0, n_workers=min(200, max(50, ds.n_workers)),
+                                       tasks_per_worker=min(30, n_sim), n_tasks=n_sim, base=ds, random_state=0)
+            with method_session("vae-only", sim.dataset, split, backend_options, reference=None, embedder=embedder,
+                                usage_path=lambda: folder / "theory.usage.json") as (sim_factories, _):
+                sim_cov, _ = theory_checks(sim.dataset, sim_factories, alphas=al, n_virtual=n_virtual,
+                                           seeds=seed_values, split=split, test_size=test_size, truth=sim.truth,
+                                           terms=False, progress=True)
+            sim_cov["method"] = sim_cov["method"] + " (simulated)"
+            frames.append(sim_cov.assign(data="simulated"))
+        cov_all = pd.concat(frames, ignore_index=True)
+        settings = {"dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "alphas": al,
+                    "n_virtual": n_virtual, "draws": draws, "simulated": simulated, "methods": list(factories),
+                    "notes": notes, "seconds": round(time.perf_counter() - t0, 1)}
+        write_outputs(ctx, folder, "theory_coverage", cov_all, plot_theory_coverage, settings)
+        write_outputs(ctx, folder, "theory_terms", terms, plot_theory_terms, settings)
+        show(f"Theorem 5 coverage on {ds.name} (mean over seeds)", summarize_coverage(cov_all))
+        show(f"Theorem 2 risk terms on {ds.name}", summarize_terms(terms))
+        typer.echo(f"wrote {folder}/theory_coverage.csv, theory_terms.csv, .png")
+
+
 # ---------------------------------------------------------------------------------------- cost helpers
 
 

@@ -211,22 +211,23 @@ def plot_simulation(results: pd.DataFrame, path: str | os.PathLike[str] | None =
 
 
 def plot_theory_coverage(results: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> bytes | None:
-    """Empirical coverage of the Theorem 5 interval vs its nominal level (the diagonal is calibration)."""
+    """Empirical coverage of the Theorem 5 interval vs its nominal level (the diagonal is calibration);
+    solid: the theorem's interval, dashed: the sharp variant; one colour per method and target."""
     _need(results, ["nominal", "coverage"], "the coverage figure")
-    fig, axes = _figure(1, panel=(5.0, 4.0))
+    fig, axes = _figure(1, panel=(5.6, 4.4))
     ax = axes[0]
-    groups = ["method"] if "method" in results.columns else []
-    if "target" in results.columns:
-        groups.append("target")
-    keys = list(results.groupby(groups).groups) if groups else [None]
-    colors = _colors(len(keys))
-    for ci, key in enumerate(keys):
-        sub = results if key is None else results[(results[groups] == pd.Series(
-            key if isinstance(key, tuple) else (key,), index=groups)).all(axis=1)]
+    colour_keys = [c for c in ("method", "target") if c in results.columns]
+    groups = colour_keys + (["variant"] if "variant" in results.columns else [])
+    pieces = list(results.groupby(groups, sort=True)) if groups else [((), results)]
+    colour_of: dict = {}
+    for key, sub in pieces:
+        key = key if isinstance(key, tuple) else (key,)
+        ckey = key[:len(colour_keys)]
+        colour_of.setdefault(ckey, _colors(10)[len(colour_of) % 10])
+        sharp = "variant" in groups and key[-1] == "sharp"
         line = _mean_std(sub, ["nominal"], "coverage")
-        label = None if key is None else " / ".join(map(str, key if isinstance(key, tuple) else (key,)))
-        ax.errorbar(line["nominal"], line["mean"], yerr=line["std"], marker="o", ms=4, capsize=2,
-                    color=colors[ci], label=label)
+        ax.errorbar(line["nominal"], line["mean"], yerr=line["std"], fmt="--" if sharp else "-", marker="o", ms=4,
+                    capsize=2, color=colour_of[ckey], label=" / ".join(map(str, key)) or None)
     ax.plot([0, 1], [0, 1], ":", color="grey", label="nominal")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
@@ -253,7 +254,9 @@ def plot_theory_terms(results: pd.DataFrame, path: str | os.PathLike[str] | None
         stats = _mean_std(sub, ["term"]).set_index("term").reindex(terms)
         ax.bar(x + (mi - (len(methods) - 1) / 2) * width, stats["mean"], width, yerr=stats["std"],
                color=colors[mi], capsize=2, label=method)
-    ax.set_xticks(x, [t.replace("_", " ") for t in terms], rotation=20, ha="right", fontsize=8)
+    from crowdllm.evaluate.analyses.theory_checks import TERM_NAMES
+
+    ax.set_xticks(x, [TERM_NAMES.get(t, t.replace("_", " ")) for t in terms], rotation=20, ha="right", fontsize=8)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_ylabel("squared error units")
     ax.grid(alpha=0.3, axis="y")

@@ -17,6 +17,7 @@ from crowdllm.evaluate.analyses.crowd_size import crowd_size
 from crowdllm.evaluate.analyses.data_efficiency import data_efficiency
 from crowdllm.evaluate.analyses.growth import growth_curves
 from crowdllm.evaluate.analyses.simulation import make_simulated_crowd, simulation_study
+from crowdllm.evaluate.analyses.theory_checks import theory_checks
 
 __all__ = [
     "LLMCost",
@@ -28,4 +29,5 @@ __all__ = [
     "make_simulated_crowd",
     "people_needed",
     "simulation_study",
+    "theory_checks",
 ]
