@@ -105,3 +105,20 @@ def test_theory_command_writes_coverage_and_terms(crowd_file, tmp_path, capsys):
     rc, _, stderr = _run(capsys, "analyze", "theory", "--dataset", str(crowd_file), "--map", MAP, "--methods",
                          "global", "--out", str(tmp_path / "x"))
     assert rc == 2 and "need a digital crowd" in stderr
+
+
+def test_an_interrupted_run_keeps_the_finished_steps(crowd_file, tmp_path, capsys, monkeypatch):
+    # the second method fails after the first has finished: its rows are in the partial file
+    from crowdllm.errors import CrowdLLMError
+    from crowdllm.evaluate import baselines
+
+    def broken_fit(self, train):
+        raise CrowdLLMError("simulated failure")
+
+    monkeypatch.setattr(baselines.GlobalDistribution, "fit", broken_fit)
+    rc, _, stderr = _run(capsys, "analyze", "crowd-size", "--dataset", str(crowd_file), "--map", MAP, "--methods",
+                         "profile-group,global", "--sizes", "1,2", "--out", str(tmp_path))
+    assert rc == 2 and "simulated failure" in stderr
+    partial = pd.read_csv(tmp_path / "crowd_size.partial.csv")
+    assert set(partial["method"]) == {"profile-group"}
+    assert not (tmp_path / "crowd_size.csv").exists()

@@ -144,6 +144,18 @@ def command_line(ctx: typer.Context) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def partial_saver(folder: Path, stem: str) -> Callable[[Any], None]:
+    """Save the rows computed so far to ``stem.partial.csv`` (atomically) after every step, so an
+    interrupted or failed run keeps its finished work; :func:`write_outputs` removes it at the end."""
+    from crowdllm._io import atomic_path
+
+    def save(frame: Any) -> None:
+        with atomic_path(folder / f"{stem}.partial.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+
+    return save
+
+
 def write_outputs(ctx: typer.Context, folder: Path, stem: str, frame: Any, plot: Callable[[Any, Path], Any] | None,
                   settings: dict[str, Any], *, extra: dict[str, Any] | None = None) -> None:
     """``stem.csv`` (+ extra CSVs), ``stem.png`` and ``settings_stem.json``, each written atomically."""
@@ -160,6 +172,7 @@ def write_outputs(ctx: typer.Context, folder: Path, stem: str, frame: Any, plot:
     record = {"command": command_line(ctx), "crowdllm_version": __version__, "python": sys.version.split()[0],
               **settings}
     atomic_write_json(folder / f"settings_{stem}.json", {k: v for k, v in record.items() if v is not None})
+    (folder / f"{stem}.partial.csv").unlink(missing_ok=True)
 
 
 def show(title: str, table: Any) -> None:
@@ -227,7 +240,8 @@ def register(app: typer.Typer) -> None:
                             usage_path=lambda: out_dir(out, ds.name) / "data_efficiency.usage.json") as (
                 factories, notes):
             res = data_efficiency(ds, factories, fractions=fr, sizes=sz, seeds=seed_values, split=split,
-                                  test_size=test_size, progress=True, predictions=preds)
+                                  test_size=test_size, progress=True, predictions=preds,
+                                  on_step=partial_saver(out_dir(out, ds.name), "data_efficiency"))
         folder = out_dir(out, ds.name)
         import pandas as pd
 
@@ -271,7 +285,8 @@ def register(app: typer.Typer) -> None:
                             usage_path=lambda: out_dir(out, ds.name) / "crowd_size.usage.json") as (
                 factories, notes):
             res = crowd_size(ds, factories, sizes=sz, tolerances=tol, fractions=fr, seeds=seed_values,
-                             split=split, test_size=test_size, progress=True)
+                             split=split, test_size=test_size, progress=True,
+                             on_step=partial_saver(out_dir(out, ds.name), "crowd_size"))
         folder = out_dir(out, ds.name)
         write_outputs(ctx, folder, "crowd_size", res, plot_crowd_size, {
             "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "sizes": sz,
@@ -323,7 +338,8 @@ def register(app: typer.Typer) -> None:
         with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
                             usage_path=lambda: run_usage) as (factories, notes):
             need = people_needed(ds, factories, tolerances=tol, max_people=max_people, seeds=seed_values,
-                                 split=split, test_size=test_size, progress=True)
+                                 split=split, test_size=test_size, progress=True,
+                                 on_step=partial_saver(folder, "cost_needed"))
         # tokens per call: given, else measured from the given usage file, else from this run's LLM use
         if tokens_per_call is not None:
             per_call = tokens_per_call
@@ -386,7 +402,8 @@ def register(app: typer.Typer) -> None:
         with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
                             usage_path=lambda: out_dir(out, ds.name) / "growth.usage.json") as (factories, notes):
             res = growth_curves(ds, factories, factors=fac, levels=levels or None, n_virtual=n_virtual,
-                                seeds=seed_values, split=split, test_size=test_size, progress=True)
+                                seeds=seed_values, split=split, test_size=test_size, progress=True,
+                                on_step=partial_saver(out_dir(out, ds.name), "growth"))
         folder = out_dir(out, ds.name)
         write_outputs(ctx, folder, "growth", res, plot_growth, {
             "dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "factors": fac,
@@ -437,7 +454,7 @@ def register(app: typer.Typer) -> None:
             res = simulation_study(factories, noise_levels=parse_floats(noise, "--noise"),
                                    diversity_levels=parse_floats(diversity, "--diversity"), n_workers=nw,
                                    tasks_per_worker=k, n_tasks=n_tasks, n_virtual=n_virtual, seeds=seed_values,
-                                   base=base, progress=True)
+                                   base=base, progress=True, on_step=partial_saver(folder, "simulation"))
         write_outputs(ctx, folder, "simulation", res, plot_simulation, {
             "base_dataset": base.name if base is not None else None, "seeds": seed_values,
             "noise": parse_floats(noise, "--noise"), "diversity": parse_floats(diversity, "--diversity"),
@@ -489,7 +506,8 @@ def register(app: typer.Typer) -> None:
         with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
                             usage_path=lambda: folder / "theory.usage.json") as (factories, notes):
             cov, terms = theory_checks(ds, factories, alphas=al, n_virtual=n_virtual, seeds=seed_values,
-                                       split=split, test_size=test_size, draws=draws, progress=True)
+                                       split=split, test_size=test_size, draws=draws, progress=True,
+                                       on_step=partial_saver(folder, "theory_coverage"))
         frames = [cov.assign(data="real")]
         if simulated and ds.label.kind == "ordinal":
             # the simulated crowd has its own (simulated) answers: only LLM-free methods apply

@@ -186,7 +186,9 @@ def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tup
         return None
     known = _analysis_tables()
     parts: list[str] = []
-    csvs = {p.stem: p for p in files if p.suffix == ".csv" and p.name != PREDICTIONS}
+    # *.partial.csv: the saved steps of an unfinished analysis run, not results
+    csvs = {p.stem: p for p in files if p.suffix == ".csv" and p.name != PREDICTIONS
+            and not p.name.endswith(".partial.csv")}
     pngs = {p.stem: p for p in files if p.suffix == ".png"}
     stems = sorted(set(csvs) | set(pngs), key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
     for stem in stems:

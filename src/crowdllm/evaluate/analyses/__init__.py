@@ -3,6 +3,9 @@
 Each analysis takes a data set and a mapping ``{name: method factory}`` (a factory is a callable
 ``(train, random_state) -> fitted model`` whose model can ``sample`` answers for virtual people), and
 returns a tidy long frame; :mod:`crowdllm.report.figures` draws it and ``crowdllm analyze`` writes both.
+Every analysis also takes ``progress`` (a rich progress bar) and ``on_step`` (called with the rows so
+far after each fitted method; the CLI saves them to ``<analysis>.partial.csv``, so an interrupted run
+keeps its finished work).
 
 - :mod:`.data_efficiency` — error vs virtual crowd size by share of training people (Figure 4)
 - :mod:`.crowd_size` — resolution rate vs crowd size, diverse vs fixed profiles (Figure 5)

@@ -15,7 +15,7 @@ price, and fitting the digital crowd costs the training judgements once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,6 +86,7 @@ def people_needed(
     pool: str = "train",
     rule: str = "stays",
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Per held-out task and tolerance, the smallest virtual crowd that matches the real crowd's mean.
 
@@ -125,6 +126,8 @@ def people_needed(
                             "n_real": int(n_real), "n_train_responses": len(train.responses),
                         })
                 advance()
+                if on_step is not None:  # lets a caller save what is done so far
+                    on_step(tidy(rows, COLUMNS))
     out = tidy(rows, COLUMNS)
     out.attrs["max_people"] = max_people
     return out

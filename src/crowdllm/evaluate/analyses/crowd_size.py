@@ -16,7 +16,7 @@ flattens.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ def crowd_size(
     test_size: float = 0.2,
     pool: str = "test",
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Resolution rate and MAE against crowd size, for diverse and fixed profiles.
 
@@ -98,6 +99,8 @@ def crowd_size(
                                     "mae": float(np.mean(err)) if len(err) else np.nan,
                                 })
                     advance()
+                    if on_step is not None:  # lets a caller save what is done so far
+                        on_step(tidy(rows, COLUMNS))
     return tidy(rows, COLUMNS)
 
 

@@ -10,7 +10,7 @@ the label distributions). All methods and fractions of one seed share the same v
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -47,6 +47,7 @@ def data_efficiency(
     test_size: float = 0.2,
     pool: str = "test",
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
     predictions: list[pd.DataFrame] | None = None,
     prediction_tasks: int = 50,
 ) -> pd.DataFrame:
@@ -90,6 +91,8 @@ def data_efficiency(
                             "metric": rec.metric, "value": rec.value,
                         })
                     advance()
+                    if on_step is not None:  # lets a caller save what is done so far
+                        on_step(tidy(rows, COLUMNS))
     return tidy(rows, COLUMNS)
 
 

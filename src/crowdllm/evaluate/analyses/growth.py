@@ -15,7 +15,7 @@ The level ``all`` (written as the full count) is the unrestricted training part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,7 @@ def growth_curves(
     test_size: float = 0.2,
     pool: str = "test",
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Error against the amount of training data along each factor.
 
@@ -134,6 +135,8 @@ def growth_curves(
                             "metric": rec.metric, "value": rec.value,
                         })
                     advance()
+                    if on_step is not None:  # lets a caller save what is done so far
+                        on_step(tidy(rows, COLUMNS))
     return tidy(rows, COLUMNS)
 
 

@@ -28,7 +28,7 @@ the mean of the people who did answer each held-out task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +186,7 @@ def simulation_study(
     test_size: float = 0.2,
     base: CrowdDataset | None = None,
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """How well each method recovers the known truth on held-out tasks, across the design grid.
 
@@ -225,6 +226,8 @@ def simulation_study(
                 matrix = label_matrix(ds, resp, held, people["worker"].tolist())
                 add(name, matrix.mean(axis=1))
                 advance()
+                if on_step is not None:  # lets a caller save what is done so far
+                    on_step(tidy(rows, COLUMNS))
     return tidy(rows, COLUMNS)
 
 

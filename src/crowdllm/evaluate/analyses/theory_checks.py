@@ -27,7 +27,7 @@ seed, on the held-out pairs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,6 +112,7 @@ def theory_checks(
     terms: bool = True,
     draws: int = 20,
     progress: bool = False,
+    on_step: Callable[[pd.DataFrame], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Theorem 5 coverage and (with ``terms``) Theorem 2's terms, fitting each method once per seed.
 
@@ -142,6 +143,8 @@ def theory_checks(
                     got = risk_decomposition(crowd, test, reference=reference, draws=draws, random_state=seed).terms
                     term_rows += [{**key, "term": t, "value": float(got[t])} for t in TERMS]
                 advance()
+                if on_step is not None:  # lets a caller save what is done so far
+                    on_step(tidy(cov_rows, COVERAGE_COLUMNS))
     return tidy(cov_rows, COVERAGE_COLUMNS), tidy(term_rows, TERM_COLUMNS)
 
 
