@@ -37,13 +37,14 @@ def ask(
     llm = backend_options.open(seed=seed)
     try:
         comp = llm.generate([messages], n=1, temperature=temperature, max_tokens=max_tokens, seed=seed)[0][0]
+        if comp.error:
+            raise ConfigError(f"the model gave no answer: {comp.error}")
+        typer.echo(comp.text.strip())
+        sys.stdout.flush()
     finally:
         if usage:
             backend_options.finish(llm)
         llm.close()
-    if comp.error:
-        raise ConfigError(f"the model gave no answer: {comp.error}")
-    typer.echo(comp.text.strip())
 
 
 def _kind_for(label: Any) -> str:

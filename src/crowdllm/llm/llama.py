@@ -36,6 +36,10 @@ _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
 def _import_llama() -> Any:
+    # llama.cpp's CPU threads come from OpenMP; by default idle threads spin, which on a machine shared
+    # with other work (or several crowdllm processes) makes every pass several times slower. Passive
+    # waiting costs little on an idle machine. Set OMP_WAIT_POLICY=ACTIVE yourself to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
     except ImportError:

