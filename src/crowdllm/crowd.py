@@ -37,6 +37,7 @@ all training rows for the chosen number of epochs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Callable, Sequence
@@ -59,6 +60,13 @@ from crowdllm.profiles.generator import ProfileGenerator
 from crowdllm.profiles.pool import PoolProfiles
 
 FORMAT_VERSION = 1
+_BELIEF_FILES = ("belief.safetensors", "belief.json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 ReferenceLike = pd.DataFrame | pd.Series | Callable[[pd.DataFrame], pd.DataFrame] | None
 _CHUNK = 32_768  # pairs per block: keeps the (pairs x hidden) activations in cache
 
@@ -729,6 +737,9 @@ class DigitalCrowd:
             "memory": memory,
             "blender": self.blender_.to_dict(),
             "n_train_responses": self.n_train_responses_,
+            # crowd.json is written last: digests of the files it belongs with, so an interrupted save (or
+            # files copied from another model) is refused at load instead of mixing two models
+            "files": {name: _sha256(directory / name) for name in _BELIEF_FILES},
         }
         atomic_write_json(directory / "crowd.json", state)
         return directory
@@ -744,12 +755,29 @@ class DigitalCrowd:
             raise ConfigError(f"{path}: no saved digital crowd here") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        version = int(state.get("format_version", 0))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text (UTF-8 JSON) file") from None
+        if not isinstance(state, dict) or state.get("kind") != "crowdllm.DigitalCrowd":
+            raise ConfigError(f"{path}: not a saved DigitalCrowd")
+        try:
+            version = int(state.get("format_version", 0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: format_version {state.get('format_version')!r} is not a number") from None
         if version > FORMAT_VERSION:
             raise ConfigError(f"{path}: format version {version} is newer than this crowdllm understands "
                               f"({FORMAT_VERSION}); upgrade crowdllm to load it")
-        if state.get("kind") != "crowdllm.DigitalCrowd":
-            raise ConfigError(f"{path}: not a saved DigitalCrowd")
+        for name, digest in dict(state.get("files") or {}).items():
+            if not (directory / name).is_file() or _sha256(directory / name) != digest:
+                raise ConfigError(f"{directory / name} does not belong with {path} (an interrupted save, or a "
+                                  f"file of another model?); save the crowd again")
+        try:
+            return cls._from_state(directory, state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            raise ConfigError(f"{path}: damaged or incompatible saved crowd ({detail})") from None
+
+    @classmethod
+    def _from_state(cls, directory: Path, state: dict[str, Any]) -> DigitalCrowd:
         hyper = dict(state["hyper"])
         crowd = cls(**hyper)
         crowd.label_ = LabelSpec.from_dict(state["label"])

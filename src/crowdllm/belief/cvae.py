@@ -380,16 +380,24 @@ class BeliefModel:
             raise ConfigError(f"{meta_path}: no saved belief model here") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"{meta_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        version = int(meta.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise ConfigError(f"{meta_path}: format version {version} is newer than this crowdllm "
-                              f"understands ({FORMAT_VERSION}); upgrade crowdllm to load it")
-        model = cls(**meta.get("hyper", {}))
-        model.config_ = CVAEConfig.from_dict(meta["config"])
-        model.best_epoch_ = int(meta.get("best_epoch", -1))
-        model.valid_loss_ = float(meta.get("valid_loss", float("nan")))
-        model.history_ = list(meta.get("history", []))
-        net = _build(model.config_)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{meta_path}: not a text (UTF-8 JSON) file") from None
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{meta_path}: not a saved belief model")
+        try:
+            version = int(meta.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise ConfigError(f"{meta_path}: format version {version} is newer than this crowdllm "
+                                  f"understands ({FORMAT_VERSION}); upgrade crowdllm to load it")
+            model = cls(**meta.get("hyper", {}))
+            model.config_ = CVAEConfig.from_dict(meta["config"])
+            model.best_epoch_ = int(meta.get("best_epoch", -1))
+            model.valid_loss_ = float(meta.get("valid_loss", float("nan")))
+            model.history_ = list(meta.get("history", []))
+            net = _build(model.config_)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            raise ConfigError(f"{meta_path}: damaged or incompatible saved belief model ({detail})") from None
         try:
             state = load_file(str(directory / f"{prefix}.safetensors"))
             net.load_state_dict(state, strict=True)
