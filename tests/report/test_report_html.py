@@ -21,7 +21,7 @@ def test_page_holds_every_table_and_figure_inline(results_dir, tmp_path):
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert "http://" not in page and "https://" not in page
     # the results summary: mean ± std over three seeds
-    assert "0.41 ± 0.01" in page and "over 3 seed(s)" in page
+    assert "0.410 ± 0.010" in page and "over 3 seed(s)" in page
     # usage and settings
     assert "tokens.prompt" in page and "250000" in page
     assert "crowdllm reproduce offensiveness --seeds 3" in page
@@ -35,8 +35,11 @@ def test_summary_of_long_results_is_mean_and_std_over_seeds():
     long = pd.DataFrame({"dataset": "d", "split": "task", "seed": [0, 1, 0, 1], "method": ["a", "a", "b", "b"],
                          "aggregator": "mean", "metric": "mae", "value": [1.0, 3.0, 2.0, 2.0]})
     wide = summarize_results(long).set_index("method")
-    assert wide.loc["a", "mae"] == "2 ± 1.414"
-    assert wide.loc["b", "mae"] == "2 ± 0"
+    assert wide.loc["a", "mae"] == "2.000 ± 1.414"
+    assert wide.loc["b", "mae"] == "2.000 ± 0.000"
+    # one-valued keys leave the rows and are named once
+    assert "dataset" not in wide.columns and wide.attrs["constant"] == {"dataset": "d", "split": "task",
+                                                                       "aggregator": "mean"}
 
 
 def test_text_from_files_is_escaped(tmp_path):

@@ -121,24 +121,38 @@ def image_html(png: bytes, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def _pm(mean: float, std: float, n: int) -> str:
+    if np.isnan(mean):
+        return "–"
+    digits = 3 if abs(mean) < 100 else 1
+    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {0.0 if np.isnan(std) else std:.{digits}f}"
+
+
 def summarize_results(results: pd.DataFrame) -> pd.DataFrame:
-    """Long results -> one row per setting, one column per metric, cells ``mean ± std`` over seeds."""
+    """Long results -> one row per setting, one column per metric, cells ``mean ± std`` over seeds.
+
+    Key columns that hold one value only (e.g. the data set) are dropped from the rows and listed in
+    ``attrs["constant"]``; rows keep the order in which the file first names them."""
     if not {"metric", "value"} <= set(results.columns):
         raise CrowdDataError("results need the columns metric and value", column="metric")
     keys = [c for c in results.columns if c not in ("seed", "metric", "value")]
-    values = pd.to_numeric(results["value"], errors="coerce")
-    frame = results.assign(value=values)
+    frame = results.assign(value=pd.to_numeric(results["value"], errors="coerce"))
+    constant = {k: str(frame[k].iloc[0]) for k in keys if frame[k].nunique(dropna=False) == 1}
+    keys = [k for k in keys if k not in constant]
     stats = frame.groupby(keys + ["metric"], sort=False, dropna=False)["value"].agg(["mean", "std", "count"])
-    cell = [f"{_fmt(m)} ± {_fmt(0.0 if np.isnan(s) else s)}" if n > 1 else _fmt(m)
-            for m, s, n in zip(stats["mean"], stats["std"], stats["count"], strict=True)]
-    stats = stats.assign(cell=cell).reset_index()
-    wide = stats.pivot(index=keys, columns="metric", values="cell") if keys else stats.set_index("metric")[["cell"]].T
+    stats["cell"] = [_pm(m, sd, n) for m, sd, n in zip(stats["mean"], stats["std"], stats["count"], strict=True)]
+    stats = stats.reset_index()
     metrics = list(dict.fromkeys(results["metric"]))
-    wide = wide[[m for m in metrics if m in wide.columns]]
+    if keys:
+        wide = stats.pivot(index=keys, columns="metric", values="cell")
+        order = frame[keys].drop_duplicates()
+        wide = wide.reindex(pd.MultiIndex.from_frame(order) if len(keys) > 1 else pd.Index(order[keys[0]]))
+        wide = wide[[m for m in metrics if m in wide.columns]].fillna("–").reset_index()
+    else:
+        wide = stats.set_index("metric")[["cell"]].T[metrics]
     wide.columns.name = None
-    n_seeds = int(results["seed"].nunique()) if "seed" in results.columns else 1
-    wide = wide.reset_index() if keys else wide
-    wide.attrs["n_seeds"] = n_seeds
+    wide.attrs["n_seeds"] = int(results["seed"].nunique()) if "seed" in results.columns else 1
+    wide.attrs["constant"] = constant
     return wide
 
 
@@ -225,7 +239,9 @@ def _csv_html(path: Path, stem: str, known: dict) -> str:
     frame = _read_csv(path)
     if stem == "results" and {"metric", "value"} <= set(frame.columns):
         wide = summarize_results(frame)
-        note = f"mean ± std over {wide.attrs['n_seeds']} seed(s); {len(frame)} rows in {path.name}"
+        fixed = "; ".join(f"{k}: {v}" for k, v in wide.attrs["constant"].items())
+        note = (f"mean ± std over {wide.attrs['n_seeds']} seed(s); {len(frame)} rows in {path.name}"
+                + (f"; {fixed}" if fixed else ""))
         return table_html(wide, caption=note)
     if stem in known and len(frame) > MAX_ROWS:
         try:
