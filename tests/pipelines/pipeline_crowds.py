@@ -58,7 +58,7 @@ def _smaller(user: str, i: int) -> str:
 
 
 SENSIBLE: list[Rule] = [
-    ("numbers of at most 3 parts", _find),
+    ("at most 3 parts: answer with their numbers", _find),
     ("Rewrite only this part", "much shorter"),
     ("stay correct English after this change", "yes"),
     ("Write an improved version", lambda u, i: after(u, "Text:\n").split("\n\nWrite")[0] + " Thank you!"),

@@ -213,16 +213,16 @@ def test_segments_are_the_clauses_between_punctuation():
 def test_find_spans_keeps_parts_named_by_enough_workers():
     text = "We will, in the event that it rains, move the party indoors."
     picks = ["2", "Parts 2 and 3.", "3, 9"]
-    run = Run(rules_llm([("numbers of at most 3 parts", lambda u, i: picks[i])]))
+    run = Run(rules_llm([("at most 3 parts: answer with their numbers", lambda u, i: picks[i])]))
     spans = find_spans(run, make_workers(3, "R."), text, "Which parts are wordy?", agree=3)
     assert spans == []
-    run2 = Run(rules_llm([("numbers of at most 3 parts", lambda u, i: picks[i])]))
+    run2 = Run(rules_llm([("at most 3 parts: answer with their numbers", lambda u, i: picks[i])]))
     spans2 = find_spans(run2, make_workers(3, "R."), text, "Which parts are wordy?", agree=2)
     assert [text[a:b] for a, b in spans2] == ["in the event that it rains", "move the party indoors"]
     assert any("do not exist" in n for n in run2.notes)  # part 9
     shown = [r for r in run2.trace.records if r["kind"] == "call"][-1]  # the parts are listed by number
     assert "2. in the event that it rains" in shown["messages"][-1]["content"]
-    run3 = Run(rules_llm([("numbers of at most 3 parts", "NONE")]))
+    run3 = Run(rules_llm([("at most 3 parts: answer with their numbers", "NONE")]))
     assert find_spans(run3, make_workers(2, "R."), text, "Which?", agree=1) == []
 
 

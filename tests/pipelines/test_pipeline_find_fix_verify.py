@@ -12,7 +12,7 @@ TEXT = "The meeting, which was planned a long time ago, will be held on Monday."
 
 def _crowd(finds, fixes, verdict):
     return rules_llm([
-        ("numbers of at most 3 parts", lambda u, i: finds[i]),
+        ("at most 3 parts: answer with their numbers", lambda u, i: finds[i]),
         ("Rewrite only this part", lambda u, i: fixes[i % len(fixes)]),
         ("after this change", lambda u, i: verdict(u, i)),
     ])
@@ -58,7 +58,7 @@ def test_a_tied_verification_votes_the_candidate_out():
 def test_budget_runs_out_in_the_second_patch_and_the_first_fix_is_kept(tmp_path):
     text = "In order to win, we must act at this point in time."
     llm = rules_llm([
-        ("numbers of at most 3 parts", "1, 2"),
+        ("at most 3 parts: answer with their numbers", "1, 2"),
         ("Rewrite only this part", lambda u, i: "To win" if '"In order to win"' in u else "we must act now"),
         ("after this change", "yes"),
     ])

@@ -35,7 +35,7 @@ def test_find_fix_verify_asks_for_rude_phrases_in_a_real_email(emails):
     llm = sensible_llm()
     out = run_pipeline("find-fix-verify", email, llm)
     assert out.complete
-    finds = [c for c in llm.calls if "numbers of at most 3 parts" in c["messages"][-1]["content"]]
+    finds = [c for c in llm.calls if "at most 3 parts: answer with their numbers" in c["messages"][-1]["content"]]
     assert finds and all("rude, blunt or unfriendly" in c["messages"][-1]["content"] for c in finds)
     assert email["text"] in finds[0]["messages"][-1]["content"]
 

@@ -268,8 +268,8 @@ def print_comparison(console: Any, spec: Any, result: Any, *, detail: bool = Fal
     be = f" \u00b7 {backend.get('backend')} ({backend.get('model')})" if backend else ""
     summary = result.summary
     table = Table(title=f"{spec.title}: pipeline vs single-LLM baseline{be}",
-                  caption="quality 0-1 (higher is better); cost columns are means per example; "
-                          f"evaluation used {result.eval_usage['calls']} rater calls")
+                  caption="quality 0-1, higher is better. calls, tokens, seconds, cached: means per example. "
+                          f"Evaluation (not counted above): {result.eval_usage['calls']} rater calls in all.")
     cols = [c for c in summary.columns]
     for c in cols:
         table.add_column(c, justify="left" if c == "method" else "right")

@@ -143,14 +143,15 @@ def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str,
     The text is shown whole and cut into numbered parts (:func:`segments`); each worker names the
     numbers of up to three parts that need work (the on-screen highlighting of Soylent's Find, as a
     selection a small model can make reliably). Numbers out of range are dropped as garbage; parts
-    named by >= ``agree`` workers are returned in text order, at most ``max_spans`` (most votes first)."""
+    named by >= ``agree`` workers are returned in text order, at most ``max_spans`` (most votes first).
+    As in Soylent, every worker must name at least one part: "nothing to do" is left to the vote."""
     parts = segments(text)
     if not parts:
         return []
     listing = "\n".join(f"{i + 1}. {text[a:b]}" for i, (a, b) in enumerate(parts))
     content = (f"Text:\n{text}\n\nThe same text in numbered parts:\n{listing}\n\n{instruction}\n"
-               "Answer with the numbers of at most 3 parts (for example: 2, 3), or NONE if no part needs it.")
-    answers = run.ask_each(workers, content, task="find", max_tokens=24)
+               "Name at least one and at most 3 parts: answer with their numbers only (for example: 2, 3).")
+    answers = run.ask_each(workers, content, task="find", max_tokens=16)
     votes: Counter[int] = Counter()
     marks: dict[str, list[int]] = {}
     for w, a in zip(workers, answers, strict=True):
