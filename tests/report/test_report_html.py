@@ -54,3 +54,24 @@ def test_missing_or_empty_folder_is_a_one_line_error(tmp_path):
         build_report(tmp_path / "nope")
     with pytest.raises(ConfigError, match="holds no results"):
         build_report(tmp_path)
+
+
+def test_reproduce_outputs_are_summarised(tmp_path):
+    import json
+
+    import numpy as np
+
+    n = 40
+    gen = np.random.default_rng(0)
+    pd.DataFrame({"task": [f"t{i}" for i in range(n)], "y_ref": np.linspace(1, 3, n), "p_1": 0.5,
+                  "parse_failures": [1] + [0] * (n - 1)}).to_csv(tmp_path / "references.csv", index=False)
+    pd.DataFrame({"task": [f"t{i}" for i in range(n)], "split": ["worker"] * 30 + ["task"] * 10,
+                  "covered": [True] * 27 + [False] * 3 + [True] * 5 + [False] * 5,
+                  "half_width": gen.uniform(1, 2, n)}).to_csv(tmp_path / "theory.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({"usage": {"calls": 1500}, "seeds": [0, 1]}))
+    page = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "LLM references" in page and "<td class=''>40</td>" in page  # 40 tasks
+    assert "Theorem 5 intervals per task" in page
+    # coverage per split: 27/30 = 0.9 on worker, 5/10 = 0.5 on task
+    assert "<td class=''>0.9</td>" in page and "<td class=''>0.5</td>" in page
+    assert "usage.calls" in page and "1500" in page

@@ -15,8 +15,10 @@ Files understood (anything else is ignored):
 - ``predictions.csv`` (``task, worker, label, source = real | virtual, method``): real vs virtual
   answer distributions of a few tasks, drawn here;
 - ``usage*.json`` and ``*.usage.json``: LLM usage and cost (calls, tokens, time, money);
-- ``settings*.json``: the settings and seeds to reproduce the run (a ``command`` entry is shown as the
-  command line);
+- ``settings*.json`` and ``run.json``: the settings and seeds to reproduce the run (a ``command`` entry
+  is shown as the command line);
+- ``references.csv`` (LLM references per task) and ``theory.csv`` (Theorem 5 intervals per task) from
+  ``crowdllm reproduce``: their summaries;
 - ``*.md``: shown as text under a fold.
 """
 
@@ -57,10 +59,34 @@ def _analysis_tables() -> dict[str, tuple[str, Callable[[pd.DataFrame], pd.DataF
         "simulation": ("Simulation study (MAE against the known truth)", mod("simulation").summarize),
         "theory_coverage": ("Theorem 5 interval coverage", mod("theory_checks").summarize_coverage),
         "theory_terms": ("Theorem 2 risk terms", mod("theory_checks").summarize_terms),
+        "references": ("LLM references", _summarize_references),
+        "theory": ("Theorem 5 intervals per task", _summarize_intervals),
     }
 
 
-ORDER = ["results", "data_efficiency", "crowd_size", "cost_needed", "cost", "growth", "simulation",
+def _summarize_references(frame: pd.DataFrame) -> pd.DataFrame:
+    """``references.csv`` (one row per task: ``y_ref``, ``p_*``): how many, and the spread of ``y_ref``."""
+    y = pd.to_numeric(frame["y_ref"], errors="coerce")
+    row = {"tasks": len(frame), "missing": int(y.isna().sum()), "y_ref mean": y.mean(), "y_ref sd": y.std(),
+           "y_ref min": y.min(), "y_ref max": y.max()}
+    if "parse_failures" in frame:
+        row["parse failures"] = int(pd.to_numeric(frame["parse_failures"], errors="coerce").fillna(0).sum())
+    return pd.DataFrame([row])
+
+
+def _summarize_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``theory.csv`` (per-task Theorem 5 intervals): coverage and mean half-width, per split if given."""
+    cols = [c for c in ("covered", "covered_sharp", "half_width", "half_width_sharp") if c in frame.columns]
+    keys = [c for c in ("dataset", "split", "seed", "method") if c in frame.columns and frame[c].nunique() > 1]
+    num = frame[cols].apply(pd.to_numeric, errors="coerce") if cols else frame
+    if keys:
+        out = num.groupby([frame[k] for k in keys]).mean().reset_index()
+        out.insert(len(keys), "tasks", frame.groupby(keys).size().to_numpy())
+        return out
+    return pd.DataFrame([{"tasks": len(frame), **num.mean().to_dict()}])
+
+
+ORDER = ["results", "references", "theory", "data_efficiency", "crowd_size", "cost_needed", "cost", "growth", "simulation",
          "theory_coverage", "theory_terms"]
 
 CSS = """
@@ -220,7 +246,7 @@ def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tup
         if p.suffix == ".json" and (p.name.startswith("usage") or p.name.endswith(".usage.json")):
             parts.append(f"<h3>LLM usage and cost ({html.escape(p.name)})</h3>" + _kv_table(_read_json(p)))
     for p in files:
-        if p.suffix == ".json" and p.name.startswith("settings"):
+        if p.suffix == ".json" and (p.name.startswith("settings") or p.name == "run.json"):
             parts.append(_settings_html(p))
     for p in files:
         if p.suffix == ".md":
