@@ -56,7 +56,8 @@ def test_money_per_task_follows_calls_tokens_and_prices():
     needed = pd.DataFrame({
         "dataset": "d", "split": "task", "seed": 0, "method": ["crowd"] * 3 + ["persona"] * 3,
         "task": ["a", "b", "c"] * 2, "tolerance": 0.2, "n_needed": [1, 3, np.nan, 2, 4, 6],
-        "n_real": [5, 5, 8] * 2, "n_train_responses": 1000,
+        "n_real": [5, 5, 8] * 2, "judgements_real": [5, 5, 8] * 2, "n_train_responses": 1000,
+        "train_judgements": 1000,
     })
     prices = Prices(per_judgement=0.5, per_million_tokens=2.0, tokens_per_call=100)
     table = cost_table(needed, llm_costs={"crowd": LLMCost(per_task=1), "persona": LLMCost(per_person=1)},
@@ -90,3 +91,24 @@ def test_first_and_staying_within_the_tolerance_differ_for_a_wandering_mean():
     np.testing.assert_array_equal(first_within(err, 0.1, "first"), [2, 1, np.nan])
     np.testing.assert_array_equal(first_within(err, 0.1, "stays"), [4, 1, np.nan])
     np.testing.assert_array_equal(first_within(err, 0.2, "stays"), [4, 1, 5])
+
+
+def test_a_ballot_is_one_judgement_shared_by_the_items():
+    from crowdllm.data.dataset import CrowdDataset, LabelSpec
+
+    items = pd.DataFrame({"task": ["a", "b", "c"], "text": ["x", "y", "z"]})
+    picks = ["a", "a", "b", "a", "c", "a", "b", "a", "a", "c"]
+    rows = [(i, f"v{w}", float(i == p)) for w, p in enumerate(picks) for i in "abc"]
+    ds = CrowdDataset(pd.DataFrame(rows, columns=["task", "worker", "label"]), items,
+                      pd.DataFrame({"worker": [f"v{w}" for w in range(10)]}), LabelSpec("topk", k=1)).validate()
+
+    class AlwaysA:
+        def sample(self, tasks, workers, *, pairs, random_state=None):
+            return pairs.assign(label=(pairs["task"] == "a").astype(float))
+
+    need = people_needed(ds, {"a": lambda train, seed: AlwaysA()}, tolerances=[1.0], max_people=4, split="worker",
+                         test_size=0.5, seeds=[0])
+    assert len(need) == 3 and (need["n_real"] == 5).all()
+    table = cost_table(need, prices=Prices(per_judgement=3.0)).iloc[0]
+    assert table["human_per_task"] == pytest.approx(5 / 3)  # five ballots over three items
+    assert table["training_cost"] == pytest.approx(5 * 3.0)  # five training voters, one ballot each

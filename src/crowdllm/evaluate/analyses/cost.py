@@ -35,8 +35,8 @@ from crowdllm.evaluate.analyses._common import (
 )
 from crowdllm.evaluate.analyses._progress import steps
 
-COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real",
-           "n_train_responses"]
+COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
+           "n_train_responses", "train_judgements"]
 DEFAULT_TOLERANCES = (0.1, 0.2, 0.3, 0.4)
 RULES = ("stays", "first")
 BINS = ("1", "2", "3", "4", "5", "6", "7", "8", ">8")
@@ -96,7 +96,9 @@ def people_needed(
     method gets there by luck as its running mean wanders across the target).
 
     Returns ``dataset, split, seed, method, task, tolerance, n_needed (NaN: not within max_people),
-    n_real (the real crowd's size on that task), n_train_responses``."""
+    n_real (the real crowd's size on that task), judgements_real (what that crowd was paid for:
+    n_real, or for top-k votes the task's share of the ballots, n_real / items, since one ballot covers
+    every item), n_train_responses, train_judgements (the training part's paid judgements)``."""
     check_numeric(dataset, "cost")
     methods = check_methods(methods)
     tols = sorted({float(t) for t in tolerances})
@@ -117,13 +119,17 @@ def people_needed(
                 curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
                 # tasks the method could not answer count as never matched
                 real_n = test.responses.groupby("task").size()
+                votes = dataset.label.kind == "topk"
+                per_judgement = 1.0 / max(1, len(real_n)) if votes else 1.0
+                train_judgements = (train.responses["worker"].nunique() if votes else len(train.responses))
                 for tol in tols:
                     first = dict(zip(curves.tasks, first_within(curves.abs_err, tol, rule), strict=True))
                     for task, n_real in real_n.items():
                         rows.append({
                             "dataset": dataset.name, "split": split, "seed": seed, "method": name,
                             "task": str(task), "tolerance": tol, "n_needed": first.get(str(task), np.nan),
-                            "n_real": int(n_real), "n_train_responses": len(train.responses),
+                            "n_real": int(n_real), "judgements_real": n_real * per_judgement,
+                            "n_train_responses": len(train.responses), "train_judgements": train_judgements,
                         })
                 advance()
                 if on_step is not None:  # lets a caller save what is done so far
@@ -155,7 +161,8 @@ def cost_table(needed: pd.DataFrame, *, llm_costs: Mapping[str, LLMCost] | None 
     Columns: ``resolved`` (share of tasks matched within ``max_people``), ``mean_needed`` and
     ``median_needed`` (over matched tasks), ``virtual_per_task`` (people sampled per task, counting
     ``max_people`` for unmatched tasks), ``llm_calls_per_task``, ``tokens_per_task``,
-    ``llm_cost_per_task``, ``human_per_task`` (real judgements per task), ``human_cost_per_task``,
+    ``llm_cost_per_task``, ``human_per_task`` (real judgements per task; top-k votes: the task's share
+    of the ballots), ``human_cost_per_task``,
     ``training_cost`` (the training judgements, paid once) and ``break_even_tasks`` (new tasks after
     which the digital crowd has paid for its training data; empty when it never does)."""
     prices = prices or Prices()
@@ -171,9 +178,9 @@ def cost_table(needed: pd.DataFrame, *, llm_costs: Mapping[str, LLMCost] | None 
             calls = cost.per_task + cost.per_person * virtual
             tokens = calls * prices.tokens_per_call
             llm_money = tokens / 1e6 * prices.per_million_tokens
-            human = float(g["n_real"].mean())
+            human = float(g["judgements_real"].mean())
             human_money = human * prices.per_judgement
-            training = float(g["n_train_responses"].iloc[0]) * prices.per_judgement
+            training = float(g["train_judgements"].iloc[0]) * prices.per_judgement
             saving = human_money - llm_money
             per_seed.append({
                 "resolved": float(n.notna().mean()),
