@@ -375,17 +375,17 @@ def register(app: typer.Typer) -> None:
         factors: str = typer.Option(None, "--factors",
                                     help="Any of problems,people,ratings_per_person,people_per_problem "
                                          "(default all; top-k votes: people)."),
-        problems: str = typer.Option(None, "--problems", help="Levels, e.g. 10,30,100,300,1000."),
-        people: str = typer.Option(None, "--people", help="Levels, e.g. 2,5,10,30,100."),
-        ratings_per_person: str = typer.Option(None, "--ratings-per-person", help="Levels, e.g. 1,2,5,10,20."),
-        people_per_problem: str = typer.Option(None, "--people-per-problem", help="Levels, e.g. 1,2,3,5,8."),
+        problems: str = typer.Option(None, "--problems", help="Levels (default 30,100,300 + all)."),
+        people: str = typer.Option(None, "--people", help="Levels (default 5,20,60 + all)."),
+        ratings_per_person: str = typer.Option(None, "--ratings-per-person", help="Levels (default 2,5,20 + all)."),
+        people_per_problem: str = typer.Option(None, "--people-per-problem", help="Levels (default 1,2,4 + all)."),
         n_virtual: int = typer.Option(20, "--n-virtual", help="Virtual people per held-out task."),
         split: str = typer.Option("worker", "--split", help="worker (default), task or both."),
         test_size: float = _TEST_SIZE,
     ) -> None:
         """Error as the number of problems, people, ratings per person, people per problem grows (B.1-B.4)."""
         from crowdllm.evaluate.analyses import growth_curves
-        from crowdllm.evaluate.analyses.growth import DEFAULT_LEVELS, FACTORS, summarize
+        from crowdllm.evaluate.analyses.growth import DEFAULT_LEVELS, FACTORS, PAPER_LEVELS, summarize
         from crowdllm.report.figures import plot_growth
 
         ds = load(dataset, column_map)
@@ -395,8 +395,7 @@ def register(app: typer.Typer) -> None:
                  "people_per_problem": people_per_problem}
         levels = {f: parse_ints(v, f"--{f.replace('_', '-')}") for f, v in given.items() if v}
         if paper:
-            levels = {**{f: (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000) if f == "problems" else
-                         DEFAULT_LEVELS[f] for f in FACTORS}, **levels}
+            levels = {**PAPER_LEVELS, **levels}
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
         t0 = time.perf_counter()
         with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
@@ -427,7 +426,7 @@ def register(app: typer.Typer) -> None:
         noise: str = typer.Option("0,1,2", "--noise", help="Error-of-response levels (sd)."),
         diversity: str = typer.Option("0,1,2", "--diversity", help="Belief-diversity levels (sd)."),
         workers: str = typer.Option(None, "--workers", help="People in the training data (default 10,40)."),
-        tasks_per_worker: str = typer.Option(None, "--tasks-per-worker", help="Default 10,40."),
+        tasks_per_worker: str = typer.Option(None, "--tasks-per-worker", help="Default 20 (--paper: 5,10,20,40)."),
         n_tasks: int = typer.Option(100, "--n-tasks", help="Tasks per simulated crowd (20% held out)."),
         n_virtual: int = typer.Option(20, "--n-virtual", help="Virtual people per held-out question."),
     ) -> None:
@@ -439,7 +438,7 @@ def register(app: typer.Typer) -> None:
         base = load(dataset, column_map) if dataset else None
         nw = parse_ints(workers, "--workers") if workers else ([5, 10, 20, 50, 100] if paper else [10, 40])
         k = parse_ints(tasks_per_worker, "--tasks-per-worker") if tasks_per_worker else \
-            ([5, 10, 20, 40] if paper else [10, 40])
+            ([5, 10, 20, 40] if paper else [20])
         seed_values = seed_list(10 if paper and seeds == 1 else seeds)
         from crowdllm.data.synthetic import make_synthetic_crowd
 

@@ -39,10 +39,17 @@ from crowdllm.evaluate.analyses._progress import steps
 COLUMNS = ["dataset", "split", "seed", "method", "factor", "level", "n_train_responses", "metric", "value"]
 FACTORS = ("problems", "people", "ratings_per_person", "people_per_problem")
 DEFAULT_LEVELS: dict[str, tuple[int, ...]] = {
-    "problems": (10, 30, 100, 300, 1000),
-    "people": (2, 5, 10, 30, 100),
-    "ratings_per_person": (1, 2, 5, 10, 20),
-    "people_per_problem": (1, 2, 3, 5, 8),
+    "problems": (30, 100, 300),
+    "people": (5, 20, 60),
+    "ratings_per_person": (2, 5, 20),
+    "people_per_problem": (1, 2, 4),
+}
+#: the paper's finer grids (appendix B.1-B.4), for ``--paper``
+PAPER_LEVELS: dict[str, tuple[int, ...]] = {
+    "problems": (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    "people": (1, 2, 5, 10, 20, 50, 100, 150, 200),
+    "ratings_per_person": (1, 2, 5, 10, 20, 50, 100),
+    "people_per_problem": (1, 2, 3, 4, 5, 6, 7, 8),
 }
 
 

@@ -179,7 +179,7 @@ def simulation_study(
     noise_levels: Sequence[float] = NOISE_LEVELS,
     diversity_levels: Sequence[float] = DIVERSITY_LEVELS,
     n_workers: Sequence[int] = (10, 40),
-    tasks_per_worker: Sequence[int] = (10, 40),
+    tasks_per_worker: Sequence[int] = (20,),
     n_tasks: int = 100,
     n_virtual: int = 20,
     seeds: Sequence[int] = (0,),
