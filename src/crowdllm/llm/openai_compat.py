@@ -280,7 +280,9 @@ class OpenAICompatLLM(LanguageModel):
                 failure = err
             self._notify("fault", kind=failure.kind, url=url)
             attempt += 1
-            if attempt > self.max_retries:
+            # nothing listening is reported after a few tries (a retry goes to the next URL, if any)
+            limit = min(self.max_retries, 2) if failure.kind == "unreachable" else self.max_retries
+            if attempt > limit:
                 if failure.kind == "empty":
                     return None  # the caller records an empty answer (never a silent default)
                 hint = " (is the server running? check --base-url)" if failure.kind == "unreachable" else ""
