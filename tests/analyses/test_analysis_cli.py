@@ -122,3 +122,33 @@ def test_an_interrupted_run_keeps_the_finished_steps(crowd_file, tmp_path, capsy
     partial = pd.read_csv(tmp_path / "crowd_size.partial.csv")
     assert set(partial["method"]) == {"profile-group"}
     assert not (tmp_path / "crowd_size.csv").exists()
+
+
+@pytest.mark.slow
+def test_crowdllm_with_an_llm_server_records_its_usage(crowd_file, tmp_path, capsys):
+    # a fake OpenAI-compatible server on 127.0.0.1 reads the offensiveness level off the words
+    from crowdllm.data import synthetic
+    from fakeserver import FakeOpenAIServer
+
+    def answer(req):
+        words = req.last_user.split()
+        levels = [lv for lv, pool in enumerate(synthetic._WORDS) for w in words if w.strip(".,:;\"'") in pool]
+        return f"Rating: {1 + round(sum(levels) / len(levels)) if levels else 3}"
+
+    with FakeOpenAIServer(answer=answer) as server:
+        rc, stdout, stderr = _run(capsys, "analyze", "cost", "--dataset", str(crowd_file), "--map", MAP,
+                                  "--methods", "crowdllm,global", "--embedder", "hashing", "--max-people", "5",
+                                  "--tolerances", "0.5", "--base-url", server.url, "--model", "fake-model",
+                                  "--price-per-mtok", "1000", "--out", str(tmp_path))
+        assert rc == 0, stderr
+        assert server.answered > 0
+    usage = json.loads((tmp_path / "cost.usage.json").read_text())
+    assert usage["calls"] == server.answered and usage["prompt_tokens"] > 0
+    cost = pd.read_csv(tmp_path / "cost.csv").set_index("method")
+    # one reference call per task at the measured tokens per call; the global baseline calls nothing
+    per_call = (usage["prompt_tokens"] + usage["completion_tokens"]) / usage["calls"]
+    assert cost.loc["crowdllm", "tokens_per_task"] == pytest.approx(per_call)
+    assert cost.loc["crowdllm", "llm_cost_per_task"] == pytest.approx(per_call / 1e6 * 1000)
+    assert cost.loc["global", "llm_calls_per_task"] == 0
+    rc, _, _ = _run(capsys, "report", str(tmp_path))
+    assert "cost.usage.json" in (tmp_path / "report.html").read_text(encoding="utf-8")
