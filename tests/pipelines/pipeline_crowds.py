@@ -83,6 +83,15 @@ SENSIBLE: list[Rule] = [
 ]
 
 
+def sensible_answer(messages: list[dict[str, str]], index: int = 0) -> str:
+    """The sensible crowd's answer to one chat prompt (for the fake OpenAI server too)."""
+    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    for key, answer in SENSIBLE:
+        if key in user:
+            return answer(user, index) if callable(answer) else answer
+    return "ok"
+
+
 def sensible_llm() -> FakeLLM:
     return rules_llm(SENSIBLE, default="ok", choice_script=lambda m, c: [1.0] * len(c))
 

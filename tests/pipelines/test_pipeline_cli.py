@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from pipeline_crowds import garbage_llm, sensible_llm
+from pipeline_crowds import garbage_llm, sensible_answer, sensible_llm
 
 from crowdllm.cli import main
 from crowdllm.pipelines import pipelines, read_trace
@@ -127,3 +127,24 @@ def test_a_json_job_runs_break_it_down(tmp_path, use_llm, capsys):
     assert main(["pipeline", "run", "break-it-down", "--input", str(job), "--method", "baseline", "--json",
                  "--trace", str(tmp_path / "t.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out)["output"] == ["1", "2", "3"]
+
+
+@pytest.mark.slow
+def test_run_and_compare_through_an_openai_compatible_server(tmp_path, monkeypatch, capsys):
+    from fakeserver import FakeOpenAIServer
+
+    key = "sk-pipelinetest0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    # the first answer is a server error (retried), one later answer is garbage (a worker abstains)
+    with FakeOpenAIServer(answer=lambda req: sensible_answer(req.messages), api_key=key,
+                          fault_plan=["500", None, None, None, "garbage"]) as server:
+        trace = tmp_path / "t.jsonl"
+        flags = ["--base-url", server.url, "--model", "fake-model", "--no-cache"]
+        assert main(["pipeline", "run", "iterative", "--example", "lost-cat", "--rounds", "1",
+                     "--trace", str(trace), *flags]) == 0, capsys.readouterr().err
+        assert main(["pipeline", "compare", "humor", "--n", "1", "--raters", "1", *flags]) == 0
+        assert server.fault_counts["500"] == 1 and server.fault_counts["garbage"] == 1
+    recs = read_trace(trace)
+    assert recs[0]["backend"]["backend"] != "fake" and recs[-1]["complete"] is True
+    assert key not in trace.read_text()
+    assert "HumorTool: pipeline vs single-LLM baseline" in capsys.readouterr().out
