@@ -187,7 +187,10 @@ def show(title: str, table: Any) -> None:
         t.add_column(str(col), justify="left" if table[col].dtype == object else "right")
     for row in table.itertuples(index=False):
         t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(t)
+    console = Console()
+    if not console.is_terminal:  # a log file: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(t)
 
 
 # ---------------------------------------------------------------------------------------- commands
