@@ -90,8 +90,13 @@ def reference_frame(reference: pd.DataFrame | pd.Series) -> pd.DataFrame:
     frame.index = frame.index.astype(str)
     if frame.index.duplicated().any():
         raise ConfigError(f"reference lists task '{frame.index[frame.index.duplicated()][0]}' twice")
-    cols = ["y_ref"] + [c for c in frame.columns if str(c).startswith("p_")]
-    out = frame[cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    p_cols = [c for c in frame.columns if str(c).startswith("p_")]
+    out = frame[p_cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    y = frame["y_ref"]
+    numeric = pd.to_numeric(y, errors="coerce")
+    # categorical references name the most likely choice; keep those names, numbers otherwise
+    keep_names = numeric.isna() & y.notna()
+    out.insert(0, "y_ref", y.astype(object).where(keep_names, numeric) if keep_names.any() else numeric.astype(float))
     return out
 
 
@@ -237,7 +242,11 @@ class DigitalCrowd:
 
     def _reference_features(self, ref: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
         """(features for g_x, base in model units (n, out), count of missing references)."""
-        y_ref = ref["y_ref"].to_numpy(dtype=float)
+        raw = ref["y_ref"]
+        if self._kind == "categorical":
+            lookup = {c: float(i) for i, c in enumerate(self._levels())}
+            raw = raw.map(lambda v: lookup.get(str(v), v) if isinstance(v, str) else v)
+        y_ref = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
         missing = ~np.isfinite(y_ref)
         y_ref = np.where(missing, self.ref_fill_, y_ref)
         feats = []
@@ -388,8 +397,9 @@ class DigitalCrowd:
                 self.p_columns_ = []
             if self._kind not in ("categorical",) and len(self.p_columns_) != len(wanted):
                 self.p_columns_ = []
-            finite = ref["y_ref"].to_numpy(dtype=float)
-            self.ref_fill_ = float(np.nanmean(finite)) if np.isfinite(finite).any() else self.ref_default_
+            finite = pd.to_numeric(ref["y_ref"], errors="coerce").to_numpy(dtype=float)
+            ok = np.isfinite(finite).any() and self._kind != "categorical"
+            self.ref_fill_ = float(np.nanmean(finite)) if ok else self.ref_default_
             # keep every task the caller gave a reference for (test tasks too), not only training tasks
             given = (reference_frame(reference) if isinstance(reference, (pd.DataFrame, pd.Series)) else ref)
             self.reference_ = given.reindex(columns=["y_ref", *self.p_columns_]).copy()
@@ -617,8 +627,11 @@ class DigitalCrowd:
         else:
             for c in range(mu.shape[1]):
                 out[f"mu_{self._levels()[c]}"] = mu[:, c]
-        y_ref = ref["y_ref"].to_numpy(dtype=float)
-        out["y_ref"] = np.where(np.isfinite(y_ref), y_ref, self.ref_fill_)[ti]
+        y_ref = ref["y_ref"].to_numpy()[ti]
+        if self._kind != "categorical":
+            num = pd.to_numeric(pd.Series(y_ref), errors="coerce").to_numpy(dtype=float)
+            y_ref = np.where(np.isfinite(num), num, self.ref_fill_)
+        out["y_ref"] = y_ref
         if self._kind in ("continuous", "ordinal"):
             task_x, _ = self._task_inputs(task_frame, ref)
             A = self.belief_.task_part(task_x)
@@ -788,8 +801,8 @@ class DigitalCrowd:
         crowd.has_reference_ = bool(state["has_reference"])
         crowd.p_columns_ = list(state["p_columns"])
         r = state["reference"]
-        crowd.reference_ = pd.DataFrame(r["values"], index=pd.Index(r["tasks"], dtype=str), columns=r["columns"],
-                                        dtype=float)
+        crowd.reference_ = reference_frame(pd.DataFrame(r["values"], index=pd.Index(r["tasks"], dtype=str),
+                                                        columns=r["columns"]))
         crowd.reference_missing_ = int(state.get("reference_missing", 0))
         crowd.embedder_name_ = state["embedder"]
         crowd.featurizer_ = TaskFeaturizer.from_state(state["featurizer"])

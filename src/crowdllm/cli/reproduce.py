@@ -1,0 +1,120 @@
+"""``crowdllm reproduce offensiveness|voting``: the CrowdLLM paper's Table 1 and Table 5, honestly.
+
+A thin shell over :func:`crowdllm.evaluate.reproduce.reproduce`. Every method (baselines, LLM
+prompting, VAE only, CrowdLLM, the supervised text model) on every split and seed, with one LLM
+backend: the embedded offline model by default, any OpenAI-compatible server with ``--base-url``.
+Prints the tables and, with ``--out DIR``, writes results.csv (long form), results.md, references.csv,
+theory.csv and run.json there.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.errors import ConfigError
+
+FULL_OFFENSIVENESS = "crowdllm reproduce offensiveness --seeds 5 --splits worker,task,both --out results/offensiveness"
+
+
+def _names(text: str | None, setting: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{setting}: give at least one name (comma-separated)")
+    return items
+
+
+def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, aggregators: str | None,
+         out: Path | None, embedder: str | None, persona_budget: int, reference: Path | None, theory: bool,
+         progress: bool, backend_options: BackendOptions) -> Any:
+    from rich.console import Console
+
+    from crowdllm.cli.evaluate import parse_seeds
+    from crowdllm.evaluate.reproduce import reproduce
+
+    seed_list = parse_seeds(seeds)
+    if persona_budget < 0:
+        raise ConfigError(f"--persona-budget must be >= 0, got {persona_budget}")
+    options: dict[str, Any] = {"persona_budget": persona_budget}
+    if embedder is not None:
+        if embedder not in ("auto", "minilm", "hashing"):
+            raise ConfigError(f"--embedder '{embedder}' is not one of auto, minilm, hashing")
+        options["embedder"] = embedder
+    if reference is not None:
+        from crowdllm.llm.reference import load_references
+
+        options["reference"] = load_references(reference)
+    console = Console(stderr=True)
+    show = progress and sys.stderr.isatty()
+    llm = backend_options.open(seed=0)
+    try:
+        result = reproduce(dataset, llm=llm, seeds=seed_list, splits=splits, methods=_names(methods, "--methods"),
+                           aggregators=_names(aggregators, "--aggregators"), out=out, options=options,
+                           theory=theory, progress=show, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    finally:
+        backend_options.finish(llm, out=(out / "results.csv") if out is not None else None, quiet=True)
+        close = getattr(llm, "close", None)
+        if close is not None:
+            close()
+    typer.echo(result.markdown)
+    if out is not None:
+        typer.echo(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'references.csv'} and {out / 'run.json'}")
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Reproduce the CrowdLLM paper's tables (offensiveness ratings, Zurich votes).",
+                        no_args_is_help=True)
+
+    @group.command("offensiveness")
+    @with_backend_options
+    def offensiveness(
+        seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7."),
+        splits: str = typer.Option("worker,task,both", "--splits", help="Splits: worker, task, both (comma-separated)."),
+        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
+        aggregators: str = typer.Option(None, "--aggregators", help="Default: mean,median,mv,ds,glad."),
+        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto (MiniLM if installed), minilm, hashing."),
+        persona_budget: int = typer.Option(500, "--persona-budget", help="Most multi-persona LLM calls per fit."),
+        reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
+        theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+    ) -> None:
+        """POPQUORN offensiveness (the paper's Table 1): every method, by worker / task / both."""
+        started = time.perf_counter()
+        split_list = _names(splits, "--splits") or []
+        _run("popquorn-offensiveness", seeds=seeds, splits=split_list, methods=methods, aggregators=aggregators,
+             out=out, embedder=embedder, persona_budget=persona_budget, reference=reference, theory=theory,
+             progress=progress, backend_options=backend_options)
+        if seeds.strip() == "1":
+            typer.echo(f"This was 1 seed ({time.perf_counter() - started:.0f} s; LLM answers are now cached). "
+                       f"The full table, 5 seeds: {FULL_OFFENSIVENESS} (about 5x the non-LLM time; no new LLM calls "
+                       "beyond the multi-persona ones).")
+
+    @group.command("voting")
+    @with_backend_options
+    def voting(
+        seeds: str = typer.Option("5", "--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7."),
+        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
+        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto, minilm, hashing."),
+        persona_budget: int = typer.Option(500, "--persona-budget", help="Most multi-persona ballots per fit."),
+        reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+    ) -> None:
+        """Zurich participatory budget, top-5 of 24 projects (the paper's Table 5): per-project vote counts of
+        virtual voters vs the held-out real voters (MAE, RMSE, CS, WD)."""
+        _run("zurich-pb-top5", seeds=seeds, splits=["worker"], methods=methods, aggregators=None, out=out,
+             embedder=embedder, persona_budget=persona_budget, reference=reference, theory=False,
+             progress=progress, backend_options=backend_options)
+
+    app.add_typer(group, name="reproduce")

@@ -1,0 +1,204 @@
+"""The paper's theory as numbers: Theorem 5 confidence intervals and the Theorem 2 risk decomposition.
+
+Both need a fitted :class:`~crowdllm.crowd.DigitalCrowd` and a train/test split with numeric labels.
+
+**Theorem 5** (interval for the population mean of a task, additive blender). For a task ``x`` with a
+virtual crowd of ``N`` people whose answers are ``y~_i = y_ref + delta_i`` and ``n`` real training
+answers ``y_1..y_n`` with digital twins ``y~'_1..y~'_n`` (same people, residuals ``r_i = y_i - y~'_i``)::
+
+    |y* - mean(y~)| <= eps0 + z_{1-alpha/2} * sqrt(eta / N + sigma_delta^2 / N + sigma_r^2 / n)
+
+with ``eps0^2`` = the mean squared training residual (the theorem's training-error bound),
+``sigma_delta^2`` = the variance of the virtual answers around ``y_ref`` across the crowd (here
+``delta_i`` includes the blender's noise, so ``sigma_delta^2 / N`` is the standard error of the crowd
+mean), ``sigma_r^2`` = the variance of the residuals and ``eta`` = the variance of the LLM's answer
+behind ``y_ref``: 0 for the deterministic log-prob expected value CrowdLLM uses here (every virtual
+person shares it); pass ``eta="answer"`` to use the variance of the LLM's answer distribution instead
+(the randomness of one *sampled* LLM answer). A held-out task has no training answers, so its
+``eps0``, ``sigma_r`` and ``n`` are pooled over the training tasks (``n`` = their median count).
+
+Coverage is measured against the held-out real crowd: its mean ``ybar`` is itself a sample of ``m``
+people, so the interval for ``ybar`` adds ``s^2 / m`` (the held-out answers' variance) inside the square
+root. We report the coverage of the theorem's interval and of a *sharp* variant that replaces the bound
+``eps0`` by the mean residual ``|mean(r)|`` it bounds in the proof.
+
+**Theorem 2** (risk decomposition, squared loss). For each held-out pair (a real person ``i`` and their
+digital twin) with the task's real mean ``y*``, the five terms are
+
+- L1 average human bias ``mean_i (y* - E y_i)^2``,
+- L2 human individual noise ``mean_i Var(y_i)``,
+- L3 twin discrepancy ``mean_i (E y_i - E y~_i)^2``,
+- L4 allowed individual uncertainty ``mean_i Var(y~_i)``,
+- L5 digital population diversity ``mean_i (mean(y~) - y~_i)^2``,
+
+and ``L = L1 + L2 + L3 + L4 - L5`` is the risk of the digital crowd's mean as a prediction of a real
+person's (noisy) answer, ``L = mean_i (y_i - mean(y~))^2`` (the ambiguity decomposition: the crowd
+mean is better than its average member by exactly its diversity L5). With one real answer per (person, task) ``E y_i`` is not observed;
+we solve three observable second moments (cross terms assumed to vanish):
+``a = mean (y* - y_i)^2 = L1 + L2``, ``b = mean (y_i - E y~_i)^2 = L2 + L3`` and
+``c = mean (y* - E y~_i)^2 = L1 + L3``. ``E y~_i`` and ``Var(y~_i)`` come from ``R`` fresh draws of each
+twin. The direct estimate of ``L`` is printed next to the sum of the terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from crowdllm.data.dataset import CrowdDataset
+from crowdllm.errors import ConfigError
+
+
+def _numeric(ds: CrowdDataset) -> None:
+    if ds.label.kind not in ("continuous", "ordinal"):
+        raise ConfigError(f"the theory numbers need numeric labels; '{ds.name}' has {ds.label.kind} labels")
+
+
+@dataclass
+class IntervalReport:
+    per_task: pd.DataFrame
+    summary: dict[str, float] = field(default_factory=dict)
+
+    def render(self) -> str:
+        s = self.summary
+        return (f"Theorem 5 intervals on {int(s['tasks'])} held-out tasks (nominal {s['nominal']:.0%}, N = {int(s['N'])} "
+                f"virtual people per task): coverage {s['coverage']:.1%} (mean half-width {s['half_width']:.2f}); "
+                f"sharp variant (|mean residual| for eps0) {s['coverage_sharp']:.1%} (half-width "
+                f"{s['half_width_sharp']:.2f}). Terms (means): eps0 {s['eps0']:.3f}, eta/N {s['eta_term']:.4f}, "
+                f"sigma_delta^2/N {s['delta_term']:.4f}, sigma_r^2/n {s['resid_term']:.4f}, gold s^2/m {s['gold_term']:.4f}.")
+
+
+def theorem5_intervals(crowd: Any, train: CrowdDataset, test: CrowdDataset, *, n_virtual: int = 200,
+                       alpha: float = 0.05, eta: str = "reference", reference: Any = None,
+                       random_state: int = 0) -> IntervalReport:
+    """Theorem 5 intervals for every task of ``test``, their terms, and their coverage of the held-out
+    real crowd mean (see the module docstring). ``n_virtual`` virtual people are drawn from the
+    training pool for each task."""
+    _numeric(train)
+    if eta not in ("reference", "answer"):
+        raise ConfigError(f"eta '{eta}' is not one of reference, answer")
+    from crowdllm.profiles.pool import PoolProfiles
+
+    rng = np.random.default_rng(random_state)
+    test_tasks = test.tasks[test.tasks["task"].isin(set(test.responses["task"]))].reset_index(drop=True)
+    # virtual crowd per task
+    people = PoolProfiles(train.workers).sample(n_virtual, rng)
+    virtual = crowd.sample(test_tasks, profiles=people, reference=reference, random_state=rng, include_profile=False)
+    virtual["task"] = virtual["task"].astype(str)
+    vstats = virtual.groupby("task")["label"].agg(["mean", "var", "count"])
+    # twins of the training answers -> residuals
+    tr = train.responses[["task", "worker", "label"]].astype({"task": str, "worker": str})
+    twins = crowd.sample(train.tasks, profiles=train.workers, pairs=tr[["task", "worker"]], random_state=rng,
+                         include_profile=False)
+    resid = tr["label"].to_numpy(float) - twins["label"].to_numpy(float)
+    r = pd.DataFrame({"task": tr["task"].to_numpy(), "r": resid})
+    per = r.groupby("task")["r"].agg(mean="mean", var=lambda v: float(np.var(v)), ms=lambda v: float(np.mean(v ** 2)),
+                                     n="count")
+    pooled = {"mean": float(r["r"].mean()), "var": float(r["r"].var(ddof=0)), "ms": float(np.mean(resid ** 2)),
+              "n": float(per["n"].median())}
+    # gold
+    gold = test.responses.astype({"task": str}).groupby("task")["label"].agg(["mean", "var", "count"])
+    ids = test_tasks["task"].astype(str).tolist()
+    ref = crowd.expected_decisions(test_tasks, people.head(1), reference=reference)
+    y_ref = ref.set_index("task")["y_ref"].reindex(ids).to_numpy(float)
+    if eta == "answer":
+        eta_v = _answer_variance(crowd, ids, reference)
+    else:
+        eta_v = np.zeros(len(ids))
+    rows = []
+    z = float(norm.ppf(1 - alpha / 2))
+    for j, t in enumerate(ids):
+        seen = t in per.index and per.loc[t, "n"] >= 2
+        src = per.loc[t] if seen else pooled
+        n = float(src["n"])
+        N = float(vstats.loc[t, "count"])
+        vmean = float(vstats.loc[t, "mean"])
+        sd2 = float(np.var(virtual.loc[virtual["task"] == t, "label"].to_numpy(float) - y_ref[j]))
+        eps0 = float(np.sqrt(src["ms"]))
+        g_mean, g_var, m = float(gold.loc[t, "mean"]), float(gold.loc[t, "var"]), float(gold.loc[t, "count"])
+        g_term = (g_var if np.isfinite(g_var) else 0.0) / m
+        core = eta_v[j] / N + sd2 / N + float(src["var"]) / n
+        half = eps0 + z * np.sqrt(core + g_term)
+        half_sharp = abs(float(src["mean"])) + z * np.sqrt(core + g_term)
+        err = abs(g_mean - vmean)
+        rows.append({"task": t, "seen": bool(seen), "virtual_mean": vmean, "gold_mean": g_mean, "gold_n": m,
+                     "y_ref": y_ref[j], "eps0": eps0, "eta_term": eta_v[j] / N, "delta_term": sd2 / N,
+                     "resid_term": float(src["var"]) / n, "gold_term": g_term, "half_width": half,
+                     "half_width_sharp": half_sharp, "error": err, "covered": err <= half,
+                     "covered_sharp": err <= half_sharp})
+    frame = pd.DataFrame(rows)
+    summary = {
+        "tasks": float(len(frame)), "N": float(n_virtual), "nominal": 1 - alpha,
+        "coverage": float(frame["covered"].mean()), "coverage_sharp": float(frame["covered_sharp"].mean()),
+        "half_width": float(frame["half_width"].mean()), "half_width_sharp": float(frame["half_width_sharp"].mean()),
+        "eps0": float(frame["eps0"].mean()), "eta_term": float(frame["eta_term"].mean()),
+        "delta_term": float(frame["delta_term"].mean()), "resid_term": float(frame["resid_term"].mean()),
+        "gold_term": float(frame["gold_term"].mean()), "seen_share": float(frame["seen"].mean()),
+    }
+    return IntervalReport(frame, summary)
+
+
+def _answer_variance(crowd: Any, ids: list[str], reference: Any) -> np.ndarray:
+    """Variance of the LLM's answer distribution per task (needs ``p_*`` reference columns)."""
+    from crowdllm.crowd import reference_frame
+
+    ref = reference_frame(reference) if reference is not None else crowd.reference_
+    ref = pd.concat([ref, crowd.reference_])
+    ref = ref[~ref.index.duplicated(keep="first")].reindex(ids)
+    cols = [c for c in ref.columns if str(c).startswith("p_")]
+    if not cols:
+        raise ConfigError("eta='answer' needs the reference's answer distribution (p_* columns)")
+    levels = np.array([float(c[2:]) for c in cols])
+    p = ref[cols].to_numpy(float)
+    p = p / p.sum(axis=1, keepdims=True)
+    mean = p @ levels
+    return np.nan_to_num((p * (levels[None, :] - mean[:, None]) ** 2).sum(axis=1))
+
+
+@dataclass
+class RiskReport:
+    terms: dict[str, float]
+
+    def render(self) -> str:
+        t = self.terms
+        return (f"Theorem 2 risk terms (held-out pairs, squared loss): L1 human bias {t['L1']:.3f}, "
+                f"L2 human noise {t['L2']:.3f}, L3 twin discrepancy {t['L3']:.3f}, L4 allowed uncertainty "
+                f"{t['L4']:.3f}, L5 digital diversity {t['L5']:.3f}; L1+L2+L3+L4-L5 = {t['L_terms']:.3f} "
+                f"vs direct mean_i (y_i - mean y~)^2 = {t['L_direct']:.3f} ({int(t['pairs'])} pairs).")
+
+
+def risk_decomposition(crowd: Any, test: CrowdDataset, *, reference: Any = None, draws: int = 20,
+                       random_state: int = 0) -> RiskReport:
+    """Theorem 2's five terms on the held-out pairs of ``test`` (see the module docstring)."""
+    _numeric(test)
+    rng = np.random.default_rng(random_state)
+    pairs = test.responses[["task", "worker", "label"]].astype({"task": str, "worker": str}).reset_index(drop=True)
+    tasks = test.tasks[test.tasks["task"].isin(set(pairs["task"]))]
+    samples = np.stack([
+        crowd.sample(tasks, profiles=test.workers, pairs=pairs[["task", "worker"]], reference=reference,
+                     random_state=rng, include_profile=False)["label"].to_numpy(float)
+        for _ in range(max(draws, 2))
+    ])  # (R, n_pairs)
+    e_twin = samples.mean(axis=0)
+    v_twin = samples.var(axis=0, ddof=1)
+    y = pairs["label"].to_numpy(float)
+    t = pairs["task"].to_numpy()
+    y_star = pairs.groupby("task")["label"].transform("mean").to_numpy(float)
+    n_t = pairs.groupby("task")["label"].transform("count").to_numpy(float)
+    multi = n_t >= 2
+    # unbiased within-task variance: mean (y* - y_i)^2 * n / (n - 1)
+    a = float(np.mean(((y_star - y) ** 2 * n_t / np.maximum(n_t - 1, 1))[multi]))
+    b = float(np.mean(((y - e_twin) ** 2)[multi]))
+    c = float(np.mean(((y_star - e_twin) ** 2)[multi]))
+    L1, L2, L3 = (a + c - b) / 2, (a + b - c) / 2, (b + c - a) / 2
+    L4 = float(np.mean(v_twin[multi]))
+    one = pd.DataFrame({"task": t, "s": samples[0]})
+    L5 = float(np.mean(((one.groupby("task")["s"].transform("mean") - one["s"]) ** 2).to_numpy()[multi]))
+    crowd_mean = one.groupby("task")["s"].transform("mean").to_numpy(float)
+    L_direct = float(np.mean(((y - crowd_mean) ** 2)[multi]))
+    return RiskReport({"L1": L1, "L2": L2, "L3": L3, "L4": L4, "L5": L5, "L_terms": L1 + L2 + L3 + L4 - L5,
+                       "L_direct": L_direct, "pairs": float(multi.sum())})
