@@ -133,7 +133,8 @@ def command_line(ctx: typer.Context) -> str:
     parts = ["crowdllm", *ctx.command_path.split()[1:]]
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if value is None or not param.opts or (value == param.default and not param.required):
+        empty = value is None or (isinstance(value, (list, tuple)) and not value)
+        if empty or not param.opts or (value == param.default and not param.required):
             continue
         flag = max(param.opts, key=len)
         if isinstance(value, bool):

@@ -154,17 +154,29 @@ def plot_growth(results: pd.DataFrame, path: str | os.PathLike[str] | None = Non
     methods = list(dict.fromkeys(results["method"]))
     colors = _colors(len(methods))
     sub = _mean_std(results[results["metric"] == metric], ["factor", "method", "level"])
+    cov = results[results["metric"] == "coverage"].groupby(["factor", "method", "level"])["value"].mean()
+    partial_seen = False
     for ax, factor in zip(axes, factors, strict=True):
         for mi, method in enumerate(methods):
             line = sub[(sub["factor"] == factor) & (sub["method"] == method)]
             ax.errorbar(line["level"], line["mean"], yerr=line["std"], marker="o", ms=3, capsize=2,
                         color=colors[mi], label=method)
+            # hollow markers: the method answered only part of the held-out tasks at that level
+            part = [(lv, m) for lv, m in zip(line["level"], line["mean"], strict=True)
+                    if cov.get((factor, method, lv), 1.0) < 0.99]
+            if part:
+                partial_seen = True
+                ax.plot(*zip(*part, strict=True), "o", ms=6, mfc="white", color=colors[mi])
         ax.set_xscale("log")
+        levels = sorted(sub.loc[sub["factor"] == factor, "level"].unique())
+        ax.set_xticks(levels, [f"{int(v)}" for v in levels], fontsize=7)
+        ax.minorticks_off()
         ax.set_xlabel(factor.replace("_", " "))
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{METRIC_NAMES.get(metric, metric)} as the training data grow")
+    fig.suptitle(f"{METRIC_NAMES.get(metric, metric)} as the training data grow"
+                 + (" (hollow: over the tasks the method could answer only)" if partial_seen else ""))
     return _finish(fig, path)
 
 

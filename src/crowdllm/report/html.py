@@ -269,7 +269,7 @@ def _csv_html(path: Path, stem: str, known: dict) -> str:
         note = (f"mean ± std over {wide.attrs['n_seeds']} seed(s); {len(frame)} rows in {path.name}"
                 + (f"; {fixed}" if fixed else ""))
         return table_html(wide, caption=note)
-    if stem in known and len(frame) > MAX_ROWS:
+    if stem in known and stem != "cost":
         try:
             head = known[stem][1](frame)
         except (KeyError, ValueError, TypeError) as err:  # a hand-edited file: show it raw instead
@@ -315,7 +315,9 @@ def _settings_html(path: Path) -> str:
         cmd = " ".join(map(str, cmd)) if isinstance(cmd, list) else str(cmd)
         out.append(f"<pre>{html.escape(cmd)}</pre>")
         obj = {k: v for k, v in obj.items() if k != "command"}
-    out.append(_kv_table(obj))
+        out.append(f"<details><summary>all settings</summary>{_kv_table(obj)}</details>")
+    else:
+        out.append(_kv_table(obj))
     return "\n".join(out)
 
 
