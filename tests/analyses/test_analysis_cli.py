@@ -69,6 +69,7 @@ def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, 
     (["--fractions", "a,b"], "--fractions"),
     (["--methods", "no-such-method"], "unknown method 'no-such-method'"),
     (["--sizes", "0,3"], "sizes"),
+    (["--crowd-param", "epochs"], "--crowd-param 'epochs' is not KEY=VALUE"),
 ])
 def test_bad_settings_are_one_line_errors(crowd_file, tmp_path, capsys, argv, message):
     rc, _, stderr = _run(capsys, "analyze", "data-efficiency", "--dataset", str(crowd_file), "--map", MAP,
@@ -93,12 +94,12 @@ def test_popquorn_offensiveness_crowd_size_with_baselines(shared_data, tmp_path,
 def test_theory_command_writes_coverage_and_terms(crowd_file, tmp_path, capsys):
     rc, stdout, stderr = _run(capsys, "analyze", "theory", "--dataset", str(crowd_file), "--map", MAP, "--methods",
                               "vae-only", "--embedder", "hashing", "--seeds", "1", "--n-virtual", "10", "--draws", "2",
-                              "--alphas", "0.5,0.1", "--out", str(tmp_path))
+                              "--alphas", "0.5,0.1", "--no-simulated", "--crowd-param", "epochs=5", "--out", str(tmp_path))
     assert rc == 0, stderr
     cov = pd.read_csv(tmp_path / "theory_coverage.csv")
-    # real held-out crowd, plus a crowd simulated on the same tasks with its exact truth
-    assert set(cov["target"]) == {"held-out mean", "truth"}
-    assert set(cov["method"]) == {"vae-only", "vae-only (simulated)"}
+    # the real held-out crowd only (the simulated crowd's truth target is tested in test_analysis_theory)
+    assert set(cov["target"]) == {"held-out mean"} and set(cov["method"]) == {"vae-only"}
+    assert sorted(cov["nominal"].unique()) == [0.5, 0.9]
     terms = pd.read_csv(tmp_path / "theory_terms.csv")
     assert set(terms["term"]) == {"L1", "L2", "L3", "L4", "L5", "L_terms", "L_direct"}
     assert (tmp_path / "theory_coverage.png").exists() and (tmp_path / "theory_terms.png").exists()
@@ -137,7 +138,7 @@ def test_crowdllm_with_an_llm_server_records_its_usage(crowd_file, tmp_path, cap
 
     with FakeOpenAIServer(answer=answer) as server:
         rc, stdout, stderr = _run(capsys, "analyze", "cost", "--dataset", str(crowd_file), "--map", MAP,
-                                  "--methods", "crowdllm,global", "--embedder", "hashing", "--max-people", "5",
+                                  "--methods", "crowdllm,global", "--embedder", "hashing", "--crowd-param", "epochs=5", "--max-people", "5",
                                   "--tolerances", "0.5", "--base-url", server.url, "--model", "fake-model",
                                   "--price-per-mtok", "1000", "--out", str(tmp_path))
         assert rc == 0, stderr

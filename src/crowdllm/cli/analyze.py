@@ -81,9 +81,30 @@ def available_default_methods() -> list[str]:
     return chosen
 
 
+def parse_crowd_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["epochs=50", "sigma=0.8", "blender=round"]`` -> ``{"epochs": 50, "sigma": 0.8, "blender": "round"}``."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--crowd-param '{pair}' is not KEY=VALUE")
+        value: Any = raw.strip()
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        if value in ("true", "false"):
+            value = value == "true"
+        out[key.strip()] = value
+    return out
+
+
 @contextlib.contextmanager
 def method_session(names: str | None, ds: Any, split: str, backend_options: Any, *, reference: Path | None,
-                   embedder: str | None, usage_path: Callable[[], Path]) -> Iterator[tuple[dict, list[str]]]:
+                   embedder: str | None, usage_path: Callable[[], Path],
+                   crowd_params: list[str] | None = None) -> Iterator[tuple[dict, list[str]]]:
     """The method factories for this run, with the options ``crowdllm evaluate`` hands its methods.
 
     The LLM is opened only when a chosen method needs one; its usage (calls, tokens, time, money) is
@@ -100,6 +121,8 @@ def method_session(names: str | None, ds: Any, split: str, backend_options: Any,
         options["reference"] = load_references(reference)
     if embedder is not None:
         options["embedder"] = embedder
+    if crowd_params:
+        options["crowd"] = parse_crowd_params(crowd_params)
     llm = None
     if needs_llm:
         llm = backend_options.open(seed=0)
@@ -206,6 +229,8 @@ _METHODS = typer.Option(None, "--methods", "-m",
 _REFERENCE = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
                           "'crowdllm llm reference'); tasks missing from it are asked of the LLM.")
 _EMBEDDER = typer.Option(None, "--embedder", help="Task text embedder of the digital crowd: auto, minilm or hashing.")
+_CROWD_PARAM = typer.Option(None, "--crowd-param", help="A DigitalCrowd hyper-parameter KEY=VALUE for the crowd "
+                            "methods (repeat), e.g. --crowd-param epochs=50 --crowd-param latent_dim=16.")
 _PAPER = typer.Option(False, "--paper", help="Use the paper's full settings (slow).")
 _TEST_SIZE = typer.Option(0.2, "--test-size", help="Held-out share of people (or tasks).")
 
@@ -221,6 +246,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
         paper: bool = _PAPER,
         fractions: str = typer.Option(None, "--fractions", help="Shares of training people, e.g. 10,25,50,75,100 "
@@ -240,7 +266,7 @@ def register(app: typer.Typer) -> None:
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
         preds: list = []
         t0 = time.perf_counter()
-        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: out_dir(out, ds.name) / "data_efficiency.usage.json") as (
                 factories, notes):
             res = data_efficiency(ds, factories, fractions=fr, sizes=sz, seeds=seed_values, split=split,
@@ -263,6 +289,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
         paper: bool = _PAPER,
         sizes: str = typer.Option(None, "--sizes", help="Virtual crowd sizes (default 1,2,3,5,8,10,15,20,30,50)."),
@@ -285,7 +312,7 @@ def register(app: typer.Typer) -> None:
         fr = parse_fractions(fractions) if not paper else [0.1, 0.5, 1.0]
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
         t0 = time.perf_counter()
-        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: out_dir(out, ds.name) / "crowd_size.usage.json") as (
                 factories, notes):
             res = crowd_size(ds, factories, sizes=sz, tolerances=tol, fractions=fr, seeds=seed_values,
@@ -306,6 +333,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
 
         tolerances: str = typer.Option(None, "--tolerances",
@@ -339,7 +367,7 @@ def register(app: typer.Typer) -> None:
         folder = out_dir(out, ds.name)
         run_usage = folder / "cost.usage.json"
         t0 = time.perf_counter()
-        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: run_usage) as (factories, notes):
             need = people_needed(ds, factories, tolerances=tol, max_people=max_people, seeds=seed_values,
                                  split=split, test_size=test_size, progress=True,
@@ -374,6 +402,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
         paper: bool = _PAPER,
         factors: str = typer.Option(None, "--factors",
@@ -402,7 +431,7 @@ def register(app: typer.Typer) -> None:
             levels = {**PAPER_LEVELS, **levels}
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
         t0 = time.perf_counter()
-        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: out_dir(out, ds.name) / "growth.usage.json") as (factories, notes):
             res = growth_curves(ds, factories, factors=fac, levels=levels or None, n_virtual=n_virtual,
                                 seeds=seed_values, split=split, test_size=test_size, progress=True,
@@ -425,6 +454,7 @@ def register(app: typer.Typer) -> None:
                                          "(default: made-up texts and profiles)."),
         column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS, methods: str = _METHODS,
         reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
         paper: bool = _PAPER,
         noise: str = typer.Option("0,1,2", "--noise", help="Error-of-response levels (sd)."),
@@ -452,7 +482,7 @@ def register(app: typer.Typer) -> None:
         probe_named.name = name
         folder = out_dir(out, name.replace(":", "-"))
         t0 = time.perf_counter()
-        with method_session(methods, probe_named, "task", backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, probe_named, "task", backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: folder / "simulation.usage.json") as (factories, notes):
             res = simulation_study(factories, noise_levels=parse_floats(noise, "--noise"),
                                    diversity_levels=parse_floats(diversity, "--diversity"), n_workers=nw,
@@ -477,6 +507,7 @@ def register(app: typer.Typer) -> None:
         methods: str = typer.Option("crowdllm,vae-only", "--methods", "-m",
                                     help="Digital-crowd methods to check (crowdllm, vae-only)."),
         reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
+        crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
         alphas: str = typer.Option("0.5,0.32,0.2,0.1,0.05", "--alphas", help="Nominal levels are 1 - alpha."),
         n_virtual: int = typer.Option(200, "--n-virtual", help="Virtual people per held-out task."),
@@ -506,7 +537,7 @@ def register(app: typer.Typer) -> None:
         seed_values = seed_list(seeds)
         folder = out_dir(out, ds.name)
         t0 = time.perf_counter()
-        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder,
+        with method_session(methods, ds, split, backend_options, reference=reference, embedder=embedder, crowd_params=crowd_param,
                             usage_path=lambda: folder / "theory.usage.json") as (factories, notes):
             cov, terms = theory_checks(ds, factories, alphas=al, n_virtual=n_virtual, seeds=seed_values,
                                        split=split, test_size=test_size, draws=draws, progress=True,
@@ -517,7 +548,7 @@ def register(app: typer.Typer) -> None:
             n_sim = min(300, ds.n_tasks)
             sim = make_simulated_crowd(noise=1.0, diversity=1.0, n_workers=min(200, max(50, ds.n_workers)),
                                        tasks_per_worker=min(30, n_sim), n_tasks=n_sim, base=ds, random_state=0)
-            with method_session("vae-only", sim.dataset, split, backend_options, reference=None, embedder=embedder,
+            with method_session("vae-only", sim.dataset, split, backend_options, reference=None, embedder=embedder, crowd_params=crowd_param,
                                 usage_path=lambda: folder / "theory.usage.json") as (sim_factories, _):
                 sim_cov, _ = theory_checks(sim.dataset, sim_factories, alphas=al, n_virtual=n_virtual,
                                            seeds=seed_values, split=split, test_size=test_size, truth=sim.truth,
