@@ -70,6 +70,7 @@ def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, 
     (["--methods", "no-such-method"], "unknown method 'no-such-method'"),
     (["--sizes", "0,3"], "sizes"),
     (["--crowd-param", "epochs"], "--crowd-param 'epochs' is not KEY=VALUE"),
+    (["--max-tasks", "1"], "--max-tasks must be at least 2"),
 ])
 def test_bad_settings_are_one_line_errors(crowd_file, tmp_path, capsys, argv, message):
     rc, _, stderr = _run(capsys, "analyze", "data-efficiency", "--dataset", str(crowd_file), "--map", MAP,
@@ -153,3 +154,17 @@ def test_crowdllm_with_an_llm_server_records_its_usage(crowd_file, tmp_path, cap
     assert cost.loc["global", "llm_calls_per_task"] == 0
     rc, _, _ = _run(capsys, "report", str(tmp_path))
     assert "cost.usage.json" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_max_tasks_cuts_the_data_to_a_seeded_choice_of_tasks(crowd_file, tmp_path, capsys):
+    rc, _, stderr = _run(capsys, "analyze", "crowd-size", "--dataset", str(crowd_file), "--map", MAP, "--methods",
+                         "global", "--sizes", "1,2", "--max-tasks", "8", "--out", str(tmp_path))
+    assert rc == 0, stderr
+    res = pd.read_csv(tmp_path / "crowd_size.csv")
+    assert len(res) == 2 * 2  # 2 sizes x (diverse, fixed)
+    settings = json.loads((tmp_path / "settings_crowd_size.json").read_text())
+    assert "--max-tasks 8" in settings["command"]
+    rc, _, _ = _run(capsys, "analyze", "data-efficiency", "--dataset", str(crowd_file), "--map", MAP, "--methods",
+                    "global", "--sizes", "1", "--fractions", "100", "--max-tasks", "8", "--out", str(tmp_path))
+    assert rc == 0
+    assert pd.read_csv(tmp_path / "predictions.csv")["task"].nunique() <= 8

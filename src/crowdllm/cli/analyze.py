@@ -64,11 +64,24 @@ def seed_list(seeds: int) -> list[int]:
 # ---------------------------------------------------------------------------------------- shared steps
 
 
-def load(dataset: str, column_map: str | None) -> Any:
+def load(dataset: str, column_map: str | None, max_tasks: int | None = None) -> Any:
+    """The data set, optionally cut to a seeded choice of ``max_tasks`` tasks (a quick look at a big
+    set, or fewer LLM references to compute)."""
     from crowdllm.data import load_dataset, parse_column_map
 
     cmap = parse_column_map(column_map) if column_map else None
-    return load_dataset(dataset, column_map=cmap) if cmap else load_dataset(dataset)
+    ds = load_dataset(dataset, column_map=cmap) if cmap else load_dataset(dataset)
+    if max_tasks is None or max_tasks >= ds.n_tasks:
+        return ds
+    if max_tasks < 2:
+        raise ConfigError(f"--max-tasks must be at least 2 (got {max_tasks})")
+    if ds.label.kind == "topk":
+        raise ConfigError("--max-tasks cannot cut top-k votes: every ballot selects among all the items")
+    import numpy as np
+
+    answered = np.array(sorted(ds.responses["task"].unique()))
+    keep = np.random.default_rng(0).choice(answered, size=min(max_tasks, len(answered)), replace=False)
+    return ds.subset(tasks=keep)
 
 
 def available_default_methods() -> list[str]:
@@ -229,6 +242,8 @@ _METHODS = typer.Option(None, "--methods", "-m",
 _REFERENCE = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
                           "'crowdllm llm reference'); tasks missing from it are asked of the LLM.")
 _EMBEDDER = typer.Option(None, "--embedder", help="Task text embedder of the digital crowd: auto, minilm or hashing.")
+_MAX_TASKS = typer.Option(None, "--max-tasks", help="Use a seeded choice of this many tasks only (quick look; "
+                          "fewer LLM references).")
 _CROWD_PARAM = typer.Option(None, "--crowd-param", help="A DigitalCrowd hyper-parameter KEY=VALUE for the crowd "
                             "methods (repeat), e.g. --crowd-param epochs=50 --crowd-param latent_dim=16.")
 _PAPER = typer.Option(False, "--paper", help="Use the paper's full settings (slow).")
@@ -244,7 +259,7 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def data_efficiency_cmd(
         ctx: typer.Context,
-        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        dataset: str = _DATASET, column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
         crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -260,7 +275,7 @@ def register(app: typer.Typer) -> None:
         from crowdllm.evaluate.analyses.data_efficiency import summarize
         from crowdllm.report.figures import plot_data_efficiency
 
-        ds = load(dataset, column_map)
+        ds = load(dataset, column_map, max_tasks)
         fr = parse_fractions(fractions) if fractions else ([0.1, 0.25, 0.5, 0.75, 1.0] if paper else [0.1, 0.5, 1.0])
         sz = parse_ints(sizes, "--sizes") if sizes else [1, 2, 5, 10, 20, 50]
         seed_values = seed_list(5 if paper and seeds == 1 else seeds)
@@ -287,7 +302,7 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def crowd_size_cmd(
         ctx: typer.Context,
-        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        dataset: str = _DATASET, column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
         crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -305,7 +320,7 @@ def register(app: typer.Typer) -> None:
         from crowdllm.evaluate.analyses.crowd_size import summarize
         from crowdllm.report.figures import plot_crowd_size
 
-        ds = load(dataset, column_map)
+        ds = load(dataset, column_map, max_tasks)
         sz = parse_ints(sizes, "--sizes") if sizes else [1, 2, 3, 5, 8, 10, 15, 20, 30, 50]
         tol = parse_floats(tolerances, "--tolerances") if tolerances else \
             ([2.0] if ds.label.kind == "topk" else [0.5])
@@ -331,7 +346,7 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def cost_cmd(
         ctx: typer.Context,
-        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        dataset: str = _DATASET, column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
         crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -358,7 +373,7 @@ def register(app: typer.Typer) -> None:
         from crowdllm.evaluate.analyses.cost import LLMCost, Prices, cost_table, people_needed
         from crowdllm.report.figures import plot_cost
 
-        ds = load(dataset, column_map)
+        ds = load(dataset, column_map, max_tasks)
         split = split or ("worker" if ds.label.kind == "topk" else "task")
         tol = parse_floats(tolerances or ("1,2,3,4" if ds.label.kind == "topk" else "0.1,0.2,0.3,0.4"),
                            "--tolerances")
@@ -400,7 +415,7 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def growth_cmd(
         ctx: typer.Context,
-        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS,
+        dataset: str = _DATASET, column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT, seeds: int = _SEEDS,
         methods: str = _METHODS, reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
         crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -421,7 +436,7 @@ def register(app: typer.Typer) -> None:
         from crowdllm.evaluate.analyses.growth import DEFAULT_LEVELS, FACTORS, PAPER_LEVELS, summarize
         from crowdllm.report.figures import plot_growth
 
-        ds = load(dataset, column_map)
+        ds = load(dataset, column_map, max_tasks)
         default_factors = ["people"] if ds.label.kind == "topk" else list(FACTORS)
         fac = [f.strip() for f in factors.split(",") if f.strip()] if factors else default_factors
         given = {"problems": problems, "people": people, "ratings_per_person": ratings_per_person,
@@ -452,7 +467,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", "-d",
                                     help="Base data set whose tasks and profiles the simulated crowds use "
                                          "(default: made-up texts and profiles)."),
-        column_map: str = _MAP, out: Path = _OUT, seeds: int = _SEEDS, methods: str = _METHODS,
+        column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT, seeds: int = _SEEDS,
+        methods: str = _METHODS,
         reference: Path = _REFERENCE, embedder: str = _EMBEDDER,
         crowd_param: list[str] = _CROWD_PARAM,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -469,7 +485,7 @@ def register(app: typer.Typer) -> None:
         from crowdllm.evaluate.analyses.simulation import summarize
         from crowdllm.report.figures import plot_simulation
 
-        base = load(dataset, column_map) if dataset else None
+        base = load(dataset, column_map, max_tasks) if dataset else None
         nw = parse_ints(workers, "--workers") if workers else ([5, 10, 20, 50, 100] if paper else [10, 40])
         k = parse_ints(tasks_per_worker, "--tasks-per-worker") if tasks_per_worker else \
             ([5, 10, 20, 40] if paper else [20])
@@ -502,7 +518,7 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def theory_cmd(
         ctx: typer.Context,
-        dataset: str = _DATASET, column_map: str = _MAP, out: Path = _OUT,
+        dataset: str = _DATASET, column_map: str = _MAP, max_tasks: int = _MAX_TASKS, out: Path = _OUT,
         seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0, 1, ...): each a new split and sample."),
         methods: str = typer.Option("crowdllm,vae-only", "--methods", "-m",
                                     help="Digital-crowd methods to check (crowdllm, vae-only)."),
@@ -529,7 +545,7 @@ def register(app: typer.Typer) -> None:
         )
         from crowdllm.report.figures import plot_theory_coverage, plot_theory_terms
 
-        ds = load(dataset, column_map)
+        ds = load(dataset, column_map, max_tasks)
         if ds.label.kind not in ("ordinal", "continuous"):
             raise ConfigError(f"the theory checks need ratings (ordinal or continuous labels); '{ds.name}' has "
                               f"{ds.label.kind} labels")
