@@ -30,6 +30,21 @@ def test_each_round_improves_and_the_crowd_keeps_the_better_version():
     assert {_prefer_more_plus(v, 0) for v in votes} == {"A", "B"}
 
 
+def test_the_step_list_names_the_versions_voted_on(tmp_path):
+    from rich.console import Console
+
+    from crowdllm.pipelines import read_trace
+    from crowdllm.pipelines.render import print_trace
+
+    llm = rules_llm([("Write an improved version", _improve), ("Answer with one letter", _prefer_more_plus)])
+    run_pipeline("iterative", {"id": "x", "text": "draft"}, llm, settings=Settings(rounds=1),
+                 trace=tmp_path / "t.jsonl")
+    console = Console(record=True, width=200)
+    print_trace(read_trace(tmp_path / "t.jsonl"), console=console)
+    text = console.export_text()
+    assert "0 \u00abdraft\u00bb: 0, 1 \u00abdraft+\u00bb: 3" in text and "round 1: the new version won" in text
+
+
 def test_voters_who_prefer_the_old_version_stop_the_chain():
     prefer_fewer = rules_llm([
         ("Write an improved version", _improve),

@@ -77,10 +77,12 @@ def _lines(records: list[dict[str, Any]], *, full: bool, width: int) -> Iterator
             line = Text(pad + "  ")
             line.append("vote ", style="magenta")
             if "tally" in rec:
-                line.append(", ".join(f"{k}: {v}" for k, v in (rec.get("tally") or {}).items()
+                names = rec.get("labels") or {}
+                line.append(", ".join(f"{_name(k, names)}: {v}" for k, v in (rec.get("tally") or {}).items()
                                       if not isinstance(v, list)))
                 winner = rec.get("winner")
-                line.append(f"  \u2192 {_short(winner, width // 2)}" if winner is not None else "  \u2192 no winner",
+                shown = _name(str(winner), names) if winner is not None else None
+                line.append(f"  \u2192 {_short(shown, width // 2)}" if shown is not None else "  \u2192 no winner",
                             style="bold")
                 if rec.get("tie"):
                     line.append(" (tie)", style="yellow")
@@ -102,6 +104,11 @@ def _lines(records: list[dict[str, Any]], *, full: bool, width: int) -> Iterator
     if not any(r.get("kind") == "result" for r in records):
         u = usage_of(records)
         yield Text(f"(no result record: the run did not finish; {u['calls']} calls were traced)", style="red")
+
+
+def _name(key: str, labels: dict[str, str]) -> str:
+    """An option key with its text, e.g. '0 «cat lost. grey…»' (votes keep option indices)."""
+    return f"{key} \u00ab{labels[key]}\u00bb" if key in labels else key
 
 
 def _step_costs(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

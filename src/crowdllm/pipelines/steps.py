@@ -185,7 +185,7 @@ def vote(run: Run, workers: Sequence[Worker], question: str, options: Sequence[s
     for w, a, order in zip(workers, answers, orders, strict=True):
         letter = parse_choice(a.strip()[:40], list(labels))
         votes[w.name] = None if letter is None else str(order[labels.index(letter)])
-    return _finish(run, question, keys, votes, task)
+    return _finish(run, question, keys, votes, task, labels=[_snippet(o) for o in options])
 
 
 def verify(run: Run, workers: Sequence[Worker], question: str, *, task: str) -> VoteResult:
@@ -234,11 +234,18 @@ def rate(run: Run, workers: Sequence[Worker], question: str, text: str, *, task:
     return RatingResult(question=question, ratings=ratings, mean=mean, valid=len(valid))
 
 
-def _finish(run: Run, question: str, options: list[str], votes: dict[str, str | None], task: str) -> VoteResult:
+def _snippet(text: str, width: int = 40) -> str:
+    s = " ".join(text.split())
+    return s if len(s) <= width else s[: width - 1] + "\u2026"
+
+
+def _finish(run: Run, question: str, options: list[str], votes: dict[str, str | None], task: str,
+            labels: list[str] | None = None) -> VoteResult:
     counts, winner, tie = tally(votes, options)
     abstained = [k for k, v in votes.items() if v is None]
     if abstained:
         run.note(f"{task}: {len(abstained)} answer(s) unusable; abstained", workers=abstained)
+    extra = {"labels": dict(zip(options, labels, strict=True))} if labels else {}
     run.record("vote", question=question, options=options, votes=votes, tally=counts, winner=winner,
-               tie=tie)
+               tie=tie, **extra)
     return VoteResult(question=question, options=options, votes=votes, tally=counts, winner=winner, tie=tie)
