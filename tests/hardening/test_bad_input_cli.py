@@ -284,10 +284,17 @@ def test_a_damaged_answer_cache_is_one_line_naming_the_file(tmp_path: Path, caps
     con.commit()
     con.close()
     data = bytearray(cache.read_bytes())
-    for start in range(8192, len(data), 4096):  # garble every page after the first two: header stays valid
-        data[start + 100:start + 400] = b"\xff" * 300
+    for start in range(4096, len(data), 4096):  # garble every page but the first: the file still opens
+        data[start:start + 400] = b"\xff" * 400
     cache.write_bytes(bytes(data))
     res = run_cli(capsys, "cache", "info")
     assert "Traceback" not in res.text and res.rc == 2
     line = res.error_line()
     assert str(cache) in line and "CROWDLLM_CACHE" in line
+    # a run that reads the cache stops the same way, before asking the server anything
+    from fakeserver import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        res = run_cli(capsys, *reference(tmp_path, url=server.url))
+    assert "Traceback" not in res.text and res.rc == 2
+    assert str(cache) in res.error_line() and server.requests == 0
