@@ -75,5 +75,3 @@ def test_report_renders_in_headless_chromium(results_dir, tmp_path):
     assert background.mean() < 0.9
     header = np.median(pixels[5:60, 5:1200].reshape(-1, 3), axis=0)
     np.testing.assert_allclose(header, np.array([0x23, 0x39, 0x5D]) / 255, atol=0.03)
-    keep = Path("/tmp/crowdllm-report-shot.png")  # for a person to look at after a local run
-    shutil.copyfile(shot, keep)
