@@ -55,3 +55,16 @@ def test_evaluation_needs_the_joke_on_topic_and_short():
     assert spec.evaluate(ev, ex, "My cat sits on my keyboard.")["quality"] == 0.75
     assert spec.evaluate(ev, ex, "Dogs are loud.")["quality"] == 0.0
     assert spec.evaluate(ev, ex, "cat " * 11)["short"] is False
+
+
+def test_an_unusable_analysis_makes_room_for_the_next_association():
+    llm = rules_llm([
+        ("associate with this topic", "beans\nmugs\nmornings"),
+        ("surprising twist", lambda u, i: "no idea" if "Association: beans" in u else "Expected: calm Twist: chaos"),
+        ("Write one short joke", lambda u, i: f"Joke on {after(u, 'Association:').splitlines()[0]}."),
+        ("How funny", "3"),
+    ])
+    out = run_pipeline("humor", {"id": "c", "topic": "coffee"}, llm, settings=Settings(workers=1, max_parts=2))
+    assert list(out.details["ratings"]) == ["Joke on mugs.", "Joke on mornings."]
+    analyses = [c for c in llm.calls if "surprising twist" in c["messages"][-1]["content"]]
+    assert len(analyses) == 3

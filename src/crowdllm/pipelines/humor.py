@@ -3,7 +3,8 @@
 1. **Ideation**: several workers list associations with the topic; the ones named by most workers
    come first.
 2. **Analysis of attributes**: for each of the top associations, a worker states what people expect
-   about it and a surprising twist (the expectation a joke can violate).
+   about it and a surprising twist (the expectation a joke can violate); when an analysis is
+   unusable, the next association takes its place.
 3. **Generation**: a worker turns each expectation/twist pair into a short joke.
 4. **Rating**: a crowd of raters scores each joke's funniness (1-5); the best mean wins (ties: the
    shorter joke, noted in the trace).
@@ -36,7 +37,9 @@ def run(run: Run, example: Example, s: Settings) -> str:
         associations = [topic]
     ideas: list[tuple[str, str, str]] = []
     with run.step("analyse"):
-        for assoc in associations[: s.max_parts]:
+        for assoc in associations[: 2 * s.max_parts]:  # an unusable analysis makes room for the next idea
+            if len(ideas) >= s.max_parts:
+                break
             analyst = run.workers(1, ROLE, temperature=s.temperature, prefix="analyst")[0]
             ask = (f"Topic: {topic}\nAssociation: {assoc}\n\nWhat do people normally expect about this, "
                    "and what surprising twist could turn it into a joke? Answer in two lines:\n"
@@ -99,7 +102,7 @@ def _associations(run: Run, topic: str, s: Settings) -> list[str]:
 
 
 def _expectation(text: str) -> tuple[str, str]:
-    exp = re.search(r"expect\w*\s*[:\-]\s*(.+)", text, re.IGNORECASE)
+    exp = re.search(r"expect\w*\s*[:\-]\s*(.+?)(?=\s*twist\s*[:\-]|\n|$)", text, re.IGNORECASE)
     twist = re.search(r"twist\s*[:\-]\s*(.+)", text, re.IGNORECASE)
     return (exp.group(1).strip() if exp else "", twist.group(1).strip() if twist else "")
 
