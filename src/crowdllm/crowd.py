@@ -129,6 +129,7 @@ class DigitalCrowd:
         recon_weight: float = 1.0,
         kl_weight: float = 1.0,
         prior_pred_weight: float = 1.0,
+        ref_skip: bool = True,
         J: int = 10,
         blender: str | None = None,
         sigma: float | None = None,
@@ -157,6 +158,7 @@ class DigitalCrowd:
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.prior_pred_weight = prior_pred_weight
+        self.ref_skip = ref_skip
         self.J = J
         self.blender = blender
         self.sigma = sigma
@@ -176,7 +178,7 @@ class DigitalCrowd:
     # ================================================================== helpers
     def _hyper(self) -> dict[str, Any]:
         names = ("latent_dim", "hidden", "lam", "lr", "epochs", "batch_size", "patience", "dropout",
-                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "J", "blender", "sigma",
+                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "ref_skip", "J", "blender", "sigma",
                  "sigma_scale", "text_column", "meta_columns", "profile_text_columns",
                  "use_reference_distribution", "task_memory", "validation",
                  "valid_fraction", "refit", "random_state")
@@ -434,7 +436,7 @@ class DigitalCrowd:
         target, target_enc = self._target_arrays(y, base)
         valid = self._validation_rows(ti, wi, len(tasks), len(workers))
         data = TrainData(task_x=task_static, recon=recon, profile_x=profile_x, ti=ti, wi=wi,
-                         base=base, target=target, target_enc=target_enc, valid=valid)
+                         base=base, target=target, target_enc=target_enc, valid=valid, n_ref=ref_x.shape[1])
         loss = {"continuous": "mse", "ordinal": "mse", "categorical": "ce", "topk": "bce"}[self._kind]
         model = self._belief_model(self.epochs)
         model.fit(data, loss)
@@ -452,6 +454,7 @@ class DigitalCrowd:
         A = model.task_part(task_static)
         B = model.profile_part(profile_x)
         m, lv = model.belief(A, B, ti, wi)
+        base = base + model.task_shift(task_static)[ti]
         offsets = np.zeros((len(tasks), base.shape[1]))
         self.kappa_ = float("inf")
         if self.task_memory:
@@ -470,7 +473,7 @@ class DigitalCrowd:
             latent_dim=self.latent_dim, hidden=self.hidden, dropout=self.dropout, lam=self.lam, lr=self.lr,
             epochs=epochs, batch_size=self.batch_size, patience=self.patience if patience is None else patience,
             weight_decay=self.weight_decay, recon_weight=self.recon_weight, kl_weight=self.kl_weight,
-            prior_pred_weight=self.prior_pred_weight, random_state=self.random_state, verbose=self.verbose,
+            prior_pred_weight=self.prior_pred_weight, ref_skip=self.ref_skip, random_state=self.random_state, verbose=self.verbose,
         )
 
     def _validation_rows(self, ti: np.ndarray, wi: np.ndarray, n_tasks: int, n_workers: int) -> np.ndarray:
@@ -526,7 +529,7 @@ class DigitalCrowd:
         ref_x, base, _ = self._reference_features(ref)
         task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
         offsets = self.task_offsets_.reindex(tasks["task"].astype(str)).fillna(0.0).to_numpy()
-        return task_x, (base + offsets).astype(np.float32)
+        return task_x, (base + offsets + self.belief_.task_shift(task_x)).astype(np.float32)
 
     def _decisions(self, tasks: pd.DataFrame, profiles: pd.DataFrame, ti: np.ndarray, wi: np.ndarray,
                    ref: pd.DataFrame, rng: np.random.Generator, *, J: int | None = None,

@@ -59,6 +59,8 @@ class CVAEConfig:
     latent_dim: int = 8
     hidden: int = 64
     dropout: float = 0.1
+    n_ref: int = 0  # trailing task features that are the LLM reference (no input dropout; skip path)
+    ref_skip: bool = False  # a linear path from the reference features straight to delta
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class TrainData:
     target: np.ndarray  # (n_rows,) float (mse/bce) or int class (ce)
     target_enc: np.ndarray  # (n_rows, target_dim) what the encoder sees (y - y_ref in model units)
     valid: np.ndarray  # (n_rows,) bool: validation rows (early stopping)
+    n_ref: int = 0  # the last n_ref columns of task_x are the reference features
 
 
 @contextlib.contextmanager
@@ -130,8 +133,12 @@ def _build(cfg: CVAEConfig) -> Any:
     class BeliefCVAE(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.gx = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.task_in, H), nn.GELU(),
+            self.in_drop = nn.Dropout(cfg.dropout)
+            self.gx = nn.Sequential(nn.Linear(cfg.task_in, H), nn.GELU(),
                                     nn.Dropout(cfg.dropout), nn.Linear(H, H), nn.GELU())
+            if cfg.ref_skip and cfg.n_ref > 0:
+                self.read_ref = nn.Linear(cfg.n_ref, cfg.out_dim, bias=False)
+                nn.init.zeros_(self.read_ref.weight)
             self.gv = nn.Sequential(nn.Linear(max(cfg.profile_in, 1), H), nn.GELU(), nn.Linear(H, H), nn.GELU())
             self.pair_x = nn.Linear(H, H)
             self.pair_v = nn.Linear(H, H, bias=False)
@@ -141,8 +148,21 @@ def _build(cfg: CVAEConfig) -> Any:
             self.read_z = nn.Linear(L, cfg.out_dim, bias=False)
             self.read_h = nn.Linear(H, cfg.out_dim)
 
+        def task_input(self, tx: torch.Tensor) -> torch.Tensor:
+            """Input dropout on the text/attribute features only, never on the LLM reference."""
+            if cfg.n_ref <= 0:
+                return self.in_drop(tx)
+            cut = cfg.task_in - cfg.n_ref
+            return torch.cat([self.in_drop(tx[:, :cut]), tx[:, cut:]], dim=1)
+
+        def shift(self, tx: torch.Tensor) -> torch.Tensor:
+            """The reference skip path (zeros without it): a per-task addition to the base."""
+            if not hasattr(self, "read_ref"):
+                return torch.zeros(tx.shape[0], cfg.out_dim)
+            return self.read_ref(tx[:, cfg.task_in - cfg.n_ref:])
+
         def conditions(self, tx: torch.Tensor, px: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            gx, gv = self.gx(tx), self.gv(px)
+            gx, gv = self.gx(self.task_input(tx)), self.gv(px)
             h = torch.relu(self.pair_x(gx) + self.pair_v(gv))
             mu_p, lv_p = self.prior(h).chunk(2, dim=-1)
             return gx, gv, h, mu_p, lv_p.clamp(-8.0, 6.0)
@@ -165,14 +185,15 @@ class BeliefModel:
 
     Hyper-parameters: ``latent_dim``, ``hidden``, ``dropout``, ``lam`` (weight of the prediction loss),
     ``lr``, ``epochs`` (maximum), ``batch_size``, ``patience`` (early stopping, in epochs),
-    ``weight_decay``, ``recon_weight``, ``kl_weight``, ``prior_pred_weight``, ``random_state``,
-    ``threads`` (torch CPU threads while training / encoding)."""
+    ``weight_decay``, ``recon_weight``, ``kl_weight``, ``prior_pred_weight``, ``ref_skip`` (a linear
+    path from the reference features to delta, next to the network), ``random_state``, ``threads``
+    (torch CPU threads while training / encoding)."""
 
     def __init__(self, *, latent_dim: int = 8, hidden: int = 64, dropout: float = 0.1, lam: float = 1.0,
                  lr: float = 1e-3, epochs: int = 200, batch_size: int = 256, patience: int = 10,
                  weight_decay: float = 1e-4, recon_weight: float = 1.0, kl_weight: float = 1.0,
-                 prior_pred_weight: float = 1.0, random_state: int = 0, threads: int = 1,
-                 verbose: bool = False) -> None:
+                 prior_pred_weight: float = 1.0, ref_skip: bool = True, random_state: int = 0,
+                 threads: int = 1, verbose: bool = False) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.dropout = dropout
@@ -185,6 +206,7 @@ class BeliefModel:
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.prior_pred_weight = prior_pred_weight
+        self.ref_skip = ref_skip
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
@@ -200,6 +222,7 @@ class BeliefModel:
             task_in=data.task_x.shape[1], profile_in=data.profile_x.shape[1],
             recon_dim=data.recon.shape[1], target_dim=data.target_enc.shape[1], out_dim=data.base.shape[1],
             loss=loss, latent_dim=self.latent_dim, hidden=self.hidden, dropout=self.dropout,
+            n_ref=int(data.n_ref), ref_skip=bool(self.ref_skip and data.n_ref > 0),
         )
         cfg = self.config_
         with _deterministic(self.random_state, self.threads):
@@ -239,7 +262,7 @@ class BeliefModel:
                     kl = 0.5 * (lv_p - lv_q + (torch.exp(lv_q) + (mu_q - mu_p) ** 2) / torch.exp(lv_p) - 1.0)
                     kl = kl.sum(-1).mean()
                     recon = 0.5 * ((net.dec(torch.cat([z, gv], dim=1)) - rec_all[ti[b]]) ** 2).mean()
-                    read_h = net.read_h(h)
+                    read_h = net.read_h(h) + net.shift(tx_all[ti[b]])
                     pred_q = _pred_loss(loss, base[b] + read_h + net.read_z(z), tgt[b])
                     pred_p = _pred_loss(loss, base[b] + read_h + net.read_z(mu_p), tgt[b])
                     total = (self.kl_weight * kl + self.recon_weight * recon
@@ -282,7 +305,7 @@ class BeliefModel:
         with torch.no_grad():
             b = torch.as_tensor(idx, dtype=torch.long)
             _, _, h, mu_p, _ = net.conditions(tx_all[ti[b]], px_all[wi[b]])
-            pred = base[b] + net.read_h(h) + net.read_z(mu_p)
+            pred = base[b] + net.read_h(h) + net.read_z(mu_p) + net.shift(tx_all[ti[b]])
             return float(_pred_loss(loss, pred, tgt[b]).item())
 
     # ------------------------------------------------------------------ fast sampling path
@@ -306,7 +329,15 @@ class BeliefModel:
 
         with torch.no_grad(), _threads(self.threads):
             t = torch.as_tensor(np.asarray(task_x, dtype=np.float32))
-            return self.net_.pair_x(self.net_.gx(t)).numpy()
+            return self.net_.pair_x(self.net_.gx(self.net_.task_input(t))).numpy()
+
+    def task_shift(self, task_x: np.ndarray) -> np.ndarray:
+        """The reference skip path per task, (n_tasks, out): added to the base (zeros without it)."""
+        import torch
+
+        with torch.no_grad(), _threads(self.threads):
+            t = torch.as_tensor(np.asarray(task_x, dtype=np.float32))
+            return self.net_.shift(t).numpy()
 
     def profile_part(self, profile_x: np.ndarray) -> np.ndarray:
         """``V g_v(v)`` per person: (n_people, hidden)."""
@@ -362,7 +393,7 @@ class BeliefModel:
             save_file(state, str(tmp))
         hyper = {k: getattr(self, k) for k in ("latent_dim", "hidden", "dropout", "lam", "lr", "epochs",
                                                 "batch_size", "patience", "weight_decay", "recon_weight",
-                                                "kl_weight", "prior_pred_weight", "random_state")}
+                                                "kl_weight", "prior_pred_weight", "ref_skip", "random_state")}
         atomic_write_json(directory / f"{prefix}.json", {
             "format_version": FORMAT_VERSION, "config": self.config_.to_dict(), "hyper": hyper,
             "best_epoch": self.best_epoch_, "valid_loss": self.valid_loss_, "history": self.history_,
