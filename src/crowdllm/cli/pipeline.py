@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -43,7 +44,8 @@ def _settings(workers: int | None, voters: int | None, rounds: int | None, max_d
         overrides[key.strip()] = value.strip()
     base = Settings()
     if overrides.get("workers") is not None and "agree" not in overrides:
-        overrides["agree"] = min(base.agree, int(overrides["workers"]))
+        with contextlib.suppress(TypeError, ValueError):  # a bad value is reported by Settings.updated
+            overrides["agree"] = min(base.agree, int(overrides["workers"]))
     return base.updated(overrides)
 
 
