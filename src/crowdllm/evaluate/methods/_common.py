@@ -29,6 +29,24 @@ from crowdllm.errors import ConfigError
 DEFAULT_PERSONA_BUDGET = 500
 
 
+def int_option(options: Mapping[str, Any], name: str, default: int) -> int:
+    """``options[name]`` as a whole number (the CLI passes ``--option name=VALUE`` as text)."""
+    value = options.get(name, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--option {name}={value!r}: give a whole number") from None
+
+
+def mapping_option(options: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``options[name]`` as a dict of keyword arguments (from Python; the CLI cannot pass one)."""
+    value = options.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"option {name}={value!r}: give a mapping of settings (from Python, e.g. "
+                          f"options={{'{name}': {{'epochs': 50}}}})")
+    return dict(value)
+
+
 def reference_kind(label: LabelSpec) -> str:
     return {"continuous": "rating", "ordinal": "rating", "categorical": "choice", "topk": "topk"}.get(label.kind, "text")
 
@@ -67,7 +85,7 @@ def references(tasks: pd.DataFrame, label: LabelSpec, options: Mapping[str, Any]
     use_given = strategy is None or (given_strategy is not None and strategy == given_strategy
                                      and (strategy == "logprob" or k is None))
     strategy = strategy or given_strategy or (default_strategy(llm, options) if llm is not None else "logprob")
-    k = int(k if k is not None else options.get("reference_k", 8))
+    k = int(k) if k is not None else int_option(options, "reference_k", 8)
     ids = list(dict.fromkeys(tasks["task"].astype(str).tolist()))
     memo = options.get("_refs")
     key = (strategy, k)

@@ -23,7 +23,7 @@ from scipy.special import log_softmax
 
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.evaluate.baselines import DistributionBaseline
-from crowdllm.evaluate.methods._common import references
+from crowdllm.evaluate.methods._common import mapping_option, references
 from crowdllm.evaluate.runner import ExperimentContext, register_method
 
 VALIDATION_FOR_SPLIT = {"worker": "workers", "task": "tasks", "both": "both"}
@@ -53,7 +53,7 @@ class CrowdMethod:
         from crowdllm.crowd import DigitalCrowd
 
         params = {"validation": VALIDATION_FOR_SPLIT.get(self.split, "both"), "random_state": self.seed,
-                  "embedder": self.options.get("embedder", "auto"), **dict(self.options.get("crowd", {})),
+                  "embedder": self.options.get("embedder", "auto"), **mapping_option(self.options, "crowd"),
                   **self.params}
         self.crowd_ = DigitalCrowd(**params).fit(train, reference=self._refs(train.tasks, train))
         return self

@@ -35,6 +35,7 @@ from crowdllm.evaluate.baselines import all_pairs
 from crowdllm.evaluate.methods._common import (
     DEFAULT_PERSONA_BUDGET,
     default_template,
+    int_option,
     rating_scale,
     reference_kind,
     references,
@@ -281,7 +282,7 @@ def _factory(cls: type[_LLMMethod], **kw: Any) -> Any:
     def make(ctx: ExperimentContext) -> _LLMMethod:
         extra = dict(kw)
         if cls is MultiPersonaLLM:
-            extra["budget"] = int(ctx.options.get("persona_budget", DEFAULT_PERSONA_BUDGET))
+            extra["budget"] = int_option(ctx.options, "persona_budget", DEFAULT_PERSONA_BUDGET)
         return cls(dataset=ctx.dataset, seed=ctx.seed, options=dict(ctx.options), **extra)
 
     return make
