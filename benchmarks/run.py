@@ -15,7 +15,8 @@ What is measured (every ratio compares two things timed in the same run, on the 
 - CVAE fit time on POPQUORN offensiveness (worker split); the reference is the default embedded model's
   cached log-prob references when the default cache holds them, else a FakeLLM reference (the output says
   which);
-- crowd sampling throughput: virtual responses per second;
+- crowd sampling throughput: virtual responses per second on POPQUORN, and on a synthetic crowd next to
+  the time numpy needs just to draw as many normal numbers (:func:`crowd_bench.sampling_throughput`);
 - reproduction: ``crowdllm reproduce offensiveness`` with a cold, then a warm cache (fake server);
 - growth: each of the above at 1x, 4x and 16x the size (synthetic crowds: tasks and people x the factor,
   about 8 answers per task; LLM: calls x the factor): time ratio vs the 1x time, next to the size ratio.
@@ -42,15 +43,17 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the fake server lives with the
 import _client_bench  # noqa: E402
 import _crowd_bench  # noqa: E402
 import _reproduce_bench  # noqa: E402
+import crowd_bench  # noqa: E402
 import llm_bench  # noqa: E402
 
 SIZES = {
     # quick: everything small; full: the sizes reported in docs/benchmarks.md
     "quick": {"calls": 48, "latency": 0.02, "concurrency": 8, "cache_n": 500, "growth_base": (30, 20),
               "growth_epochs": 20, "sample_people": 100, "pq_embedder": "hashing",
-              "reproduce_methods": "llm-zero-shot"},
+              "reproduce_methods": "llm-zero-shot", "floor_n": 300},
     "full": {"calls": 160, "latency": 0.05, "concurrency": 8, "cache_n": 2000, "growth_base": (60, 40),
-             "growth_epochs": 30, "sample_people": 200, "pq_embedder": "auto", "reproduce_methods": None},
+             "growth_epochs": 30, "sample_people": 200, "pq_embedder": "auto", "reproduce_methods": None,
+             "floor_n": 1000},
 }
 FACTORS = (1, 4, 16)
 
@@ -105,6 +108,8 @@ def run(quick: bool) -> dict[str, Any]:
         n_calls=s["calls"] * 2, latency=s["latency"] * 4, concurrency=32), results)
     _timed("cache_hits", lambda: _cache_vs_uncached(s), results)
     _timed("popquorn", lambda: _crowd_bench.popquorn_fit_and_sample(quick=quick, embedder=s["pq_embedder"]),
+           results)
+    _timed("sampling_floor", lambda: crowd_bench.sampling_throughput(n_tasks=s["floor_n"], n_people=s["floor_n"]),
            results)
     base_tasks, base_people = s["growth_base"]
     _timed("crowd_growth", lambda: _crowd_bench.growth(factors=FACTORS, base_tasks=base_tasks,
@@ -165,6 +170,11 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((f"sampling: {v['people']} virtual people x {p['tasks']} tasks",
                      f"{_fmt(v['per_s'])} responses/s", f"test people x tasks: {_fmt(t['per_s'])}/s",
                      f"{v['per_s'] / t['per_s']:.2f}"))
+    f = ok("sampling_floor")
+    if f:
+        rows.append((f"sampling: synthetic, {_fmt(f['responses'])} virtual responses (with profiles)",
+                     f"{_fmt(f['per_second'])} responses/s", "numpy drawing as many normal numbers",
+                     f"{f['ratio_to_normal_draws']}x the floor"))
     rep = ok("reproduce")
     if rep:
         rows.append((f"reproduce offensiveness ({rep['methods']}, {rep['splits']} split, {rep['seeds']} seed)",
