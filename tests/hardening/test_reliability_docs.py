@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
 
+@pytest.mark.slow
 def test_the_damaged_model_example_prints_what_the_page_says(capsys) -> None:  # noqa: ANN001
     text = DOC.read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
