@@ -59,3 +59,13 @@ def test_parse_pairs_reads_the_usual_layouts():
     assert [(p["question"], p["answer"]) for p in parse_pairs(text)] == [
         ("Who bought something?", "Maria"), ("What did someone buy?", "a bike"),
         ("When did someone buy?", "last spring")]
+
+
+def test_verbs_named_in_another_form_are_still_asked_about():
+    llm = _crowd(["buy", "Buy", "bought"], "Who bought something? | Maria")
+    out = run_pipeline("task-paraphrase", {"id": "s", "sentence": SENT}, llm)
+    assert [p["predicate"] for p in out.output] == ["buy"]  # 'buy' by two workers; 'bought' by one
+    llm2 = _crowd(["Tasted", "taste"], "Who tasted something? | The chef")
+    out2 = run_pipeline("task-paraphrase", {"id": "c", "sentence": "The chef tasted the soup."}, llm2,
+                        settings=Settings(workers=2))
+    assert [p["predicate"] for p in out2.output] == ["tasted"]

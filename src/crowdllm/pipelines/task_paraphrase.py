@@ -2,8 +2,9 @@
 
 Instead of labelling semantic roles, workers answer easy template questions about each verb:
 
-1. **Predicates**: several workers copy the verbs of the sentence; verbs named by >= ``agree``
-   workers are kept (all named verbs when none reaches agreement, with a note).
+1. **Predicates**: several workers name the verbs of the sentence (mapped to the form the sentence
+   uses when it is there: small models often answer with the base form, "buy" for "bought");
+   verbs named by >= ``agree`` workers are kept (all named verbs when none reaches agreement, noted).
 2. **Generate**: for each verb, a worker writes question-answer pairs from the QA-SRL template
    (a wh-word, the verb, placeholders like "someone"/"something"; the answer copied from the sentence).
    Pairs that break the template are dropped: no wh-word first, neither the verb nor a placeholder in
@@ -69,7 +70,8 @@ def _predicates(run: Run, sentence: str, s: Settings) -> list[str]:
     ask = f"Sentence: {sentence}\n\nList the verbs of this sentence, copied exactly, one per line."
     named: dict[str, list[str]] = {}
     for w, a in zip(workers, run.ask_each(workers, ask, task="predicates", max_tokens=48), strict=True):
-        named[w.name] = [v for v in parse_list(a, 8, max_words=3) if locate(v, sentence)]
+        named[w.name] = [_as_written(v, sentence) for v in parse_list(a, 8, max_words=2)
+                         if re.fullmatch(r"[A-Za-z][A-Za-z' -]*", v)]
     verbs = agreed(named, min(s.agree, len(workers)))
     if not verbs:
         verbs = agreed(named, 1)
@@ -77,6 +79,19 @@ def _predicates(run: Run, sentence: str, s: Settings) -> list[str]:
             run.note("no verb reached agreement; every named verb is used")
     run.record("decision", what="predicates", value=verbs[: s.max_parts])
     return verbs[: s.max_parts]
+
+
+def _as_written(verb: str, sentence: str) -> str:
+    """The verb as the sentence writes it when it is there ('Tasted' -> 'tasted', 'taste' -> 'tasted');
+    otherwise as named (a base form like 'buy' for 'bought' is still a fine predicate to ask about)."""
+    exact = re.search(rf"\b{re.escape(verb)}\b", sentence, re.IGNORECASE)
+    if exact:
+        return exact.group(0)
+    stem = verb.lower()[: max(3, len(verb) - 2)]
+    for word in re.findall(r"[A-Za-z']+", sentence):
+        if word.lower().startswith(stem):
+            return word
+    return verb.lower()
 
 
 def parse_pairs(text: str, predicate: str | None = None) -> list[QA]:
