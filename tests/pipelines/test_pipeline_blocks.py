@@ -224,6 +224,7 @@ def test_find_spans_keeps_parts_named_by_enough_workers():
     assert "2. in the event that it rains" in shown["messages"][-1]["content"]
     run3 = Run(rules_llm([("at most 3 parts: answer with their numbers", "NONE")]))
     assert find_spans(run3, make_workers(2, "R."), text, "Which?", agree=1) == []
+    assert sum("named no part; abstained" in n for n in run3.notes) == 2
 
 
 def test_loop_stops_on_its_criterion_and_map_parts_names_steps():

@@ -157,7 +157,9 @@ def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str,
     for w, a in zip(workers, answers, strict=True):
         numbers = [int(x) for x in re.findall(r"(?<![\d.])\d{1,3}(?!\d|\.\d)", a)]
         picked = sorted({n for n in numbers if 1 <= n <= len(parts)})[:3]
-        if len(picked) < len(set(numbers)):
+        if not numbers:
+            run.note(f"find: {w.name} named no part; abstained", worker=w.name)
+        elif len(picked) < len(set(numbers)):
             run.note(f"find: {w.name} named part numbers that do not exist; ignored", worker=w.name, answer=a)
         marks[w.name] = picked
         votes.update(picked)
