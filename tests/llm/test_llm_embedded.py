@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_cpp")
+from crowdllm.llm.llama import LlamaCppLLM
+from crowdllm.llm.prompts import build_prompt
 
-from crowdllm.llm.llama import LlamaCppLLM  # noqa: E402
-from crowdllm.llm.prompts import build_prompt  # noqa: E402
+# skip without importing llama_cpp here: crowdllm sets OMP_WAIT_POLICY before its first import
+if importlib.util.find_spec("llama_cpp") is None:
+    pytest.skip("llama-cpp-python is not installed", allow_module_level=True)
 
 pytestmark = pytest.mark.embedded
 SCALE = list("12345")
+# a short template keeps every forward pass small (the test model carries no signal anyway)
+SHORT = {"rating": {"system": "Rate the text from {low} to {high}. Reply with a number.", "answer_prefix": "Rating: "}}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +40,8 @@ def test_logprob_distribution_over_the_scale_is_a_distribution(smol: LlamaCppLLM
 
 
 def test_kv_cache_reuse_gives_the_same_distribution_as_a_fresh_pass(smol: LlamaCppLLM) -> None:
-    texts = ["I like this recipe a lot.", "Get lost, loser.", "The train was late again today."]
-    prompts = [build_prompt(t, kind="rating", template="popquorn-offensiveness") for t in texts]
+    texts = ["I like this recipe a lot.", "Get lost, loser."]
+    prompts = [build_prompt(t, kind="rating", template=SHORT) for t in texts]
     in_a_row = smol.choice_probs(prompts, SCALE)          # each call reuses the shared prefix
     fresh = []
     for p in prompts:
@@ -47,10 +52,10 @@ def test_kv_cache_reuse_gives_the_same_distribution_as_a_fresh_pass(smol: LlamaC
 
 
 def test_greedy_generation_is_deterministic_and_continues_the_answer_prefix(smol: LlamaCppLLM) -> None:
-    prompt = build_prompt("Thanks, that helped a lot!", kind="rating", template="popquorn-offensiveness")
+    prompt = build_prompt("Thanks, that helped a lot!", kind="rating", template=SHORT)
     a = smol.generate([prompt], n=2, temperature=0.0, max_tokens=4)[0]
     assert a[0].text == a[1].text
-    assert a[0].completion_tokens >= 1 and a[0].prompt_tokens > 50
+    assert a[0].completion_tokens >= 1 and a[0].prompt_tokens > 10
     # the continuation starts where "Rating: " stopped: a digit, not "Rating" again
     assert a[0].text.strip()[:1].isdigit()
 
@@ -82,7 +87,7 @@ def test_yes_no_choices_read_from_one_pass(smol: LlamaCppLLM) -> None:
 
 
 def test_multi_token_choices_are_scored_as_sequences(smol: LlamaCppLLM) -> None:
-    prompt = build_prompt("A fine day.", kind="rating", scale=(1, 10))
+    prompt = build_prompt("A fine day.", kind="rating", scale=(1, 10), template=SHORT)
     dist = smol.choice_probs([prompt], [str(i) for i in range(1, 11)])[0]
     assert sum(dist.probs) == pytest.approx(1.0)
     assert dist.extra.get("scored") == "sequences"  # "1" and "10" share their first token

@@ -249,3 +249,20 @@ def test_bad_settings_name_the_setting(kw: dict, setting: str) -> None:
 def test_bad_url_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="--base-url"):
         OpenAICompatLLM("localhost:8000", "m")
+
+
+def test_requests_per_minute_limit_spaces_the_requests() -> None:
+    import time
+
+    prompts = [[{"role": "user", "content": f"n{i}"}] for i in range(5)]
+    with FakeOpenAIServer(answer=lambda req: "Rating: 2") as server:
+        llm = fast(server.url, concurrency=5, rpm=600)  # at most one request every 0.1 s
+        try:
+            start = time.monotonic()
+            llm.generate(prompts)
+            elapsed = time.monotonic() - start
+        finally:
+            llm.close()
+    # five requests need four gaps of 0.1 s; a busy machine can only make it take longer
+    assert elapsed >= 0.4
+    assert server.answered == 5
