@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         aggregators: str = typer.Option(None, "--aggregators", help="Default: mean,median,mv,ds,glad."),
         out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto (MiniLM if installed), minilm, hashing."),
-        persona_budget: int = typer.Option(500, "--persona-budget", help="Most multi-persona LLM calls per fit."),
+        persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona LLM calls per fit."),
         reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
         theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
         out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto, minilm, hashing."),
-        persona_budget: int = typer.Option(500, "--persona-budget", help="Most multi-persona ballots per fit."),
+        persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona ballots per fit."),
         reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
         backend_options: BackendOptions = None,  # type: ignore[assignment]

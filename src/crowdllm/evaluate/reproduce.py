@@ -174,7 +174,7 @@ def reproduce(
         "reference_strategy": str(refs.attrs.get("strategy", opts.get("reference_strategy", "logprob"))),
         "reference_seconds": round(ref_seconds, 1), "split_seconds": timings,
         "total_seconds": round(time.perf_counter() - started, 1), "usage": usage, "embedder": embedder,
-        "persona_budget": int(opts.get("persona_budget", 500)), "python": platform.python_version(),
+        "persona_budget": int(opts.get("persona_budget", 300)), "python": platform.python_version(),
     }
     markdown = _markdown(results, info, theory_text, to_markdown)
     if out_dir is not None:

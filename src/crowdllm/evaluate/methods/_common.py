@@ -8,7 +8,7 @@ Options a method factory reads from ``ExperimentContext.options`` (all optional)
   ``crowdllm reference``; tasks missing from it are asked of ``llm``;
 - ``reference_strategy``: ``logprob`` (default on backends with log-probabilities) or ``zero-shot``
   (K = ``reference_k`` samples at temperature 0, the paper's K = 8);
-- ``persona_budget``: the most multi-persona calls one fit/sample may make (default 500);
+- ``persona_budget``: the most multi-persona calls one fit/sample may make (default 300);
 - ``crowd``: extra :class:`~crowdllm.crowd.DigitalCrowd` hyper-parameters (a dict);
 - ``embedder``: ``auto`` | ``minilm`` | ``hashing``.
 
@@ -26,7 +26,7 @@ import pandas as pd
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 
-DEFAULT_PERSONA_BUDGET = 500
+DEFAULT_PERSONA_BUDGET = 300
 
 
 def int_option(options: Mapping[str, Any], name: str, default: int) -> int:

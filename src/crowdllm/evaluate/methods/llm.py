@@ -13,7 +13,7 @@ Every virtual person is the same LLM; the methods differ in how it is asked.
   generations. Top-k votes: ``k`` ballots at temperature 0.5, items ranked by how many ballots name them.
 - ``llm-multi-persona``: one LLM call per (task, virtual person) with that person's profile in the
   prompt (the paper's persona sentence); the person's answer is the most likely one (greedy). Its cost
-  grows with the crowd, so it has a call budget (``options['persona_budget']``, default 500 calls per
+  grows with the crowd, so it has a call budget (``options["persona_budget"]``, default 300 calls per
   fit): pairs beyond the budget take the answer of another asked person on the same task, or the
   zero-shot answer when nobody was asked about it. Top-k votes: one persona ballot per voter.
 
