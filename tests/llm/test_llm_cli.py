@@ -137,3 +137,19 @@ def test_shared_backend_flags_reach_a_command_as_one_object() -> None:
 def test_decorator_insists_on_the_parameter() -> None:
     with pytest.raises(TypeError, match="backend_options"):
         with_backend_options(lambda x: x)
+
+
+def test_a_served_model_name_without_a_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["llm", "ask", "hi", "--model", "gpt-4o"]) == 2
+    err = capsys.readouterr().err
+    assert "--base-url" in err and "--model-path" in err
+
+
+@pytest.mark.embedded
+def test_ask_answers_from_the_embedded_test_model(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("crowdllm.llm.llama")
+    assert main(["llm", "ask", "Is the sky blue? Answer yes or no.", "--model-path", "test", "--max-tokens", "8",
+                 "--usage"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() != ""
+    assert "LLM usage (llama-cpp, SmolLM2-135M-Instruct" in captured.err and "1 calls" in captured.err

@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from crowdllm.cli import main
 from fakeserver import FakeOpenAIServer
 
-N_TASKS, K, CONCURRENCY = 30, 4, 2
+N_TASKS, K, CONCURRENCY = 24, 4, 2
 
 
 def _dataset_file(tmp_path: Path, synthetic) -> Path:  # noqa: ANN001
@@ -39,7 +40,8 @@ def _cached(cache: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_repeats_no_stored_call(tmp_path: Path, synthetic) -> None:  # noqa: ANN001
+def test_sigkill_mid_run_then_rerun_repeats_no_stored_call(tmp_path: Path, synthetic,  # noqa: ANN001
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     data = _dataset_file(tmp_path, synthetic)
     with FakeOpenAIServer(latency=0.03, faults={"500": 0.05, "429": 0.05}, retry_after=0.01, seed=1) as server:
         args = ["reference", "--dataset", str(data), "--strategy", "zero-shot", "--k", str(K),
@@ -71,10 +73,9 @@ def test_sigkill_mid_run_then_rerun_repeats_no_stored_call(tmp_path: Path, synth
         assert _cached(cache) == total
         assert f"{stored} cache hits" in err
 
-        # 3. an uninterrupted run with its own cache gives the same references
-        proc = _cli([*args, "--out", str(tmp_path / "clean.csv")], tmp_path / "cache2")
-        proc.communicate(timeout=180)
-        assert proc.returncode == 0
+        # 3. an uninterrupted run with its own cache (in this process) gives the same references
+        monkeypatch.setenv("CROWDLLM_CACHE", str(tmp_path / "cache2"))
+        assert main([*args, "--out", str(tmp_path / "clean.csv")]) == 0
 
     resumed = pd.read_csv(tmp_path / "resumed.csv", dtype={"task": str})
     clean = pd.read_csv(tmp_path / "clean.csv", dtype={"task": str})

@@ -64,7 +64,14 @@ def open_backend(
     else:
         from crowdllm.llm.llama import LlamaCppLLM
 
-        inner = LlamaCppLLM(model_path if model_path is not None else model, n_ctx=n_ctx, seed=seed)
+        if model_path is None and model is not None:
+            if not (str(model).endswith(".gguf") or str(model) in ("test", "default") or str(model).startswith("hf:")):
+                from crowdllm.errors import ConfigError
+
+                raise ConfigError(f"--model {model!r} names a served model: give --base-url too, or use "
+                                  f"--model-path FILE.gguf for the embedded model")
+            model_path = model
+        inner = LlamaCppLLM(model_path, n_ctx=n_ctx, seed=seed)
     if cache:
         inner = CachedLLM(inner, None if cache is True else cache)
     return MeteredLLM(inner, Usage(price_in=price_in, price_out=price_out))
