@@ -55,10 +55,11 @@ def test_budget_keeps_the_pairs_verified_so_far():
 
 
 def test_parse_pairs_reads_the_usual_layouts():
-    text = "1. Who bought something? | Maria\nQ: What did someone buy? A: a bike\nWhen did someone buy? last spring"
+    text = ("1. Who bought something? | Maria\nQ: What did someone buy? A: a bike\n"
+            "When did someone buy? last spring\nWho sold it?? | her neighbour")
     assert [(p["question"], p["answer"]) for p in parse_pairs(text)] == [
         ("Who bought something?", "Maria"), ("What did someone buy?", "a bike"),
-        ("When did someone buy?", "last spring")]
+        ("When did someone buy?", "last spring"), ("Who sold it?", "her neighbour")]
 
 
 def test_verbs_named_in_another_form_are_still_asked_about():

@@ -98,6 +98,7 @@ def parse_pairs(text: str, predicate: str | None = None) -> list[QA]:
     """'question? | answer' lines (also 'question? answer' and 'Q: ... A: ...')."""
     pairs = []
     for line in clean_answer(text).splitlines():
+        line = re.sub(r"\?{2,}", "?", line)
         line = strip_item(line) if not line.strip().endswith("?") else line.strip()
         m = re.match(r"^\s*(?:q(?:uestion)?\s*[:.]\s*)?(.+?\?)\s*(?:\||-|:|a(?:nswer)?\s*[:.])?\s*(.*)$", line,
                      re.IGNORECASE)
