@@ -71,8 +71,16 @@ def fail(message: str) -> None:
     raise CrowdLLMError(message)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Warnings shown to CLI users: one line, no source code."""
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line + exit code 2."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="crowdllm", standalone_mode=False)
