@@ -26,14 +26,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake server lives with the tests
 
 
-def client_overhead(n_calls: int = 200, latency: float = 0.05, concurrency: int = 8) -> dict[str, Any]:
-    """Wall time of ``n_calls`` requests against a server answering in ``latency`` s, vs N*L/C."""
-    from crowdllm.llm.openai_compat import OpenAICompatLLM
-    from fakeserver import FakeOpenAIServer
+_SERVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from fakeserver import FakeOpenAIServer
+server = FakeOpenAIServer(latency={latency!r}).start()
+print(server.url, flush=True)
+sys.stdin.read()
+"""
 
-    prompts = [[{"role": "user", "content": f"level {1 + i % 5} item {i}"}] for i in range(n_calls)]
-    with FakeOpenAIServer(latency=latency) as server:
-        llm = OpenAICompatLLM(server.url, "fake-model", concurrency=concurrency)
+
+def client_overhead(n_calls: int = 200, latency: float = 0.05, concurrency: int = 8) -> dict[str, Any]:
+    """Wall time of ``n_calls`` requests against a server answering in ``latency`` s, vs N*L/C.
+
+    The fake server runs in its own process, so its work does not count as client overhead."""
+    import subprocess
+
+    from crowdllm.llm.openai_compat import OpenAICompatLLM
+
+    code = _SERVER.format(tests=str(ROOT / "tests"), latency=latency)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        prompts = [[{"role": "user", "content": f"level {1 + i % 5} item {i}"}] for i in range(n_calls)]
+        llm = OpenAICompatLLM(url, "fake-model", concurrency=concurrency)
         try:
             llm.generate(prompts[:concurrency])  # warm up connections
             start = time.perf_counter()
@@ -41,6 +57,9 @@ def client_overhead(n_calls: int = 200, latency: float = 0.05, concurrency: int 
             seconds = time.perf_counter() - start
         finally:
             llm.close()
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=10)
     ideal = n_calls * latency / concurrency
     return {"n_calls": n_calls, "latency_s": latency, "concurrency": concurrency, "seconds": round(seconds, 3),
             "ideal_seconds": round(ideal, 3), "ratio": round(seconds / ideal, 3)}

@@ -154,6 +154,7 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # one reply is two writes (headers, body): no 40 ms stall
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
