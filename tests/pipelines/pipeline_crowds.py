@@ -13,28 +13,37 @@ from collections.abc import Callable, Sequence
 
 from crowdllm.llm.fake import FakeLLM
 
-Rule = tuple[str, str | Callable[[str, int], str]]
+Rule = tuple[str | tuple[str, ...], str | Callable[[str, int], str]]
 
 
 def rules_llm(rules: Sequence[Rule], default: str = "", *, choice_script=None) -> FakeLLM:
     def script(messages, index, params):
         user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         for key, answer in rules:
-            if key in user:
+            if any(k in user for k in ((key,) if isinstance(key, str) else key)):
                 return answer(user, index) if callable(answer) else answer
         return default
 
     return FakeLLM(script, choice_script=choice_script)
 
 
+#: the closing words of a vote prompt (lettered options, or short options copied by name)
+VOTE = ("Answer with one letter", "Answer with one of them, copied exactly")
+
+
 def options_of(prompt: str) -> dict[str, str]:
-    """Lettered options of a vote prompt: {'A': text, 'B': text, ...}."""
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Z])\) (.*?)(?=\n\n[A-Z]\) |\n\nAnswer with)",
-                                                               prompt, re.M | re.S)}
+    """The options of a vote prompt, in the order shown: {answer to give: option text}. Lettered
+    options answer with their letter; short options listed with '-' answer with their text."""
+    lettered = {m.group(1): m.group(2).strip() for m in re.finditer(
+        r"^([A-Z])\) (.*?)(?=\n\n[A-Z]\) |\n\nAnswer with)", prompt, re.M | re.S)}
+    if lettered:
+        return lettered
+    named = re.findall(r"^- (.+)$", prompt.split("\n\nAnswer with")[0], re.M)
+    return {t: t for t in named}
 
 
-def letter_of(prompt: str, pick: Callable[[dict[str, str]], str]) -> str:
-    """The letter of the option ``pick`` chooses (pick returns an option text)."""
+def answer_for(prompt: str, pick: Callable[[dict[str, str]], str]) -> str:
+    """What a worker answers to choose the option ``pick`` returns (pick gets {answer: text})."""
     opts = options_of(prompt)
     chosen = pick(opts)
     return next(k for k, v in opts.items() if v == chosen)
@@ -54,7 +63,7 @@ def _sorted_items(user: str, i: int) -> str:
 
 
 def _smaller(user: str, i: int) -> str:
-    return letter_of(user, lambda o: min(o.values(), key=lambda v: float(v) if v.isdigit() else len(v)))
+    return answer_for(user, lambda o: min(o.values(), key=lambda v: float(v) if v.isdigit() else len(v)))
 
 
 SENSIBLE: list[Rule] = [
@@ -62,7 +71,7 @@ SENSIBLE: list[Rule] = [
     ("Rewrite only this part", "much shorter"),
     ("stay correct English after this change", "yes"),
     ("Write an improved version", lambda u, i: after(u, "Text:\n").split("\n\nWrite")[0] + " Thank you!"),
-    ("Answer with one letter", lambda u, i: letter_of(u, lambda o: max(o.values(), key=len))),
+    (VOTE, lambda u, i: answer_for(u, lambda o: max(o.values(), key=len))),
     ("section headings", "Origins\nParts\nUses"),
     ("one short, true fact", lambda u, i: f"Fact number {i + 1} about {after(u, 'Section:').splitlines()[0]}."),
     ("Write one paragraph", "A short paragraph made from the facts."),
@@ -87,7 +96,7 @@ def sensible_answer(messages: list[dict[str, str]], index: int = 0) -> str:
     """The sensible crowd's answer to one chat prompt (for the fake OpenAI server too)."""
     user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     for key, answer in SENSIBLE:
-        if key in user:
+        if any(k in user for k in ((key,) if isinstance(key, str) else key)):
             return answer(user, index) if callable(answer) else answer
     return "ok"
 

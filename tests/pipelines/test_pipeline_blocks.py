@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pipeline_crowds import letter_of, rules_llm
+from pipeline_crowds import VOTE, answer_for, rules_llm
 
 from crowdllm.errors import ConfigError, CrowdDataError
 from crowdllm.llm.fake import FakeLLM
@@ -181,11 +181,29 @@ def test_agreed_keeps_items_named_by_k_workers():
 
 def test_vote_maps_shuffled_letters_back_to_options():
     # every voter picks the option that says "best", wherever the shuffle put it
-    llm = rules_llm([("Answer with one letter", lambda u, i: letter_of(u, lambda o: next(v for v in o.values()
+    llm = rules_llm([(VOTE, lambda u, i: answer_for(u, lambda o: next(v for v in o.values()
                                                                                            if "best" in v)))])
     run = Run(llm, seed=0)
     result = vote(run, make_workers(5, "R."), "Pick one.", ["plain", "the best one", "meh"], task="v")
     assert result.winner == "1" and result.tally == {"0": 0, "1": 5, "2": 0} and result.unanimous
+
+
+def test_short_options_are_answered_by_name_and_long_ones_by_letter():
+    # voters choose 'mouse' among short options, and the shorter version among long ones
+    llm = rules_llm([(VOTE, lambda u, i: answer_for(u, lambda o: min(o.values(), key=lambda v: (v != "mouse", len(v)))))])
+    run = Run(llm, seed=1)
+    short = vote(run, make_workers(3, "R."), "Which is lighter?", ["horse", "mouse"], task="v")
+    assert short.winner == "1"  # 'mouse', copied by every voter
+    prompts = [c["messages"][-1]["content"] for c in llm.calls]
+    assert all("- horse" in p and "copied exactly" in p for p in prompts)
+    long_options = ["a first version of the text that is rather long", "a second, shorter version"]
+    assert vote(run, make_workers(3, "R."), "Which is better?", long_options, task="v").winner == "1"
+    assert "A) " in llm.calls[-1]["messages"][-1]["content"]
+    # answers naming no option (or a version's text when only letters count) abstain
+    odd = Run(rules_llm([(VOTE, "the heavier one")]))
+    assert vote(odd, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v").winner is None
+    lettered = Run(rules_llm([(VOTE, "horse")]))
+    assert vote(lettered, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v", by_name=False).valid == 0
 
 
 def test_a_tied_verify_goes_to_the_default_with_a_note():

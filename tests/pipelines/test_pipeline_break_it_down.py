@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pipeline_crowds import letter_of, rules_llm
+from pipeline_crowds import answer_for, rules_llm
 
 from crowdllm.errors import ConfigError
 from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, load_examples, run_pipeline
@@ -15,7 +15,7 @@ NOTICE = {"id": "q", "kind": "questions", "job": "Answer.", "document": "The clu
 
 
 def _smaller(u, i):
-    return letter_of(u, lambda o: min(o.values(), key=float))
+    return answer_for(u, lambda o: min(o.values(), key=float))
 
 
 def test_microtask_comparisons_sort_exactly():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from pipeline_crowds import rules_llm, sensible_llm
+from pipeline_crowds import answer_for, rules_llm, sensible_llm
 
 from crowdllm.errors import ConfigError
 from crowdllm.pipelines import compare, examples_for, get_pipeline, load_examples, pipelines, read_trace
@@ -15,10 +15,9 @@ NUMBERS = [{"id": "n1", "kind": "sort", "job": "Order from smallest to largest."
 
 
 def test_compare_puts_the_methods_side_by_side_with_their_costs(tmp_path):
-    from pipeline_crowds import letter_of
 
     llm = rules_llm([
-        ("Which number is smaller", lambda u, i: letter_of(u, lambda o: min(o.values(), key=float))),
+        ("Which number is smaller", lambda u, i: answer_for(u, lambda o: min(o.values(), key=float))),
         ("Reply with the ordered list", "9\n5\n3"),  # the one-prompt answer is backwards
     ])
     result = compare("break-it-down", llm, examples=NUMBERS, trace_dir=tmp_path)

@@ -71,7 +71,8 @@ def parallel(run: Run, example: Example, s: Settings) -> str:
     options = [original, *versions]
     with run.step("vote"):
         voters = run.workers(s.voters, ROLE, temperature=s.temperature, prefix="voter")
-        result = vote(run, voters, f"{_criterion(example)} Choose the best version.", options, task="vote")
+        result = vote(run, voters, f"{_criterion(example)} Choose the best version.", options, task="vote",
+                      by_name=False)
         best = options[int(decide(run, result, default="0", what="vote"))]
     run.keep(best, "the vote's choice")
     return best

@@ -171,23 +171,43 @@ def find_spans(run: Run, workers: Sequence[Worker], text: str, instruction: str,
 
 
 def vote(run: Run, workers: Sequence[Worker], question: str, options: Sequence[str], *, task: str,
-         shuffle: bool = True) -> VoteResult:
-    """Each worker picks one of ``options`` (shown as lettered texts, in a shuffled order per worker).
+         shuffle: bool = True, by_name: bool | None = None) -> VoteResult:
+    """Each worker picks one of ``options``, shown in a shuffled order per worker (against position
+    bias). Short options (a word or a name) are listed as they are and answered by copying one: a
+    small model picks between "horse" and "mouse" far more reliably than between "A" and "B".
+    Longer options are lettered A, B, ... and answered with a letter; ``by_name=False`` letters any
+    options (versions of a text, which a voter should judge, not echo).
     Returns the tally over option *indices* as strings "0", "1", ..."""
+    by_name = _short_options(options) if by_name is None else (by_name and _short_options(options))
     labels = string.ascii_uppercase[: len(options)]
     contents, orders = [], []
     for _ in workers:
         order = list(run.rng.permutation(len(options))) if shuffle else list(range(len(options)))
         orders.append(order)
-        listing = "\n\n".join(f"{labels[j]}) {options[i]}" for j, i in enumerate(order))
-        contents.append(f"{question}\n\n{listing}\n\nAnswer with one letter only ({', '.join(labels)}).")
-    answers = run.ask_each(workers, contents, task=task, max_tokens=8)
+        if by_name:
+            listing = "\n".join(f"- {options[i]}" for i in order)
+            contents.append(f"{question}\n\n{listing}\n\nAnswer with one of them, copied exactly.")
+        else:
+            listing = "\n\n".join(f"{labels[j]}) {options[i]}" for j, i in enumerate(order))
+            contents.append(f"{question}\n\n{listing}\n\nAnswer with one letter only ({', '.join(labels)}).")
+    answers = run.ask_each(workers, contents, task=task, max_tokens=16 if by_name else 8)
     keys = [str(i) for i in range(len(options))]
     votes: dict[str, str | None] = {}
     for w, a, order in zip(workers, answers, orders, strict=True):
-        letter = parse_choice(a.strip()[:40], list(labels))
-        votes[w.name] = None if letter is None else str(order[labels.index(letter)])
+        if by_name:
+            picked = parse_choice(a.strip()[:80], list(options))
+            votes[w.name] = None if picked is None else str(list(options).index(picked))
+        else:
+            letter = parse_choice(a.strip()[:40], list(labels))
+            votes[w.name] = None if letter is None else str(order[labels.index(letter)])
     return _finish(run, question, keys, votes, task, labels=[_snippet(o) for o in options])
+
+
+def _short_options(options: Sequence[str]) -> bool:
+    """Options a worker can copy: short, one line, distinct ignoring case, none inside another."""
+    low = [" ".join(o.lower().split()) for o in options]
+    return (all(0 < len(o) <= 40 and "\n" not in o for o in options) and len(set(low)) == len(low)
+            and not any(a != b and a in b for a in low for b in low))
 
 
 def verify(run: Run, workers: Sequence[Worker], question: str, *, task: str) -> VoteResult:
@@ -199,8 +219,8 @@ def verify(run: Run, workers: Sequence[Worker], question: str, *, task: str) -> 
 
 def compare(run: Run, workers: Sequence[Worker], criterion: str, first: str, second: str, *,
             task: str) -> VoteResult:
-    """Which of two texts is better by ``criterion``: winner "0" (first) or "1" (second)."""
-    return vote(run, workers, f"Which version is better? {criterion}", [first, second], task=task)
+    """Which of two versions of a text is better by ``criterion``: winner "0" (first) or "1" (second)."""
+    return vote(run, workers, f"Which version is better? {criterion}", [first, second], task=task, by_name=False)
 
 
 def solve_or_split(run: Run, workers: Sequence[Worker], job: str) -> VoteResult:
