@@ -174,5 +174,5 @@ SPEC = PipelineSpec(
     empty=lambda ex: str(ex["text"]),
     uses=("workers", "voters", "agree", "max_parts", "max_tokens", "temperature"),
     editing=True,
-    metrics=("meaning_kept", "reduction"),
+    metrics=("meaning_kept", "reduction", "politeness", "politeness_gain"),
 )

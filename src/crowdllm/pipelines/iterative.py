@@ -106,5 +106,5 @@ SPEC = PipelineSpec(
     uses=("voters", "rounds", "max_tokens", "temperature"),
     variants={"parallel": parallel},
     editing=True,
-    metrics=("meaning_kept", "rating", "coverage", "politeness"),
+    metrics=("meaning_kept", "rating", "coverage", "politeness", "politeness_gain"),
 )
