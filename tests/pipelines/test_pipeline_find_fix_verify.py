@@ -7,7 +7,9 @@ from pipeline_crowds import after, rules_llm
 from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, read_trace, run_pipeline
 from crowdllm.pipelines.find_fix_verify import apply_edits, fit_in
 
-TEXT = "The meeting, which was planned a long time ago, will be held on Monday."
+TEXT = ("The meeting, which was planned a long time ago, will be held on Monday in the big room on the second "
+        "floor of the old town hall.")
+REST = "will be held on Monday in the big room on the second floor of the old town hall."
 
 
 def _crowd(finds, fixes, verdict):
@@ -27,7 +29,7 @@ def test_agreed_patch_is_fixed_and_the_meaning_changing_fix_is_voted_out(tmp_pat
     )
     out = run_pipeline("find-fix-verify", {"id": "m", "text": TEXT, "goal": "shorten"}, llm,
                        trace=tmp_path / "t.jsonl")
-    assert out.output == "The meeting, planned long ago, will be held on Monday."
+    assert out.output == f"The meeting, planned long ago, {REST}"
     assert out.complete and out.usage["calls"] == 3 + 3 + 2 * 3  # find, fix, verify two candidates
     recs = read_trace(tmp_path / "t.jsonl")
     finds = [r for r in recs if r["kind"] == "vote" and r["question"] == "find"]
@@ -39,7 +41,17 @@ def test_shorten_prefers_the_shortest_approved_fix_and_deletes_cleanly():
     llm = _crowd(finds=["2"] * 3, fixes=["DELETE", "planned long ago"],
                  verdict=lambda u, i: "yes")
     out = run_pipeline("find-fix-verify", {"id": "m", "text": TEXT, "goal": "shorten"}, llm)
-    assert out.output == "The meeting will be held on Monday."
+    assert out.output == f"The meeting {REST}"
+
+
+def test_a_large_part_cannot_simply_be_deleted():
+    text = "Please note, the office is closed tomorrow."  # part 2 is most of the text
+    llm = _crowd(finds=["2"] * 3, fixes=["DELETE", "the office closes tomorrow"], verdict=lambda u, i: "yes")
+    out = run_pipeline("find-fix-verify", text, llm)
+    assert out.output == "Please note, the office closes tomorrow."
+    assert any("deletion was proposed for a large part" in n for n in out.notes)
+    asked = [c["messages"][-1]["content"] for c in llm.calls if "Rewrite only this part" in c["messages"][-1]["content"]]
+    assert all("DELETE" not in a for a in asked)
 
 
 def test_no_agreement_leaves_the_text_unchanged_with_a_note(garbage):

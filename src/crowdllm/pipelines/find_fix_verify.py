@@ -4,7 +4,8 @@
    work (wordy, rude, misspelled); a part becomes a *patch* only when at least ``agree`` workers
    named it. (Soylent's workers highlighted spans; copying exact spans is unreliable for small
    models, naming numbered parts is not.)
-2. **Fix**: for each patch, several workers write a replacement (in the context of the whole text).
+2. **Fix**: for each patch, several workers write a replacement (in the context of the whole text);
+   when shortening, a part of at most a third of the text may also simply be deleted.
 3. **Verify**: for each candidate, a vote: does it keep the meaning and is it correct? Candidates
    without a majority "yes" are voted out; of the rest the shortest (goal "shorten") or the most
    approved wins. A patch with no surviving candidate stays as it was.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from crowdllm.pipelines._text import clean_answer
+from crowdllm.pipelines._text import clean_answer, n_words
 from crowdllm.pipelines.evaluation import Evaluator, evaluate_edit, goal_phrase
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
@@ -65,13 +66,22 @@ def run(run: Run, example: Example, s: Settings) -> str:
 def _fix_and_verify(run: Run, text: str, patch: str, goal: str, s: Settings) -> str | None:
     with run.step("fix"):
         fixers = run.workers(s.workers, ROLE, temperature=s.temperature, prefix="fixer")
-        delete = " If the part can simply be removed, reply DELETE." if goal == "shorten" else ""
+        # deleting is offered for small parts only: a small model's verifiers wave through the
+        # deletion of a whole main clause as readily as that of a filler phrase
+        deletable = goal == "shorten" and n_words(patch) * 3 <= n_words(text)
+        delete = " If the part can simply be removed, reply DELETE." if deletable else ""
         ask = (f"Text:\n{text}\n\nRewrite only this part of the text so that it is {GOAL_FIX[goal]}:\n"
                f"\"{patch}\"\nReply with the new wording for that part only.{delete}")
         candidates: list[str] = []
         for answer in write(run, fixers, ask, task="fix", max_tokens=min(s.max_tokens, 96)):
             line = answer.strip().splitlines()[0].strip()
-            cand = "" if re.fullmatch(r"\W*delete\W*", line, re.IGNORECASE) else fit_in(line, patch, text)
+            if re.fullmatch(r"\W*delete\W*", line, re.IGNORECASE):
+                if not deletable:
+                    run.note("fix: a deletion was proposed for a large part; ignored", patch=patch)
+                    continue
+                cand = ""
+            else:
+                cand = fit_in(line, patch, text)
             if cand.strip() != patch.strip() and cand not in candidates:
                 candidates.append(cand)
     if not candidates:
@@ -96,7 +106,7 @@ def _fix_and_verify(run: Run, text: str, patch: str, goal: str, s: Settings) -> 
         best = min(passed, key=lambda p: (len(p[1]), -p[0]))[1]
     else:
         best = max(passed, key=lambda p: (p[0], -len(p[1])))[1]
-    run.record("decision", what="replacement", value=best, patch=patch)
+    run.record("decision", what="replacement", value=best or "(delete the part)", patch=patch)
     return best
 
 
