@@ -28,6 +28,7 @@ def test_popquorn_examples_are_original_emails_of_the_right_length(emails):
         assert ex["text"] == by_id[ex["id"].removeprefix("popquorn-")].strip()
         assert 12 <= n_words(ex["text"]) <= 80
     assert popquorn_examples(4, seed=4) != picked
+    assert popquorn_examples(2, seed=3) == picked[:2]  # `--popquorn N` is the N-th of one sequence
 
 
 def test_find_fix_verify_asks_for_rude_phrases_in_a_real_email(emails):

@@ -37,8 +37,9 @@ def load_examples(pipeline: str) -> list[dict[str, Any]]:
 
 def popquorn_examples(n: int = 3, *, seed: int = 0, min_words: int = 12, max_words: int = 80,
                       goal: str = "polite") -> list[dict[str, Any]]:
-    """``n`` original emails from POPQUORN's rewriting task (``min_words``..``max_words`` words), chosen
-    with ``seed``; each example asks for the POPQUORN task: a more polite email with the same meaning."""
+    """``n`` original emails from POPQUORN's rewriting task (``min_words``..``max_words`` words), in the
+    order of a permutation drawn with ``seed`` (so the first ``n`` of a larger draw are the same
+    emails); each example asks for the POPQUORN task: a more polite email with the same meaning."""
     try:
         from crowdllm.data import load_dataset  # type: ignore[attr-defined]
     except ImportError:
@@ -53,9 +54,9 @@ def popquorn_examples(n: int = 3, *, seed: int = 0, min_words: int = 12, max_wor
     pool = tasks[(lengths >= min_words) & (lengths <= max_words)].sort_values("task")
     if pool.empty:
         raise CrowdDataError(f"no email of {min_words}-{max_words} words", file=POPQUORN_EMAILS)
-    pick = rng(seed).choice(len(pool), size=min(n, len(pool)), replace=False)
+    pick = rng(seed).permutation(len(pool))[: max(0, n)]
     out = []
-    for i in sorted(pick):
+    for i in pick:
         row = pool.iloc[int(i)]
         out.append({"id": f"popquorn-{row['task']}", "text": str(row["text"]).strip(), "goal": goal,
                     "source": POPQUORN_EMAILS})
