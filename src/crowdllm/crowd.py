@@ -105,7 +105,9 @@ class DigitalCrowd:
 
     Belief model: ``latent_dim``, ``hidden``, ``dropout``, ``lam`` (prediction-loss weight, paper's
     lambda), ``lr``, ``epochs`` (max), ``batch_size``, ``patience``, ``weight_decay``, ``recon_weight``,
-    ``kl_weight``, ``prior_pred_weight``. Decisions: ``J`` (belief samples averaged per person),
+    ``kl_weight``, ``prior_pred_weight``, ``skip`` (linear path to delta: "ref", "all", "none"), ``calibrate`` ("linear": map the LLM reference
+    to the training crowd's scale first, out-of-fold, see :mod:`crowdllm.belief.calibration`; "ridge":
+    with the text embedding too; "none"). Decisions: ``J`` (belief samples averaged per person),
     ``blender`` (None = default for the label kind), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies the fitted sigma).
     Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`), ``text_column``,
@@ -129,7 +131,8 @@ class DigitalCrowd:
         recon_weight: float = 1.0,
         kl_weight: float = 1.0,
         prior_pred_weight: float = 1.0,
-        ref_skip: bool = True,
+        skip: str = "ref",
+        calibrate: str = "linear",
         J: int = 10,
         blender: str | None = None,
         sigma: float | None = None,
@@ -158,7 +161,8 @@ class DigitalCrowd:
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.prior_pred_weight = prior_pred_weight
-        self.ref_skip = ref_skip
+        self.skip = skip
+        self.calibrate = calibrate
         self.J = J
         self.blender = blender
         self.sigma = sigma
@@ -178,7 +182,7 @@ class DigitalCrowd:
     # ================================================================== helpers
     def _hyper(self) -> dict[str, Any]:
         names = ("latent_dim", "hidden", "lam", "lr", "epochs", "batch_size", "patience", "dropout",
-                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "ref_skip", "J", "blender", "sigma",
+                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "skip", "calibrate", "J", "blender", "sigma",
                  "sigma_scale", "text_column", "meta_columns", "profile_text_columns",
                  "use_reference_distribution", "task_memory", "validation",
                  "valid_fraction", "refit", "random_state")
@@ -420,6 +424,7 @@ class DigitalCrowd:
         self.emb_std_ = emb.std(axis=0) + 1e-6
         recon = ((emb - self.emb_mean_) / self.emb_std_).astype(np.float32)
         task_static = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
+        base_t = self._fit_calibration(tasks, resp, y, emb, meta, ref_x, base_t)
         self.profile_encoder_ = ProfileEncoder(
             text_columns=self.profile_text_columns,
             text_encoder=embedder.embed if self.profile_text_columns else None,
@@ -468,12 +473,53 @@ class DigitalCrowd:
         self._fit_blender(mu, y, wi, ti, len(tasks), len(workers))
         return self
 
+    # ---------------------------------------------------------------- reference calibration
+    def _calibration_features(self, emb: np.ndarray, meta: np.ndarray, ref_x: np.ndarray) -> np.ndarray:
+        if self.calibrate == "ridge":
+            return np.concatenate([emb, meta, ref_x], axis=1)
+        return ref_x
+
+    def _fit_calibration(self, tasks: pd.DataFrame, resp: pd.DataFrame, y: np.ndarray, emb: np.ndarray,
+                         meta: np.ndarray, ref_x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Replace the base (model units) by the calibrated reference: out-of-fold on training tasks."""
+        from crowdllm.belief.calibration import CALIBRATIONS, ReferenceCalibrator
+
+        if self.calibrate not in CALIBRATIONS:
+            raise ConfigError(f"calibrate '{self.calibrate}' is not one of {', '.join(CALIBRATIONS)}")
+        self.calibrator_ = None
+        self.calibrated_base_ = pd.Series(dtype=float)
+        if self.calibrate == "none" or self._kind not in ("continuous", "ordinal"):
+            return base
+        if self.calibrate == "linear" and not self.has_reference_:
+            return base  # nothing to calibrate: "VAE only" has no reference
+        t_index = pd.Index(tasks["task"])
+        ti = t_index.get_indexer(resp["task"].astype(str))
+        z = (y - self.center_) / self.scale_
+        n = np.bincount(ti, minlength=len(tasks)).astype(float)
+        sums = np.bincount(ti, weights=z, minlength=len(tasks))
+        seen = n > 0
+        X = self._calibration_features(emb, meta, ref_x)
+        cal = ReferenceCalibrator(random_state=self.random_state).fit(X[seen], sums[seen] / n[seen], n[seen])
+        out = cal.predict(X)
+        out[seen] = cal.oof_
+        self.calibrator_ = cal
+        self.calibrated_base_ = pd.Series(out, index=t_index)
+        return out[:, None].astype(np.float32)
+
+    def _calibrated_base(self, tasks: pd.DataFrame, emb: np.ndarray, meta: np.ndarray, ref_x: np.ndarray,
+                         base: np.ndarray) -> np.ndarray:
+        if getattr(self, "calibrator_", None) is None:
+            return base
+        pred = self.calibrator_.predict(self._calibration_features(emb, meta, ref_x))
+        known = self.calibrated_base_.reindex(tasks["task"].astype(str)).to_numpy(dtype=float)
+        return np.where(np.isfinite(known), known, pred)[:, None].astype(np.float32)
+
     def _belief_model(self, epochs: int, patience: int | None = None) -> BeliefModel:
         return BeliefModel(
             latent_dim=self.latent_dim, hidden=self.hidden, dropout=self.dropout, lam=self.lam, lr=self.lr,
             epochs=epochs, batch_size=self.batch_size, patience=self.patience if patience is None else patience,
             weight_decay=self.weight_decay, recon_weight=self.recon_weight, kl_weight=self.kl_weight,
-            prior_pred_weight=self.prior_pred_weight, ref_skip=self.ref_skip, random_state=self.random_state, verbose=self.verbose,
+            prior_pred_weight=self.prior_pred_weight, skip=self.skip, random_state=self.random_state, verbose=self.verbose,
         )
 
     def _validation_rows(self, ti: np.ndarray, wi: np.ndarray, n_tasks: int, n_workers: int) -> np.ndarray:
@@ -528,6 +574,7 @@ class DigitalCrowd:
         emb, meta = self.featurizer_.transform(tasks)
         ref_x, base, _ = self._reference_features(ref)
         task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
+        base = self._calibrated_base(tasks, emb, meta, ref_x, base)
         offsets = self.task_offsets_.reindex(tasks["task"].astype(str)).fillna(0.0).to_numpy()
         return task_x, (base + offsets + self.belief_.task_shift(task_x)).astype(np.float32)
 
@@ -751,6 +798,9 @@ class DigitalCrowd:
             "profile_columns": self.profile_columns_,
             "pool": self.pool_.to_dict(orient="list"),
             "memory": memory,
+            "calibration": (None if getattr(self, "calibrator_", None) is None else {
+                "state": self.calibrator_.get_state(), "tasks": self.calibrated_base_.index.tolist(),
+                "values": self.calibrated_base_.to_numpy().tolist()}),
             "blender": self.blender_.to_dict(),
             "n_train_responses": self.n_train_responses_,
             # crowd.json is written last: digests of the files it belongs with, so an interrupted save (or
@@ -821,6 +871,14 @@ class DigitalCrowd:
         crowd.task_offsets_ = pd.DataFrame(mem["values"], index=pd.Index(mem["tasks"], dtype=str),
                                            columns=mem["columns"], dtype=float)
         crowd.kappa_ = float(mem["kappa"])
+        cal = state.get("calibration")
+        crowd.calibrator_ = None
+        crowd.calibrated_base_ = pd.Series(dtype=float)
+        if cal is not None:
+            from crowdllm.belief.calibration import ReferenceCalibrator
+
+            crowd.calibrator_ = ReferenceCalibrator.from_state(cal["state"])
+            crowd.calibrated_base_ = pd.Series(cal["values"], index=pd.Index(cal["tasks"], dtype=str), dtype=float)
         crowd.blender_ = blender_from_dict(state["blender"])
         crowd.n_train_responses_ = int(state.get("n_train_responses", 0))
         crowd.belief_ = BeliefModel.load(directory)

@@ -60,7 +60,7 @@ class CVAEConfig:
     hidden: int = 64
     dropout: float = 0.1
     n_ref: int = 0  # trailing task features that are the LLM reference (no input dropout; skip path)
-    ref_skip: bool = False  # a linear path from the reference features straight to delta
+    skip: str = "none"  # a linear path straight to delta from: none | ref (the reference) | all (task features)
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,8 +136,9 @@ def _build(cfg: CVAEConfig) -> Any:
             self.in_drop = nn.Dropout(cfg.dropout)
             self.gx = nn.Sequential(nn.Linear(cfg.task_in, H), nn.GELU(),
                                     nn.Dropout(cfg.dropout), nn.Linear(H, H), nn.GELU())
-            if cfg.ref_skip and cfg.n_ref > 0:
-                self.read_ref = nn.Linear(cfg.n_ref, cfg.out_dim, bias=False)
+            self.skip_from = {"ref": cfg.task_in - cfg.n_ref, "all": 0}.get(cfg.skip, cfg.task_in)
+            if self.skip_from < cfg.task_in:
+                self.read_ref = nn.Linear(cfg.task_in - self.skip_from, cfg.out_dim, bias=False)
                 nn.init.zeros_(self.read_ref.weight)
             self.gv = nn.Sequential(nn.Linear(max(cfg.profile_in, 1), H), nn.GELU(), nn.Linear(H, H), nn.GELU())
             self.pair_x = nn.Linear(H, H)
@@ -156,10 +157,10 @@ def _build(cfg: CVAEConfig) -> Any:
             return torch.cat([self.in_drop(tx[:, :cut]), tx[:, cut:]], dim=1)
 
         def shift(self, tx: torch.Tensor) -> torch.Tensor:
-            """The reference skip path (zeros without it): a per-task addition to the base."""
+            """The linear skip path (zeros without it): a per-task addition to the base."""
             if not hasattr(self, "read_ref"):
                 return torch.zeros(tx.shape[0], cfg.out_dim)
-            return self.read_ref(tx[:, cfg.task_in - cfg.n_ref:])
+            return self.read_ref(tx[:, self.skip_from:])
 
         def conditions(self, tx: torch.Tensor, px: torch.Tensor) -> tuple[torch.Tensor, ...]:
             gx, gv = self.gx(self.task_input(tx)), self.gv(px)
@@ -185,14 +186,15 @@ class BeliefModel:
 
     Hyper-parameters: ``latent_dim``, ``hidden``, ``dropout``, ``lam`` (weight of the prediction loss),
     ``lr``, ``epochs`` (maximum), ``batch_size``, ``patience`` (early stopping, in epochs),
-    ``weight_decay``, ``recon_weight``, ``kl_weight``, ``prior_pred_weight``, ``ref_skip`` (a linear
-    path from the reference features to delta, next to the network), ``random_state``, ``threads``
+    ``weight_decay``, ``recon_weight``, ``kl_weight``, ``prior_pred_weight``, ``skip`` (a linear path
+    to delta next to the network, from ``"ref"`` the reference features, ``"all"`` every task feature,
+    or ``"none"``), ``random_state``, ``threads``
     (torch CPU threads while training / encoding)."""
 
     def __init__(self, *, latent_dim: int = 8, hidden: int = 64, dropout: float = 0.1, lam: float = 1.0,
                  lr: float = 1e-3, epochs: int = 200, batch_size: int = 256, patience: int = 10,
                  weight_decay: float = 1e-4, recon_weight: float = 1.0, kl_weight: float = 1.0,
-                 prior_pred_weight: float = 1.0, ref_skip: bool = True, random_state: int = 0,
+                 prior_pred_weight: float = 1.0, skip: str = "ref", random_state: int = 0,
                  threads: int = 1, verbose: bool = False) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -206,7 +208,7 @@ class BeliefModel:
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.prior_pred_weight = prior_pred_weight
-        self.ref_skip = ref_skip
+        self.skip = skip
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
@@ -215,6 +217,8 @@ class BeliefModel:
     def fit(self, data: TrainData, loss: str) -> BeliefModel:
         import torch
 
+        if self.skip not in ("none", "ref", "all"):
+            raise ConfigError(f"skip '{self.skip}' is not one of none, ref, all")
         if loss not in LOSSES:
             raise ConfigError(f"prediction loss '{loss}' is not one of {LOSSES}")
         n_tasks = data.task_x.shape[0]
@@ -222,7 +226,7 @@ class BeliefModel:
             task_in=data.task_x.shape[1], profile_in=data.profile_x.shape[1],
             recon_dim=data.recon.shape[1], target_dim=data.target_enc.shape[1], out_dim=data.base.shape[1],
             loss=loss, latent_dim=self.latent_dim, hidden=self.hidden, dropout=self.dropout,
-            n_ref=int(data.n_ref), ref_skip=bool(self.ref_skip and data.n_ref > 0),
+            n_ref=int(data.n_ref), skip=self.skip if (self.skip != "ref" or data.n_ref > 0) else "none",
         )
         cfg = self.config_
         with _deterministic(self.random_state, self.threads):
@@ -393,7 +397,7 @@ class BeliefModel:
             save_file(state, str(tmp))
         hyper = {k: getattr(self, k) for k in ("latent_dim", "hidden", "dropout", "lam", "lr", "epochs",
                                                 "batch_size", "patience", "weight_decay", "recon_weight",
-                                                "kl_weight", "prior_pred_weight", "ref_skip", "random_state")}
+                                                "kl_weight", "prior_pred_weight", "skip", "random_state")}
         atomic_write_json(directory / f"{prefix}.json", {
             "format_version": FORMAT_VERSION, "config": self.config_.to_dict(), "hyper": hyper,
             "best_epoch": self.best_epoch_, "valid_loss": self.valid_loss_, "history": self.history_,
