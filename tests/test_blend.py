@@ -88,3 +88,16 @@ def test_blender_factory_checks_the_label_kind_and_round_trips():
         blender_from_dict({"name": "magic"})
     with pytest.raises(ConfigError, match="call fit"):
         OrdinalBlender(LEVELS).sample(np.array([2.0]), np.random.default_rng(0))
+
+
+def test_group_sigmas_find_each_groups_noise_and_shrink_small_groups_to_the_global_one():
+    rng = np.random.default_rng(4)
+    mu = np.full(6000, 2.5)
+    groups = np.repeat([0, 1, 2], [3000, 2980, 20])
+    true = np.array([0.4, 1.5, 1.5])
+    y = OrdinalBlender(LEVELS, sigma=1.0).sample(mu, rng, sigma=true[groups])
+    b = OrdinalBlender(LEVELS).fit(mu, y)
+    sig = b.group_sigmas(mu, y, groups, 4, kappa=50.0)
+    assert sig[0] == pytest.approx(0.4, rel=0.1) and sig[1] == pytest.approx(1.5, rel=0.1)
+    assert abs(np.log(sig[2]) - np.log(b.sigma)) < abs(np.log(1.5) - np.log(b.sigma))  # 20 answers: pulled in
+    assert sig[3] == b.sigma  # no answers: the global noise

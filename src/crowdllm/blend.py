@@ -159,11 +159,48 @@ class OrdinalBlender(Blender):
         self.nll_ = float(nll.min())
         return self
 
-    def sample(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, mu: np.ndarray, rng: np.random.Generator, sigma: np.ndarray | None = None) -> np.ndarray:
+        """One label per ``mu``; ``sigma`` (optional, one per row) overrides the fitted noise row by row."""
         s = self._check_fitted(self.sigma, "sigma")
-        loc = self.location(mu, s)
-        latent = loc + s * rng.standard_normal(loc.shape)
+        mu = np.asarray(mu, dtype=np.float64)
+        if sigma is None:
+            loc = self.location(mu, s)
+            scale: np.ndarray | float = s
+        else:
+            sig = np.asarray(sigma, dtype=np.float64)
+            loc = np.empty_like(mu)
+            for value in np.unique(sig):  # per-task noise takes values on the fitting grid
+                rows = sig == value
+                loc[rows] = self.location(mu[rows], float(value))
+            scale = sig
+        latent = loc + scale * rng.standard_normal(loc.shape)
         return self.levels[np.searchsorted(self.cuts, latent)]
+
+    def group_sigmas(self, mu: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups: int,
+                     kappa: float) -> np.ndarray:
+        """Per-group noise (e.g. per task): each group's maximum-likelihood sigma on the grid, shrunk in
+        log space towards the fitted global sigma with ``kappa`` pseudo-answers, snapped to the grid.
+        Groups without answers get the global sigma."""
+        s = self._check_fitted(self.sigma, "sigma")
+        mu = np.asarray(mu, dtype=np.float64)
+        codes = self.codes(y)
+        nll = np.empty((len(_SIGMA_GRID), n_groups))
+        n = np.bincount(groups, minlength=n_groups).astype(float)
+        for i, sig in enumerate(_SIGMA_GRID):
+            loc = self.location(mu, sig)
+            upper = np.append(self.cuts, np.inf)[codes]
+            lower = np.insert(self.cuts, 0, -np.inf)[codes]
+            a, b = (lower - loc) / sig, (upper - loc) / sig
+            flip = a > 0
+            a2, b2 = np.where(flip, -b, a), np.where(flip, -a, b)
+            lb, la = log_ndtr(b2), log_ndtr(a2)
+            ll = lb + np.log1p(-np.exp(np.minimum(la - lb, -1e-12)))
+            nll[i] = -np.bincount(groups, weights=ll, minlength=n_groups)
+        best = np.log(_SIGMA_GRID[np.argmin(nll, axis=0)])
+        shrunk = np.exp((n * best + kappa * np.log(s)) / (n + kappa))
+        shrunk = np.where(n > 0, shrunk, s)
+        idx = np.abs(np.log(_SIGMA_GRID)[None, :] - np.log(shrunk)[:, None]).argmin(axis=1)
+        return _SIGMA_GRID[idx]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "sigma": self.sigma, "levels": self.levels.tolist()}

@@ -109,11 +109,15 @@ class DigitalCrowd:
     to the training crowd's scale first, out-of-fold, see :mod:`crowdllm.belief.calibration`; "ridge":
     with the text embedding too; "none"). Decisions: ``J`` (belief samples averaged per person),
     ``blender`` (None = default for the label kind), ``sigma`` (None = maximum likelihood on the
-    training residuals, or a number in label units), ``sigma_scale`` (multiplies the fitted sigma).
+    training residuals, or a number in label units), ``sigma_scale`` (multiplies the fitted sigma), ``task_sigma`` (> 0, default 5: each task seen in
+    training gets its own ordinal noise, its maximum-likelihood sigma shrunk towards the global one with
+    this many pseudo-answers; 0: one sigma for all).
     Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`), ``text_column``,
     ``meta_columns``, ``profile_text_columns`` (persona text embedded with the same embedder),
     ``use_reference_distribution`` (feed ``p_*`` columns to g_x), ``task_memory`` (shrunken offsets
-    for tasks seen in training).
+    for tasks seen in training), ``memory_kappa`` (their shrinkage in pseudo-answers, default 1; None:
+    estimated from the residuals' within / between task variance -- the default was chosen on a
+    validation part of POPQUORN's training people, where the estimate shrank too much).
     Validation: ``validation``, ``valid_fraction``, ``refit``. ``random_state`` seeds everything.
     """
 
@@ -137,12 +141,14 @@ class DigitalCrowd:
         blender: str | None = None,
         sigma: float | None = None,
         sigma_scale: float = 1.0,
+        task_sigma: float = 5.0,
         embedder: str | TextEmbedder = "auto",
         text_column: str = "text",
         meta_columns: Sequence[str] | None = None,
         profile_text_columns: Sequence[str] = (),
         use_reference_distribution: bool = True,
         task_memory: bool = True,
+        memory_kappa: float | None = 1.0,
         validation: str = "both",
         valid_fraction: float = 0.15,
         refit: bool = False,
@@ -167,12 +173,14 @@ class DigitalCrowd:
         self.blender = blender
         self.sigma = sigma
         self.sigma_scale = sigma_scale
+        self.task_sigma = task_sigma
         self.embedder = embedder
         self.text_column = text_column
         self.meta_columns = meta_columns
         self.profile_text_columns = profile_text_columns
         self.use_reference_distribution = use_reference_distribution
         self.task_memory = task_memory
+        self.memory_kappa = memory_kappa
         self.validation = validation
         self.valid_fraction = valid_fraction
         self.refit = refit
@@ -182,9 +190,9 @@ class DigitalCrowd:
     # ================================================================== helpers
     def _hyper(self) -> dict[str, Any]:
         names = ("latent_dim", "hidden", "lam", "lr", "epochs", "batch_size", "patience", "dropout",
-                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "skip", "calibrate", "J", "blender", "sigma",
+                 "weight_decay", "recon_weight", "kl_weight", "prior_pred_weight", "skip", "calibrate", "J", "blender", "sigma", "task_sigma",
                  "sigma_scale", "text_column", "meta_columns", "profile_text_columns",
-                 "use_reference_distribution", "task_memory", "validation",
+                 "use_reference_distribution", "task_memory", "memory_kappa", "validation",
                  "valid_fraction", "refit", "random_state")
         out = {n: getattr(self, n) for n in names}
         out["meta_columns"] = list(self.meta_columns) if self.meta_columns is not None else None
@@ -335,9 +343,12 @@ class DigitalCrowd:
         sigma2 = float(within_ss.sum() / dof) if dof > 0 else 0.0
         tau2 = float(np.mean((means ** 2).sum(axis=1) - sigma2 / n[seen]))
         offsets = np.zeros((n_tasks, pred.shape[1]))
-        if tau2 <= 1e-12 or not np.isfinite(tau2):
+        if self.memory_kappa is not None:
+            kappa = float(self.memory_kappa)
+        elif tau2 <= 1e-12 or not np.isfinite(tau2):
             return offsets, float("inf")
-        kappa = sigma2 / tau2
+        else:
+            kappa = sigma2 / tau2
         if self._kind in ("continuous", "ordinal"):
             offsets[:, 0] = sums[:, 0] / (n + kappa)
             return offsets, kappa
@@ -471,6 +482,11 @@ class DigitalCrowd:
         rng = np.random.default_rng(self.random_state + 104729)
         mu = self._to_label_units(base + offsets[ti] + model.sample_deviation(m, lv, self.J, rng))
         self._fit_blender(mu, y, wi, ti, len(tasks), len(workers))
+        self.task_sigma_ = pd.Series(dtype=float)
+        if self.task_sigma > 0 and isinstance(self.blender_, OrdinalBlender) and self.sigma is None:
+            sig = self.blender_.group_sigmas(mu[:, 0], y, ti, len(tasks), self.task_sigma)
+            seen = np.bincount(ti, minlength=len(tasks)) > 0
+            self.task_sigma_ = pd.Series(sig[seen], index=t_index[seen])
         return self
 
     # ---------------------------------------------------------------- reference calibration
@@ -738,6 +754,7 @@ class DigitalCrowd:
             pairs = None
         ti, wi = self._pairs(task_frame, prof, pairs)
         mu, _ = self._decisions(task_frame, prof, ti, wi, ref, rng, with_mean=False)
+        self._sample_task_ids = task_frame["task"].astype(str).to_numpy()
         labels = self._blend(mu, ti, wi, len(task_frame), len(prof), rng)
         t_cat = pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"]).astype(str))
         w_cat = pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str))
@@ -764,6 +781,11 @@ class DigitalCrowd:
             return chosen[wi, ti]
         if self._kind == "categorical":
             return b.sample(mu, rng)
+        task_sigma = getattr(self, "task_sigma_", None)
+        if isinstance(b, OrdinalBlender) and task_sigma is not None and len(task_sigma):
+            ids = np.asarray(self._sample_task_ids, dtype=object)
+            per_task = task_sigma.reindex(ids).fillna(float(b.sigma)).to_numpy(dtype=float)  # type: ignore[arg-type]
+            return b.sample(mu[:, 0], rng, sigma=per_task[ti])
         return b.sample(mu[:, 0], rng)
 
     def _check_fitted(self) -> None:
@@ -802,6 +824,8 @@ class DigitalCrowd:
                 "state": self.calibrator_.get_state(), "tasks": self.calibrated_base_.index.tolist(),
                 "values": self.calibrated_base_.to_numpy().tolist()}),
             "blender": self.blender_.to_dict(),
+            "task_sigma": {"tasks": getattr(self, "task_sigma_", pd.Series(dtype=float)).index.tolist(),
+                           "values": getattr(self, "task_sigma_", pd.Series(dtype=float)).tolist()},
             "n_train_responses": self.n_train_responses_,
             # crowd.json is written last: digests of the files it belongs with, so an interrupted save (or
             # files copied from another model) is refused at load instead of mixing two models
@@ -880,6 +904,8 @@ class DigitalCrowd:
             crowd.calibrator_ = ReferenceCalibrator.from_state(cal["state"])
             crowd.calibrated_base_ = pd.Series(cal["values"], index=pd.Index(cal["tasks"], dtype=str), dtype=float)
         crowd.blender_ = blender_from_dict(state["blender"])
+        ts = state.get("task_sigma") or {"tasks": [], "values": []}
+        crowd.task_sigma_ = pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float)
         crowd.n_train_responses_ = int(state.get("n_train_responses", 0))
         crowd.belief_ = BeliefModel.load(directory)
         return crowd
