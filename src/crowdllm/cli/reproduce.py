@@ -37,9 +37,16 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
     from rich.console import Console
 
     from crowdllm.cli.evaluate import parse_seeds
+    from crowdllm.data.splits import SPLIT_BY
     from crowdllm.evaluate.reproduce import reproduce
+    from crowdllm.evaluate.runner import method_spec
 
     seed_list = parse_seeds(seeds)
+    for split in splits:  # check every setting before the model is loaded
+        if split not in SPLIT_BY:
+            raise ConfigError(f"--splits: '{split}' is not one of {', '.join(SPLIT_BY)}")
+    for name in _names(methods, "--methods") or []:
+        method_spec(name)
     if persona_budget < 0:
         raise ConfigError(f"--persona-budget must be >= 0, got {persona_budget}")
     options: dict[str, Any] = {"persona_budget": persona_budget}
