@@ -225,9 +225,6 @@ class LlamaCppLLM(LanguageModel):
                                   prompt_tokens=len(tokens), completion_tokens=max(len(r) for r in rests),
                                   extra={"scored": "sequences"})
 
-    def _choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...]) -> list[ChoiceDistribution]:
-        return [d for _, d in self._iter_choice_probs(prompts, choices)]
-
     def _iter_choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...], *,
                            fallback_samples: int = 8, seed: int | None = None):  # noqa: ANN202
         for pos, messages in enumerate(prompts):

@@ -449,12 +449,6 @@ class OpenAICompatLLM(LanguageModel):
         coros = [(pos, self._one_distribution(m, choices, fallback_samples, seed)) for pos, m in enumerate(prompts)]
         yield from self._stream(coros)
 
-    def _choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...]) -> list[ChoiceDistribution]:
-        out: list[ChoiceDistribution | None] = [None] * len(prompts)
-        for pos, dist in self._iter_choice_probs(prompts, choices):
-            out[pos] = dist
-        return out  # type: ignore[return-value]
-
     def close(self) -> None:
         if not self._loop.is_running():
             return
