@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.cli._backend import BackendOptions, as_flags, with_backend_options
 from crowdllm.errors import ConfigError
 
 llm_app = typer.Typer(help="Ask the language model directly.", no_args_is_help=True)
@@ -91,14 +91,22 @@ def reference(
     tpl = template if template is not None else _default_template(ds.name)
     llm = backend_options.open(seed=seed)
     start = time.perf_counter()
+    asked = True  # a bad argument is one error line: no usage summary of a run that never started
     try:
-        refs = compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=k, scale=scale,
-                                  top_k=ds.label.k, choices=list(ds.label.categories or []) or None,
-                                  template=tpl, limit=limit, progress=not quiet and sys.stderr.isatty(), seed=seed)
+        try:
+            refs = compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=k, scale=scale,
+                                      top_k=ds.label.k, choices=list(ds.label.categories or []) or None,
+                                      template=tpl, limit=limit, progress=not quiet and sys.stderr.isatty(),
+                                      seed=seed)
+        except ConfigError as err:
+            usage = getattr(llm, "usage", None)
+            asked = usage is not None and bool(usage.calls or usage.cache_hits or usage.faults)
+            raise as_flags(err, {"limit": "--limit", "k": "--k", "strategy": "--strategy"}) from None
         save_references(refs, out)
     finally:
         elapsed = time.perf_counter() - start
-        backend_options.finish(llm, out=out)
+        if asked:
+            backend_options.finish(llm, out=out)
         llm.close()
     failures = int(refs["parse_failures"].sum()) if "parse_failures" in refs else 0
     typer.echo(f"wrote {len(refs)} references ({strategy}, {kind}) to {out} in {elapsed:.1f} s"

@@ -199,19 +199,19 @@ class OpenAICompatLLM(LanguageModel):
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
-            raise ConfigError("--base-url: give at least one server URL, e.g. http://localhost:8000/v1")
+            raise ConfigError("base_url: give at least one server URL, e.g. http://localhost:8000/v1")
         for url in urls:
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise ConfigError(f"--base-url {url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
+                raise ConfigError(f"base_url {url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
         if endpoint not in ("chat", "completions"):
             raise ConfigError(f"endpoint {endpoint!r} must be 'chat' or 'completions'")
         if concurrency < 1:
-            raise ConfigError(f"--concurrency must be at least 1 (got {concurrency})")
+            raise ConfigError(f"concurrency must be at least 1 (got {concurrency})")
         if rpm is not None and rpm <= 0:
-            raise ConfigError(f"--rpm must be positive (got {rpm})")
+            raise ConfigError(f"rpm must be positive (got {rpm})")
         if timeout <= 0:
-            raise ConfigError(f"--timeout must be positive (got {timeout})")
+            raise ConfigError(f"timeout must be positive (got {timeout})")
         if assistant_prefix not in ("drop", "continue"):
             raise ConfigError("assistant_prefix must be 'drop' or 'continue'")
         self.base_urls = [u.rstrip("/") for u in urls]

@@ -68,7 +68,7 @@ def _task_frame(tasks: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     frame = frame.drop_duplicates("task")
     if limit is not None:
         if limit < 1:
-            raise ConfigError(f"--limit must be at least 1 (got {limit})")
+            raise ConfigError(f"limit must be at least 1 (got {limit})")
         frame = frame.iloc[:limit]
     bad = frame["text"].isna()
     if bad.any():
@@ -208,11 +208,11 @@ def compute_references(
     items in the prompt (default: ``"<task>: <text>"`` for each task); ``top_k``: how many a voter picks.
     ``template``: a packaged template name or a user file (see :mod:`crowdllm.llm.prompts`)."""
     if strategy not in STRATEGIES:
-        raise ConfigError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     if kind not in REFERENCE_KINDS:
         raise ConfigError(f"reference kind {kind!r}: use one of {', '.join(REFERENCE_KINDS)}")
     if strategy != "logprob" and k < 1:
-        raise ConfigError(f"--k must be at least 1 (got {k})")
+        raise ConfigError(f"k must be at least 1 (got {k})")
     frame = _task_frame(tasks, limit)
     if kind == "rating":
         out = _rating_refs(frame, backend, strategy, k, scale, template, progress, seed)
@@ -434,7 +434,7 @@ def save_references(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
-        raise ConfigError(f"--out {target}: use a .csv or .parquet file name")
+        raise ConfigError(f"{target}: references are written to a .csv or .parquet file")
     frame = df.copy()
     frame.index.name = "task"
     frame = frame.reset_index()
