@@ -7,17 +7,21 @@ No server and no network: ``LlamaCppLLM()`` loads the default model (see :mod:`c
   Message text is tokenized as plain text: a message that contains a special-token string such as
   ``<|im_end|>`` cannot close its turn early (such messages are tokenized piece by piece).
 - A trailing assistant message is an answer prefix the model continues.
-- ``choice_probs`` reads the next-token distribution over the choices (e.g. "1".."5") from the logits
-  after each prompt. The part the prompts share (system message, instructions, examples: put it first,
-  as ``crowdllm.llm.prompts`` does) is evaluated once and kept in the KV cache as sequence 0; then
-  ``score_batch`` prompts at a time get their own sequence id, a copy of the prefix cells
-  (``llama_memory_seq_cp``; the cache is unified, so the cells are shared, not copied) and their own
-  tokens -- all of them in ONE ``llama_batch`` -- and each prompt's logits are read at its last token.
-  On 2 cores this is about twice as fast as one prompt at a time (``benchmarks/llm_bench.py``), and
-  the probabilities agree with the one-at-a-time ones to within float rounding (docs/llm.md has the
-  measured difference). ``score_batch=1`` evaluates one prompt at a time, reusing the KV cache of the
-  part shared with the previous prompt. Choices that do not differ in their first token (e.g. "1" and
-  "10") are scored one prompt at a time as whole token sequences followed by end-of-turn.
+- ``choice_probs`` makes ONE forward pass per prompt and reads the next-token distribution over the
+  choices (e.g. "1".."5") from the logits. It reuses llama.cpp's KV cache for the part of the prompt
+  shared with the previous call (system message, instructions, examples), so only the task text is
+  evaluated: put the shared part first (``crowdllm.llm.prompts`` does). Measured on 2 busy cores this
+  costs 0.8x the raw prefill time of the text's own tokens (``benchmarks/llm_bench.py``, docs/llm.md).
+- ``score_batch=B`` (B > 1) instead evaluates the shared prefix once into sequence 0 of a context of its
+  own and then B prompts per ``llama_batch``, each with its own sequence id, a copy of the prefix cells
+  (``llama_memory_seq_cp``; the KV cache is unified, so the cells are shared, not copied) and its own
+  tokens, reading each prompt's logits at its last token. On this project's 2-core machine it was no
+  faster (0.9-1.0x) and its probabilities differ from one-at-a-time by float rounding amplified by the
+  4-bit weights (max 0.02, expected rating 0.04 on the default model), so it is off by default; it is
+  kept for machines where larger batches are cheaper per token (``llm_bench.reference_speed`` measures
+  both side by side).
+- Choices that do not differ in their first token (e.g. "1" and "10") are scored one prompt at a time
+  as whole token sequences followed by end-of-turn.
 - ``generate`` samples with llama.cpp; sample ``i`` uses seed ``seed + i`` (greedy at temperature 0).
 
 The model is not thread-safe: calls are serialised with a lock.
@@ -68,7 +72,7 @@ class LlamaCppLLM(LanguageModel):
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
-        score_batch: int = 8,
+        score_batch: int = 1,
     ) -> None:
         if n_ctx < 64:
             raise ConfigError(f"n_ctx {n_ctx} is too small (at least 64 tokens)")
@@ -355,15 +359,16 @@ class _BatchScorer:
 
     def __init__(self, lib: Any, llm: Any, *, n_ctx: int, n_batch: int, n_seqs: int, threads: int) -> None:
         self._lib = lib
-        params = lib.llama_context_default_params()
+        # the embedded model's own context settings (threads, attention kernel, KV types: the same numbers
+        # as one prompt at a time), with room for the extra sequences in one unified KV cache
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
         params.n_ctx = n_ctx
         params.n_batch = n_batch
-        params.n_ubatch = n_batch
+        params.n_ubatch = min(n_batch, int(params.n_ubatch) or n_batch)
         params.n_seq_max = n_seqs + 1
         params.kv_unified = True
         params.n_threads = threads
         params.n_threads_batch = threads
-        params.no_perf = True
         self._ctx = lib.llama_init_from_model(llm._model.model, params)
         if not self._ctx:
             raise BackendError("llama.cpp could not make a context for batched log-prob scoring")
@@ -406,6 +411,8 @@ class _BatchScorer:
         shared = min(len(t) for t in token_lists) - 1  # every list keeps at least one token of its own
         for t in token_lists[1:]:
             shared = min(shared, _common_prefix(token_lists[0], t))
+        if len(token_lists) == 1 and self._prefix:  # one prompt: split where the instructions end, as before
+            shared = min(shared, _common_prefix(token_lists[0], self._prefix))
         prefix = token_lists[0][:shared]
         suffix_cells = sum(len(t) - shared for t in token_lists)
         if shared + suffix_cells > self.n_ctx:  # too many cells for the context: halve the batch
