@@ -13,6 +13,7 @@ row is held out when its person or its task is).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ from crowdllm.crowd.kinds import CrowdKind
 from crowdllm.crowd.state import CrowdState
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
+from crowdllm.profiles.generator import ProfileGenerator
+from crowdllm.profiles.pool import PoolProfiles
 
 VALIDATIONS = ("both", "workers", "tasks", "none")
 
@@ -77,7 +80,7 @@ def encode_profiles(encoder: ProfileEncoder, profiles: pd.DataFrame) -> np.ndarr
             new[col] = diff
     if new:
         shown = "; ".join(f"{c}: " + ", ".join(f"'{v}' x{n}" for v, n in d.items()) for c, d in new.items())
-        warnings.warn(f"profile values not seen in training were encoded as 'other': {shown}", stacklevel=4)
+        warnings.warn(f"profile values not seen in training were encoded as 'other': {shown}", stacklevel=5)
     return x
 
 
@@ -125,3 +128,31 @@ def pairs_index(tasks: pd.DataFrame, prof: pd.DataFrame, pairs: pd.DataFrame | N
         raise ConfigError(f"pairs name worker '{pairs['worker'].iloc[int(np.flatnonzero(wi < 0)[0])]}' "
                           "that is not among the profiles given")
     return ti.astype(np.int64), wi.astype(np.int64)
+
+
+def people(profiles: pd.DataFrame | ProfileGenerator | None, n_people: int | None, pool: pd.DataFrame,
+           rng: np.random.Generator) -> pd.DataFrame:
+    """The virtual people: the caller's frame, or ``n_people`` drawn from a generator (default: the
+    training pool)."""
+    if isinstance(profiles, pd.DataFrame):
+        return profiles_frame(profiles)
+    if n_people is None:
+        raise ConfigError("give profiles= (a frame or a ProfileGenerator) or n_people=")
+    gen = profiles if isinstance(profiles, ProfileGenerator) else PoolProfiles(pool)
+    return gen.sample(n_people, rng)
+
+
+def tasks_frame(tasks: pd.DataFrame | Sequence[str], known: pd.DataFrame | None, text_column: str) -> pd.DataFrame:
+    """The caller's tasks with string ids; task ids alone are looked up among the ``known`` training tasks."""
+    if isinstance(tasks, pd.DataFrame):
+        if "task" not in tasks.columns:
+            raise ConfigError("tasks need a 'task' column")
+        return tasks.reset_index(drop=True).assign(task=lambda f: f["task"].astype(str))
+    if known is None:
+        raise ConfigError("pass tasks as a DataFrame (task, text, ...): this crowd was loaded from "
+                          "disk and keeps no task texts")
+    frame = known.set_index("task").reindex([str(t) for t in tasks])
+    if frame[text_column].isna().any():
+        first = frame.index[frame[text_column].isna()][0]
+        raise ConfigError(f"task '{first}' is not among the fitted tasks; pass a tasks DataFrame")
+    return frame.reset_index()

@@ -22,7 +22,6 @@ for votes). A task whose reference is NaN gets the training mean of ``y_ref`` an
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,27 +34,24 @@ from crowdllm._io import atomic_write_json
 from crowdllm._io import rng as make_rng
 from crowdllm.belief.cvae import BeliefModel, TrainData
 from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
-from crowdllm.blend import Blender, OrdinalBlender
-from crowdllm.crowd import inputs, state
+from crowdllm.blend import OrdinalBlender
+from crowdllm.crowd import decisions, inputs, state
 from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.params import CrowdParams
 from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
 from crowdllm.crowd.reference import features as reference_features
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 from crowdllm.profiles.generator import ProfileGenerator
-from crowdllm.profiles.pool import PoolProfiles
 
-_CHUNK = 32_768  # pairs per block: keeps the (pairs x hidden) activations in cache
-_BELIEF_PARAMS = tuple(n for n in inspect.signature(BeliefModel.__init__).parameters
-                       if n not in ("self", "random_state", "verbose"))
 # fitted attributes kept under another name in the state
 _RENAMED = {"task_offsets_": lambda s: s.memory.offsets_table, "kappa_": lambda s: s.memory.kappa_,
             "belief_": lambda s: s.belief, "tasks_": lambda s: s.tasks}
 
 
-class DigitalCrowd:
+class DigitalCrowd(CrowdParams):
     """The CrowdLLM digital crowd (scikit-learn style; hyper-parameters stored unchanged).
 
     Parts: ``belief`` (a :class:`~crowdllm.belief.cvae.BeliefModel`: latent size, network, training;
@@ -87,42 +83,6 @@ class DigitalCrowd:
         self.use_reference_distribution, self.validation = use_reference_distribution, validation
         self.valid_fraction, self.refit, self.random_state, self.verbose = valid_fraction, refit, random_state, verbose
         self.set_params(**flat)
-
-    # ================================================================== parameters
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "flat")]
-        out = {n: getattr(self, n) for n in names}
-        if deep:
-            out.update({f"belief__{k}": v for k, v in self._belief_template().get_params().items()})
-        return out
-
-    def set_params(self, **params: Any) -> DigitalCrowd:
-        """Set parameters; ``belief__x`` or a bare belief hyper-parameter name (``epochs``) reaches the
-        belief model, ``memory_kappa`` the task memory."""
-        belief = {k.removeprefix("belief__"): params.pop(k) for k in list(params)
-                  if k.removeprefix("belief__") in _BELIEF_PARAMS}
-        if belief:
-            self.belief = self._belief_template().clone(**belief)
-        if "memory_kappa" in params:
-            self.memory = TaskMemory(kappa=params.pop("memory_kappa"))
-        for name, value in params.items():
-            if name not in self.get_params(deep=False):
-                raise TypeError(f"DigitalCrowd has no parameter '{name}'")
-            setattr(self, name, value)
-        return self
-
-    def _belief_template(self) -> BeliefModel:
-        return self.belief if self.belief is not None else BeliefModel()
-
-    def _hyper(self) -> dict[str, Any]:
-        """The parameters as flat JSON values (the saved ``hyper``: ``DigitalCrowd(**hyper)`` rebuilds it)."""
-        out = {k: v for k, v in self.get_params(deep=False).items() if k not in ("belief", "memory", "verbose")}
-        out.update({k: self._belief_template().get_params()[k] for k in _BELIEF_PARAMS})
-        out["memory_kappa"] = (self.memory or TaskMemory()).kappa
-        out["meta_columns"] = list(self.meta_columns) if self.meta_columns is not None else None
-        out["profile_text_columns"] = list(self.profile_text_columns)
-        out["embedder"] = self.embedder if isinstance(self.embedder, str) else self.embedder.model
-        return out
 
     def __getattr__(self, name: str) -> Any:
         """Fitted attributes (``label_``, ``blender_``, ``task_offsets_`` ...) read from ``state_``."""
@@ -224,66 +184,21 @@ class DigitalCrowd:
             st.task_sigma = pd.Series(sig[seen], index=task_ids[seen])
 
     # ================================================================== decisions
-    def _task_inputs(self, tasks: pd.DataFrame, ref: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Task features for g_x and the base per task (reference + task offset, model units)."""
-        st = self.state_
-        emb, meta = st.featurizer.transform(tasks)
-        ref_x, base, _ = reference_features(st, self.kind_, ref, self.use_reference_distribution)
-        task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
-        base = inputs.calibrated_base(st, self.calibrate, tasks, (emb, meta, ref_x), base)
-        offsets = st.memory.for_tasks(tasks["task"])
-        return task_x, (base + offsets + st.belief.task_shift(task_x)).astype(np.float32)
-
-    def _decisions(self, tasks: pd.DataFrame, profiles: pd.DataFrame, ti: np.ndarray, wi: np.ndarray,
-                   ref: pd.DataFrame, rng: np.random.Generator, *, J: int | None = None,
-                   with_mean: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """Expected decisions ``mu`` (label units / logits), the prior-mean ones if asked, and the
-        log-variance of the belief, per pair."""
-        st, kind, belief = self.state_, self.kind_, self.state_.belief
-        task_x, base = self._task_inputs(tasks, ref)
-        A = belief.task_part(task_x)
-        B = belief.profile_part(inputs.encode_profiles(st.profile_encoder, profiles))
-        mu = np.empty((len(ti), base.shape[1]), dtype=np.float64)
-        mean = np.empty_like(mu) if with_mean else None
-        lvs = []
-        for s in range(0, len(ti), _CHUNK):
-            sl = slice(s, s + _CHUNK)
-            m, lv = belief.belief(A, B, ti[sl], wi[sl])
-            b = base[ti[sl]]
-            mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, self.J if J is None else J, rng))
-            if mean is not None:
-                mean[sl] = kind.to_label_units(st, b + m)
-                lvs.append(lv)
-        return mu, mean, (np.concatenate(lvs) if lvs else np.zeros((0, 0)))
-
     def _inputs(self, tasks: pd.DataFrame | Sequence[str], profiles: pd.DataFrame | ProfileGenerator | None,
                 n_people: int | None, reference: ReferenceLike, rng: np.random.Generator
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(tasks, profiles, reference rows) for sample / expected_decisions."""
         self._check_fitted()
-        task_frame = self._tasks_frame(tasks)
-        if isinstance(profiles, pd.DataFrame):
-            prof = inputs.profiles_frame(profiles)
-        elif n_people is None:
-            raise ConfigError("give profiles= (a frame or a ProfileGenerator) or n_people=")
-        else:
-            gen = profiles if isinstance(profiles, ProfileGenerator) else PoolProfiles(self.state_.pool)
-            prof = gen.sample(n_people, rng)
+        task_frame = inputs.tasks_frame(tasks, self.state_.tasks, self.text_column)
+        prof = inputs.people(profiles, n_people, self.state_.pool, rng)
         return task_frame, prof, resolve(self.state_, reference, task_frame, fitting=False)
 
-    def _tasks_frame(self, tasks: pd.DataFrame | Sequence[str]) -> pd.DataFrame:
-        if isinstance(tasks, pd.DataFrame):
-            if "task" not in tasks.columns:
-                raise ConfigError("tasks need a 'task' column")
-            return tasks.reset_index(drop=True).assign(task=lambda f: f["task"].astype(str))
-        if self.state_.tasks is None:
-            raise ConfigError("pass tasks as a DataFrame (task, text, ...): this crowd was loaded from "
-                              "disk and keeps no task texts")
-        frame = self.state_.tasks.set_index("task").reindex([str(t) for t in tasks])
-        if frame[self.text_column].isna().any():
-            first = frame.index[frame[self.text_column].isna()][0]
-            raise ConfigError(f"task '{first}' is not among the fitted tasks; pass a tasks DataFrame")
-        return frame.reset_index()
+    def _decide(self, tasks: pd.DataFrame, prof: pd.DataFrame, ti: np.ndarray, wi: np.ndarray, ref: pd.DataFrame,
+                rng: np.random.Generator, J: int | None = None, with_mean: bool = True
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        return decisions.decisions(self.state_, self.kind_, tasks, prof, ti, wi, ref, rng,
+                                   J=self.J if J is None else J, with_mean=with_mean,
+                                   use_distribution=self.use_reference_distribution, calibrate=self.calibrate)
 
     def expected_decisions(self, tasks: pd.DataFrame | Sequence[str], profiles: pd.DataFrame,
                            pairs: pd.DataFrame | None = None, reference: ReferenceLike = None,
@@ -294,7 +209,7 @@ class DigitalCrowd:
         rng = make_rng(random_state)
         task_frame, prof, ref = self._inputs(tasks, profiles, None, reference, rng)
         ti, wi = inputs.pairs_index(task_frame, prof, pairs)
-        mu, mean, lv = self._decisions(task_frame, prof, ti, wi, ref, rng, J=J)
+        mu, mean, lv = self._decide(task_frame, prof, ti, wi, ref, rng, J=J)
         assert mean is not None
         out = pd.DataFrame({"task": task_frame["task"].to_numpy()[ti], "worker": prof["worker"].to_numpy()[wi]})
         if mu.shape[1] == 1:
@@ -321,13 +236,9 @@ class DigitalCrowd:
         task_frame, prof, ref = self._inputs(tasks, profiles, n_people, reference, rng)
         pairs = self.kind_.check_pairs(pairs, len(task_frame), len(prof))
         ti, wi = inputs.pairs_index(task_frame, prof, pairs)
-        mu, _, _ = self._decisions(task_frame, prof, ti, wi, ref, rng, with_mean=False)
-        blender: Blender = self.state_.blender
-        row_noise = None
-        if isinstance(blender, OrdinalBlender) and len(self.state_.task_sigma):
-            per_task = self.state_.task_sigma.reindex(task_frame["task"].to_numpy(dtype=object))
-            row_noise = per_task.fillna(blender.noise()).to_numpy(dtype=float)[ti]
-        labels = self.kind_.blend(blender, mu, ti, wi, len(task_frame), len(prof), rng, row_noise)
+        mu, _, _ = self._decide(task_frame, prof, ti, wi, ref, rng, with_mean=False)
+        labels = self.kind_.blend(self.state_.blender, mu, ti, wi, len(task_frame), len(prof), rng,
+                                  decisions.row_noise(self.state_, task_frame, ti))
         out = pd.DataFrame({"task": pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"])),
                             "worker": pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str)),
                             "label": labels})
