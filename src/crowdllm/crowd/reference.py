@@ -7,9 +7,10 @@ a 1-5 scale, ``p_<category>`` for categories) carry its distribution. The same t
 
 >>> import pandas as pd
 >>> reference_frame(pd.DataFrame({"task": [1, 2], "y_ref": ["3.5", None], "p_1": [0.2, 0.3]}))
-   y_ref  p_1
-1    3.5  0.2
-2    NaN  0.3
+      y_ref  p_1
+task
+1       3.5  0.2
+2       NaN  0.3
 """
 
 from __future__ import annotations
