@@ -69,7 +69,7 @@ def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, 
     (["--fractions", "a,b"], "--fractions"),
     (["--methods", "no-such-method"], "unknown method 'no-such-method'"),
     (["--sizes", "0,3"], "sizes"),
-    (["--crowd-param", "epochs"], "--crowd-param 'epochs' is not KEY=VALUE"),
+    (["--crowd-param", "epochs"], "--crowd-param: 'epochs' is not KEY=VALUE"),
     (["--max-tasks", "1"], "--max-tasks must be at least 2"),
 ])
 def test_bad_settings_are_one_line_errors(crowd_file, tmp_path, capsys, argv, message):

@@ -65,17 +65,17 @@ class BackendOptions:
         )
 
     @contextlib.contextmanager
-    def session(self, needed: bool = True, *, usage_file: str | Path | None = None, seed: int = 0
-                ) -> Iterator[LanguageModel | None]:
+    def session(self, needed: bool = True, *, usage_file: str | Path | None = None, seed: int = 0,
+                quiet: bool = False) -> Iterator[LanguageModel | None]:
         """The one way a command opens and closes the LLM: opened only when ``needed`` (else None);
-        at the end, also after a failure, the usage is printed (and written to ``usage_file``) and the
-        backend closed."""
+        at the end, also after a failure, the usage is printed (unless ``quiet``) and written to
+        ``usage_file``, and the backend closed."""
         llm = self.open(seed=seed) if needed else None
         try:
             yield llm
         finally:
             if llm is not None:
-                self.finish(llm)
+                self.finish(llm, quiet=quiet)
                 usage = getattr(llm, "usage", None)
                 if usage is not None and usage_file is not None:
                     usage.save(str(usage_file))

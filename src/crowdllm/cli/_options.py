@@ -47,7 +47,7 @@ def _pairs(items: list[str] | None, flag: str) -> list[tuple[str, str]]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} '{item}' is not KEY=VALUE")
+            raise ConfigError(f"{flag}: '{item}' is not KEY=VALUE")
         out.append((key.strip(), value.strip()))
     return out
 
