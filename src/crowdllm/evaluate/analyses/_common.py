@@ -34,7 +34,10 @@ from crowdllm._io import rng
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError, CrowdLLMError
 
-MethodFactory = Callable[[CrowdDataset, int], Any]
+#: What the analyses take per method: ``(train, seed) -> fitted model`` with ``sample(...)``. Registered
+#: methods (the runner's one :data:`~crowdllm.evaluate.runner.MethodFactory` contract) become trainers
+#: through :func:`registered_methods`; tests and notebooks may pass any such callable.
+Trainer = Callable[[CrowdDataset, int], Any]
 
 # ---------------------------------------------------------------------------------------- settings
 
@@ -58,7 +61,7 @@ def check_sizes(sizes: Sequence[int], setting: str) -> list[int]:
     return out
 
 
-def check_methods(methods: Mapping[str, MethodFactory]) -> dict[str, MethodFactory]:
+def check_methods(methods: Mapping[str, Trainer]) -> dict[str, Trainer]:
     if not methods:
         raise ConfigError("give at least one method")
     for name, factory in methods.items():
@@ -321,7 +324,7 @@ def tidy(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
 
 def registered_methods(names: Sequence[str], dataset: CrowdDataset, *, split: str,
                        options: Mapping[str, Any] | None = None,
-                       notes: list[str] | None = None) -> dict[str, MethodFactory]:
+                       notes: list[str] | None = None) -> dict[str, Trainer]:
     """Factories for methods registered with the experiment runner (``crowdllm evaluate --methods``).
 
     Each factory builds the method for the seed (through the runner's :class:`ExperimentContext`, so
@@ -330,29 +333,22 @@ def registered_methods(names: Sequence[str], dataset: CrowdDataset, *, split: st
     the reason appended to ``notes``."""
     from crowdllm.evaluate.runner import ExperimentContext, method_spec
 
-    out: dict[str, MethodFactory] = {}
+    out: dict[str, Trainer] = {}
     for raw in names:
         name = str(raw).strip()
         spec = method_spec(name)
-        if spec.seen_tasks_only and split in ("task", "both"):
+        reason = spec.skip_reason(split, dataset.label)
+        if reason is not None:
             if notes is not None:
-                notes.append(f"method '{name}' skipped: it answers only tasks seen in training "
-                             f"and a '{split}' split holds whole tasks out")
-            continue
-        if spec.label_kinds is not None and dataset.label.kind not in spec.label_kinds:
-            if notes is not None:
-                notes.append(f"method '{name}' skipped: not defined for '{dataset.label.kind}' labels")
+                notes.append(reason)
             continue
 
-        def factory(train: CrowdDataset, seed: int, spec: Any = spec) -> Any:
+        def trainer(train: CrowdDataset, seed: int, spec: Any = spec) -> Any:
             ctx = ExperimentContext(dataset=dataset.name, split=split, seed=int(seed), label=dataset.label,
                                     options=dict(options or {}))
-            try:
-                return spec.factory(ctx).fit(train)
-            except CrowdLLMError as err:
-                raise type(err)(f"method '{spec.name}' (seed {seed}): {err}") from err
+            return spec.fit(ctx, train)
 
-        out[name] = factory
+        out[name] = trainer
     if not out:
         raise ConfigError("none of the methods can run on this data and split"
                           + (f" ({'; '.join(notes)})" if notes else ""))

@@ -24,7 +24,7 @@ import pandas as pd
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_methods,
     check_numeric,
     draw_people,
@@ -33,7 +33,7 @@ from crowdllm.evaluate.analyses._common import (
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
            "n_train_responses", "train_judgements"]
@@ -76,7 +76,7 @@ def first_within(abs_err: np.ndarray, tol: float, rule: str = "stays") -> np.nda
 
 def people_needed(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     tolerances: Sequence[float] = DEFAULT_TOLERANCES,
     max_people: int = 50,

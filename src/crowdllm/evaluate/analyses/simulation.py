@@ -40,7 +40,7 @@ from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.data.synthetic import make_synthetic_crowd
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_methods,
     draw_people,
     label_matrix,
@@ -48,7 +48,7 @@ from crowdllm.evaluate.analyses._common import (
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 NOISE_LEVELS = (0.0, 1.0, 2.0)
 DIVERSITY_LEVELS = (0.0, 1.0, 2.0)
@@ -174,7 +174,7 @@ def _simulate_on_base(base: CrowdDataset, *, noise: float, diversity: float, n_w
 
 
 def simulation_study(
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     noise_levels: Sequence[float] = NOISE_LEVELS,
     diversity_levels: Sequence[float] = DIVERSITY_LEVELS,

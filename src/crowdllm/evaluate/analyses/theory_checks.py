@@ -36,8 +36,8 @@ from scipy.stats import norm
 
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
-from crowdllm.evaluate.analyses._common import MethodFactory, check_methods, split_train_test, tidy
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.analyses._common import Trainer, check_methods, split_train_test, tidy
+from crowdllm.evaluate.progress import steps
 
 COVERAGE_COLUMNS = ["dataset", "split", "seed", "method", "target", "variant", "nominal", "coverage",
                     "mean_half_width", "n_tasks"]
@@ -100,7 +100,7 @@ def coverage_table(per_task: pd.DataFrame, alphas: Sequence[float], *, truth: pd
 
 def theory_checks(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     n_virtual: int = 200,
