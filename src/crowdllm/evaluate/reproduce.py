@@ -50,22 +50,15 @@ def _reference_table(ds: Any, llm: Any, options: Mapping[str, Any], progress: bo
     from crowdllm.evaluate.methods._common import (
         default_strategy,
         default_template,
-        rating_scale,
+        reference_args,
         reference_kind,
     )
     from crowdllm.llm.reference import compute_references
 
-    kind = reference_kind(ds.label)
-    extra: dict[str, Any] = {}
-    if kind == "rating":
-        extra["scale"] = rating_scale(ds.label)
-    elif kind == "choice":
-        extra["choices"] = list(ds.label.categories or ())
-    elif kind == "topk":
-        extra["top_k"] = int(ds.label.k or 1)
     strategy = default_strategy(llm, options)
-    return compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=int(options.get("reference_k", 8)),
-                              template=default_template(ds.name, options), progress=progress, **extra)
+    return compute_references(ds.tasks, llm, kind=reference_kind(ds.label), strategy=strategy,
+                              k=int(options.get("reference_k", 8)), template=default_template(ds.name, options),
+                              progress=progress, **reference_args(ds.label))
 
 
 def _theory(ds: Any, split: str, seed: int, options: Mapping[str, Any], reference: pd.DataFrame | None

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm.aggregate import NUMERIC_ONLY, get_aggregator
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError, CrowdLLMError
 from crowdllm.evaluate.baselines import (
@@ -189,7 +190,7 @@ def _usable_aggregators(aggregators: Sequence[str], label: LabelSpec, notes: lis
     names = [str(a).strip().lower() for a in aggregators]
     for name in names:
         get_aggregator(name)  # unknown name -> ConfigError before any work
-    if label.kind == "categorical":
+    if not label.is_numeric:
         dropped = [a for a in names if a in NUMERIC_ONLY]
         if dropped:
             notes.append(f"aggregator(s) {', '.join(dropped)} skipped: categorical labels have no mean/median")
@@ -210,7 +211,8 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
 
     ds = _load(dataset)
     label = ds.label
-    if label.kind == "text":
+    kind = kind_of(label)
+    if kind is None:
         raise ConfigError(f"data set '{ds.name}' has free-text labels, which the numeric metrics cannot score")
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
@@ -220,7 +222,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     specs = [method_spec(n) for n in names]
     notes: list[str] = []
     aggs = _usable_aggregators(aggregators, label, notes)
-    if not aggs and label.kind != "topk":
+    if not aggs and not kind.votes:
         raise ConfigError("aggregators: none of the given aggregators can score these labels")
     runnable: list[MethodSpec] = []
     for spec in specs:

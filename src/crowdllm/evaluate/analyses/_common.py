@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm._io import rng
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError, CrowdLLMError
 
@@ -263,19 +264,20 @@ def error_curves(dataset: CrowdDataset, matrix: np.ndarray, gold: Sequence[np.nd
     cummean = np.cumsum(matrix, axis=1) / counts
     idx = np.array(sizes) - 1
     virtual_mean = cummean[:, idx]
-    kind = dataset.label.kind
-    unit = float(np.max(gold_n_all)) if kind == "topk" else 1.0
+    kind = kind_of(dataset.label)
+    votes = kind is not None and kind.votes
+    unit = float(np.max(gold_n_all)) if votes else 1.0
     abs_err = np.abs(virtual_mean - gold_mean[:, None]) * unit
 
     wd = np.empty((n_tasks, len(sizes)))
     if n_tasks == 0:
         pass
-    elif kind == "topk":
+    elif votes:
         from scipy.stats import wasserstein_distance
 
         for j in range(len(sizes)):
             wd[:, j] = wasserstein_distance(virtual_mean[:, j] * unit, gold_mean * unit)
-    elif kind in ("ordinal", "categorical"):
+    elif kind is not None and kind.choice_names(dataset.label):  # a finite set of levels (ordinal, categorical)
         levels = dataset.label.levels
         onehot = (matrix[:, :, None] == levels[None, None, :]).astype(float)
         if not np.allclose(onehot.sum(axis=2), 1.0):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from crowdllm.crowd.kinds import crowd_kind
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
@@ -119,7 +120,7 @@ def people_needed(
                 curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
                 # tasks the method could not answer count as never matched
                 real_n = test.responses.groupby("task").size()
-                votes = dataset.label.kind == "topk"
+                votes = crowd_kind(dataset.label).votes
                 per_judgement = 1.0 / max(1, len(real_n)) if votes else 1.0
                 train_judgements = (train.responses["worker"].nunique() if votes else len(train.responses))
                 for tol in tols:

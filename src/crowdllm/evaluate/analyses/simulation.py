@@ -36,6 +36,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from crowdllm._io import rng
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.data.synthetic import make_synthetic_crowd
 from crowdllm.errors import ConfigError
@@ -136,7 +137,8 @@ def make_simulated_crowd(
 
 def _simulate_on_base(base: CrowdDataset, *, noise: float, diversity: float, n_workers: int,
                       participation: float, n_tasks: int, random_state: int) -> SimulatedCrowd:
-    if base.label.kind != "ordinal":
+    kind = kind_of(base.label)
+    if kind is None or not (kind.rating and kind.choice_names(base.label)):  # a rating on levels: ordinal
         raise ConfigError(f"the simulation study needs an ordinal base data set; '{base.name}' has "
                           f"{base.label.kind} labels")
     lo, hi = (int(v) for v in base.label.scale)  # type: ignore[misc]
