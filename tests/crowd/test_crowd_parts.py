@@ -1,5 +1,5 @@
 """The parts of the crowd package, each on its own: label kinds, the task memory, the parameters, the
-fitted state and its save/load (format version 1)."""
+fitted state and its save/load (format versions 1 and 2)."""
 
 from __future__ import annotations
 
@@ -111,19 +111,21 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     fitted.save(tmp_path)
     path = tmp_path / "crowd.json"
     state = json.loads(path.read_text())
-    assert set(state) == V1_KEYS  # the layout did not change
-    # exactly what the code before the package wrote: no parameters it did not know
-    state["hyper"] = {**V1_HYPER, "epochs": 3}
+    # version 2 dropped two keys that were saved but never read
+    assert set(state) == V1_KEYS - {"emb_mean", "emb_std"} and state["format_version"] == 2
+    # exactly what the code before the package wrote: its keys, no parameters it did not know
+    state.update(format_version=1, hyper={**V1_HYPER, "epochs": 3}, emb_mean=[0.0] * 4, emb_std=[1.0] * 4)
     path.write_text(json.dumps(state))
     loaded = DigitalCrowd.load(tmp_path)
     assert loaded.belief.epochs == 3 and loaded.memory.kappa == 1.0
+    assert loaded.profile_columns_ == ["gender", "age", "group"]
     pd.testing.assert_frame_equal(loaded.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4),
                                   fitted.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4))
     del state["memory"]
     path.write_text(json.dumps(state))
     with pytest.raises(ConfigError, match=r"damaged or incompatible saved crowd \(KeyError: 'memory'\); fit the crowd"):
         DigitalCrowd.load(tmp_path)
-    state["format_version"] = 2
+    state["format_version"] = 3
     path.write_text(json.dumps(state))
-    with pytest.raises(ConfigError, match="format version 2 is newer"):
+    with pytest.raises(ConfigError, match="format version 3 is newer"):
         DigitalCrowd.load(tmp_path)

@@ -125,7 +125,6 @@ class DigitalCrowd(CrowdParams):
         st.embedder_name = embedder.name
         st.featurizer = TaskFeaturizer(embedder, text_column=self.text_column, meta_columns=self.meta_columns)
         emb, meta = st.featurizer.fit(tasks).transform(tasks)
-        st.emb_mean, st.emb_std = emb.mean(axis=0), emb.std(axis=0) + 1e-6
         task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
         ti = pd.Index(tasks["task"]).get_indexer(resp["task"].astype(str))
         wi = pd.Index(workers["worker"]).get_indexer(resp["worker"].astype(str))
@@ -142,7 +141,8 @@ class DigitalCrowd(CrowdParams):
         target, target_enc = kind.targets(st, y, base)
         valid = inputs.validation_rows(self.validation, self.valid_fraction, self.random_state, ti, wi,
                                        len(tasks), len(workers))
-        data = TrainData(task_x=task_x, recon=((emb - st.emb_mean) / st.emb_std).astype(np.float32),
+        recon = (emb - emb.mean(axis=0)) / (emb.std(axis=0) + 1e-6)  # the decoder's target: standardised text
+        data = TrainData(task_x=task_x, recon=recon.astype(np.float32),
                          profile_x=profile_x, ti=ti, wi=wi, base=base, target=target, target_enc=target_enc,
                          valid=valid, n_ref=ref_x.shape[1])
         st.belief = self._train(data, kind.loss)

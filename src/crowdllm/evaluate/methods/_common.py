@@ -37,15 +37,15 @@ def int_option(options: Mapping[str, Any], name: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"--option {name}={value!r}: give a whole number") from None
+        raise ConfigError(f"option {name}={value!r}: give a whole number") from None
 
 
 def mapping_option(options: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``options[name]`` as a dict of keyword arguments (from Python; the CLI cannot pass one)."""
+    """``options[name]`` as a dict of keyword arguments (from Python, or ``--crowd-param`` for ``crowd``)."""
     value = options.get(name) or {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"option {name}={value!r}: give a mapping of settings (from Python, e.g. "
-                          f"options={{'{name}': {{'epochs': 50}}}})")
+        raise ConfigError(f"option {name}={value!r}: give a mapping of settings, e.g. "
+                          f"options={{'{name}': {{'epochs': 50}}}}")
     return dict(value)
 
 
