@@ -88,7 +88,7 @@ class DigitalCrowd(CrowdParams):
         """Fitted attributes (``label_``, ``blender_``, ``task_offsets_`` ...) read from ``state_``."""
         st = self.__dict__.get("state_")
         if st is None or not name.endswith("_") or name.startswith("_"):
-            raise AttributeError(name)
+            return super().__getattr__(name)
         if name in _RENAMED:
             return _RENAMED[name](st)
         if not hasattr(st, name[:-1]):
