@@ -94,6 +94,10 @@ def test_parameters_are_written_once_and_reach_the_nested_estimators():
 def test_fit_leaves_the_arguments_alone_and_sample_changes_nothing(syn, fitted):
     assert fitted.belief.epochs == 3 and fitted.memory is None and fitted.blender is None
     assert isinstance(fitted.embedder, TextEmbedder)
+    assert not hasattr(fitted.belief, "net_")  # the belief model fitted is a copy of the parameter
+    memory = TaskMemory(kappa=None)
+    DigitalCrowd(epochs=2, memory=memory, embedder=fitted.embedder).fit(syn.dataset)
+    assert not hasattr(memory, "offsets_")
     before_attrs = dict(vars(fitted))
     before_state = {f.name: getattr(fitted.state_, f.name) for f in fields(fitted.state_)}
     before_blender = fitted.state_.blender.to_dict()

@@ -169,12 +169,13 @@ class NumericKind(CrowdKind):
     rating = True
     reference_kind = "rating"
 
-    def __init__(self, name: str, blenders: tuple[str, ...]) -> None:
+    def __init__(self, name: str, blenders: tuple[str, ...], *, on_levels: bool) -> None:
         self.name = name
         self.blenders = blenders
+        self.on_levels = on_levels  # ordinal: a finite set of levels; continuous: any number
 
     def choice_names(self, label: LabelSpec) -> list[str]:
-        return [_choice_name(v) for v in label.levels] if self.name == "ordinal" else []
+        return [_choice_name(v) for v in label.levels] if self.on_levels else []
 
     def reference_args(self, label: LabelSpec) -> dict[str, Any]:
         return {"scale": rating_scale(label)}
@@ -358,8 +359,8 @@ class TopKKind(CrowdKind):
 
 
 KINDS: dict[str, CrowdKind] = {
-    "continuous": NumericKind("continuous", ("normal",)),
-    "ordinal": NumericKind("ordinal", ("ordinal", "round", "normal")),
+    "continuous": NumericKind("continuous", ("normal",), on_levels=False),
+    "ordinal": NumericKind("ordinal", ("ordinal", "round", "normal"), on_levels=True),
     "categorical": CategoricalKind(),
     "topk": TopKKind(),
 }

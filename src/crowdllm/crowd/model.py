@@ -169,10 +169,12 @@ class DigitalCrowd(CrowdParams):
         assert model is not None
         m, lv = model.belief(model.task_part(data.task_x), model.profile_part(data.profile_x), ti, wi)
         base = data.base + model.task_shift(data.task_x)[ti]
-        if self.task_memory:
-            st.memory = (self.memory or TaskMemory()).fit(kind, st, base + m, y, ti, task_ids)
+        if self.task_memory:  # a fresh copy: the constructor's TaskMemory is never fitted in place
+            st.memory = TaskMemory(kappa=(self.memory or TaskMemory()).kappa).fit(kind, st, base + m, y, ti, task_ids)
         else:
             st.memory = TaskMemory.disabled(task_ids, base.shape[1])
+        # another fitted component (e.g. per-person twins) goes here: fitted from the same training
+        # decisions, kept in a CrowdState field, and added to the decisions in crowd/decisions.py
         rng = np.random.default_rng(self.random_state + 104729)
         offsets = st.memory.offsets_[ti]
         mu = kind.to_label_units(st, base + offsets + model.sample_deviation(m, lv, self.J, rng))
