@@ -44,3 +44,30 @@ def test_ci_run_of_the_browser_test_without_chromium_fails_naming_it(tmp_path) -
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "1 failed" in out and "missing requirement: Chromium" in out and "skipped" not in out
+
+
+def _make_dry_run(*args: str, **env: str) -> str:
+    proc = subprocess.run(["make", "-n", "-B", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_test_installs_every_requirement_and_runs_every_test_with_timings(tmp_path) -> None:
+    """What `make test` (and so CI) runs, read from make's dry run: crowd-kit comes with the install,
+    Chromium is checked (and installed) on every run, and pytest runs the whole suite -- slow tests
+    included -- and prints the 15 slowest at the end."""
+    plan = _make_dry_run("test", f"VENV={tmp_path / 'venv'}")
+    assert '".[model,dev,compare]"' in plan
+    assert "apt-get install -y -qq chromium" in plan and "Chromium is missing" in plan
+    pytest_line = next(line for line in plan.splitlines() if "-m pytest" in line)
+    assert "--durations=15" in pytest_line
+    assert " -m " not in pytest_line.split("-m pytest", 1)[1] and " -k " not in pytest_line  # nothing deselected
+    import tomllib
+
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert "-m" not in addopts.get("addopts", "").split() and "-k" not in addopts.get("addopts", "").split()
+
+
+def test_ci_sets_ci_true() -> None:
+    assert "export CI=true" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
