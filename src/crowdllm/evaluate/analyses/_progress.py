@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
 def steps(total: int, label: str, *, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """Yield ``advance()``; shows a bar on stderr with ``total`` steps when ``enabled``."""
-    if not enabled:
+    """Yield ``advance()``; shows a bar on stderr with ``total`` steps when ``enabled`` and stderr is a
+    terminal (a bar written into a log, or left above a failed command's one ``error:`` line, is noise)."""
+    if not enabled or not sys.stderr.isatty():
         yield lambda: None
         return
     from rich.console import Console
