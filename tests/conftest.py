@@ -74,19 +74,35 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def check_requirement(name: str, *, module_level: bool = False) -> None:
-    """Fail (under CI=true) or skip (elsewhere) unless requirement ``name`` of :data:`REQUIREMENTS` is met."""
+def _missing(name: str) -> str | None:
+    """None when requirement ``name`` of :data:`REQUIREMENTS` is met, else the message naming it."""
     req = REQUIREMENTS[name]
-    if req.present():
+    return None if req.present() else f"missing requirement: {req.what}; {req.install}"
+
+
+def check_requirement(name: str) -> None:
+    """Fail (under CI=true) or skip (elsewhere) unless requirement ``name`` of :data:`REQUIREMENTS` is met."""
+    message = _missing(name)
+    if message is None:
         return
-    message = f"missing requirement: {req.what}; {req.install}"
     if in_ci():
         pytest.fail(f"{message} (CI=true: a missing requirement fails, it does not skip)", pytrace=False)
-    pytest.skip(f"{message} (under CI=true this fails)", allow_module_level=module_level)
+    pytest.skip(f"{message} (under CI=true this fails)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(name): needs an outside requirement (see tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # outside CI a marked test whose requirement is missing is skipped here, so -ra names the test itself
+    if in_ci():
+        return
+    for item in items:
+        for mark in item.iter_markers("requires"):
+            for name in mark.args:
+                if (message := _missing(name)) is not None:
+                    item.add_marker(pytest.mark.skip(reason=f"{message} (under CI=true this fails)"))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
