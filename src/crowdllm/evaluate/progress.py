@@ -1,9 +1,11 @@
 """The one progress bar of the evaluation code (the runner and the analyses): rich, on stderr, or
-nothing when disabled."""
+nothing when disabled or when stderr is not a terminal (a bar written into a log, or left above a
+failed command's one ``error:`` line, is noise)."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +16,8 @@ class ProgressBar:
 
     def __init__(self, enabled: bool, total: int, description: str = "evaluating", *, transient: bool = True,
                  width: int | None = 32) -> None:
-        self.enabled, self.total, self.description = enabled, total, description
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total, self.description = total, description
         self.transient, self.width = transient, width
         self._bar: Any = None
         self._task: Any = None
