@@ -90,7 +90,7 @@ def reference(
     tpl = template if template is not None else _default_template(ds.name)
     llm = backend_options.open(seed=seed)
     start = time.perf_counter()
-    asked = True  # a bad argument is one error line: no usage summary of a run that never started
+    asked = True  # a bad argument writes nothing: no usage file for a run that never asked the model
     try:
         try:
             refs = compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=k, scale=scale,
