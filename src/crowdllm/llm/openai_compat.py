@@ -18,7 +18,9 @@ checks that it does):
   no success between them) got the identical HTTP error and message, the run stops with that error
   (circuit breaker) instead of retrying every task -- about 3.5 s when one request gets them all, less
   when several requests are in flight. 429, 408 and 502/503/504 (busy, restarting) never count;
-- the server's own error text is part of every error line (``HTTP 500: <message>``).
+- the server's own error text is part of every error line (``HTTP 500: <message>``);
+- ``sleep=``: the coroutine function awaited with each backoff wait (default ``asyncio.sleep``); tests
+  pass a recorder to count the schedule instead of timing it.
 
 Several base URLs are used round-robin (a retry moves to the next one). A bad API key (401/403), an
 unknown model (404) or another refused request (4xx) raises :class:`BackendError` at once. Each fault is
