@@ -1,0 +1,196 @@
+"""Fit a digital crowd once, for a study: the reference of every task, the crowd, its validation numbers.
+
+:func:`task_references` asks the LLM about each task (with the study's question in the prompt);
+:func:`validate` holds out a share of the training people and tasks, fits the crowd on the rest and
+measures how close it comes to the held-out real people -- next to the global baseline and the noise
+ceiling -- and sizes the interval for a real crowd's mean (split conformal: sized on half of the held-out
+tasks, its coverage measured on the other half); :func:`fit_study` does both and returns the crowd and
+the facts for its model card.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crowdllm.data.dataset import CrowdDataset, LabelSpec
+from crowdllm.errors import ConfigError, CrowdDataError
+from crowdllm.study.question import Question
+
+#: Target coverage of the interval for a real crowd's mean.
+INTERVAL_LEVEL = 0.9
+#: Virtual people per held-out task when measuring the crowd's mean for the interval.
+_INTERVAL_PEOPLE = 200
+
+
+def reference_kind(label: LabelSpec) -> tuple[str, dict[str, Any]]:
+    """(compute_references kind, its extra arguments) for a label."""
+    if label.kind == "categorical":
+        return "choice", {"choices": list(label.categories or ())}
+    if label.kind == "topk":
+        return "topk", {"top_k": int(label.k or 1)}
+    if label.kind in ("ordinal", "continuous"):
+        if label.scale is None or not all(float(v).is_integer() for v in label.scale):
+            raise ConfigError("an LLM rating reference needs a whole-number label scale (--kind ordinal --scale 1-5), "
+                              "or pass --reference FILE")
+        return "rating", {"scale": (int(label.scale[0]), int(label.scale[1]))}
+    raise ConfigError(f"a digital crowd samples numeric, categorical or top-k labels, not {label.kind}")
+
+
+def needs_text(tasks: pd.DataFrame, what: str) -> None:
+    """One-line error when the tasks have no text (references and the crowd read it)."""
+    if "text" not in tasks.columns or tasks["text"].isna().all():
+        raise CrowdDataError(f"{what} reads the task texts, and this data has none: give --tasks FILE "
+                             "--task-map task=ID,text=TEXT (or --map text=COLUMN)", column="text")
+
+
+def task_references(tasks: pd.DataFrame, label: LabelSpec, llm: Any, *, question: Question | None = None,
+                    default_template: Any = None, strategy: str | None = None, progress: bool = True,
+                    seed: int = 0) -> pd.DataFrame:
+    """LLM references (index task; ``y_ref`` + ``p_*``) for ``tasks`` (``task``, ``text``), through the
+    backend's disk cache, with the study's question in the prompt."""
+    from crowdllm.llm.reference import compute_references
+
+    needs_text(tasks, "the LLM reference")
+    kind, extra = reference_kind(label)
+    if strategy is None:
+        strategy = "logprob" if getattr(llm, "supports_logprobs", False) else "zero-shot"
+    template = (question or Question()).template(label, default_template)
+    refs = compute_references(tasks[["task", "text"]], llm, kind=kind, strategy=strategy, template=template,
+                              progress=progress, seed=seed, **extra)
+    refs.index = refs.index.astype(str)
+    return refs
+
+
+def profile_summary(ds: CrowdDataset) -> dict[str, str]:
+    """Each profile attribute: its categories (with counts) or its numeric range."""
+    out: dict[str, str] = {}
+    for col in ds.profile_columns:
+        values = ds.workers[col].dropna()
+        if values.dtype.kind in "biuf":
+            out[col] = f"numeric {values.min():g}..{values.max():g}" if len(values) else "numeric (all missing)"
+        elif values.nunique() > 30:
+            out[col] = f"{values.nunique()} distinct values (free text)"
+        else:
+            counts = values.astype(str).value_counts()
+            out[col] = ", ".join(f"{v} ({int(c)})" for v, c in counts.items())
+    return out
+
+
+def _metric_names(label: LabelSpec) -> tuple[str, list[str], list[tuple[str, str]]]:
+    """(aggregator, headers, [(aggregator, metric)]) of the validation table for a label kind."""
+    if label.kind == "categorical":
+        return "mv", ["error rate (mv)", "Avg TVD"], [("mv", "error_rate"), ("-", "avg_tvd")]
+    return "mean", ["MAE (mean)", "Avg WD"], [("mean", "mae"), ("-", "avg_wd")]
+
+
+def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
+    """Labels as numbers for a crowd mean (categories that are number codes count), else None."""
+    if label.kind in ("ordinal", "continuous", "topk"):
+        return pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
+    values = pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors="coerce")
+    cats = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
+    if cats.isna().any():
+        return None
+    return values.to_numpy(dtype=float)
+
+
+def conformal_halfwidth(errors: np.ndarray, level: float) -> float:
+    """Split-conformal quantile of absolute errors: the ceil((n + 1) level)-th smallest."""
+    e = np.sort(np.abs(errors[np.isfinite(errors)]))
+    if len(e) == 0:
+        return float("nan")
+    k = int(np.ceil((len(e) + 1) * level))
+    return float(e[min(k, len(e)) - 1])
+
+
+def validate(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Callable[[], Any], *, seed: int = 0,
+             test_size: float = 0.2, level: float = INTERVAL_LEVEL) -> dict[str, Any] | None:
+    """Validation numbers on held-out training people AND tasks (None when the data are too small)."""
+    from crowdllm.data.splits import split_dataset
+    from crowdllm.evaluate.baselines import GlobalDistribution
+    from crowdllm.evaluate.metrics import evaluate_predictions
+    from crowdllm.evaluate.noise import noise_ceiling
+
+    if ds.n_workers < 10 or ds.n_tasks < 10:
+        return None
+    try:
+        split = split_dataset(ds, by="both", test_size=test_size, random_state=seed)
+    except CrowdDataError:
+        return None
+    train, test = split.train, split.test
+    gold = test.responses[["task", "worker", "label"]].reset_index(drop=True)
+    tasks = test.tasks[test.tasks["task"].isin(set(gold["task"]))]
+    crowd = make_crowd().fit(train, reference)
+    pairs = gold[["task", "worker"]]
+    pred = crowd.sample(tasks, profiles=test.workers, pairs=pairs, random_state=seed + 1, include_profile=False)
+    base = GlobalDistribution().fit(train).sample(tasks, test.workers, pairs=pairs, random_state=seed + 1)
+    agg, headers, keys = _metric_names(ds.label)
+
+    def pick(frame: pd.DataFrame) -> dict[str, float]:
+        got = {(a, m): float(v) for a, m, v in frame[["aggregator", "metric", "value"]].itertuples(index=False)}
+        return {h: got.get(k, float("nan")) for h, k in zip(headers, keys, strict=True)}
+
+    pred = pred.assign(task=pred["task"].astype(str), worker=pred["worker"].astype(str))
+    table = {"crowd": pick(evaluate_predictions(pred, gold, ds.label, aggregators=[agg])),
+             "global": pick(evaluate_predictions(base, gold, ds.label, aggregators=[agg]))}
+    ceiling = noise_ceiling(gold, ds.label, full=ds.responses, aggregators=[agg], random_state=seed)
+    table["noise-ceiling"] = pick(ceiling[ceiling["method"] == "noise-ceiling"])
+    out: dict[str, Any] = {"seed": seed, "n_tasks": int(gold["task"].nunique()),
+                           "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
+                           "metrics": headers, "table": table}
+    # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
+    real = numeric_values(gold["label"], ds.label)
+    if real is not None and ds.label.kind != "topk":
+        many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
+        virt = numeric_values(many["label"], ds.label)
+        assert virt is not None
+        m_virt = pd.Series(virt).groupby(many["task"].astype(str).to_numpy()).mean()
+        m_real = pd.Series(real).groupby(gold["task"].to_numpy()).mean()
+        err = (m_real - m_virt.reindex(m_real.index)).to_numpy(dtype=float)
+        rng = np.random.default_rng(seed + 3)
+        order = rng.permutation(len(err))
+        half = len(err) // 2
+        if half >= 3:
+            q_cal = conformal_halfwidth(err[order[:half]], level)
+            check = err[order[half:]]
+            coverage = float(np.mean(np.abs(check) <= q_cal))
+            out["interval"] = {"level": level, "halfwidth": conformal_halfwidth(err, level),
+                               "halfwidth_calibration": q_cal, "coverage": coverage, "n_check": int(len(check)),
+                               "people_per_task": float(gold.groupby("task").size().median())}
+    return out
+
+
+def fit_study(ds: CrowdDataset, reference: pd.DataFrame | None, *, crowd_params: Mapping[str, Any] | None = None,
+              seed: int = 0, validation: bool = True, say: Callable[[str], None] | None = None
+              ) -> tuple[Any, dict[str, Any]]:
+    """Fit the crowd on all of ``ds`` (after measuring it on a held-out part); returns (crowd, card facts)."""
+    from crowdllm.crowd import DigitalCrowd
+
+    say = say or (lambda _msg: None)
+    needs_text(ds.tasks, "the digital crowd")
+    if ds.label.kind == "text":
+        raise ConfigError("a digital crowd samples numeric, categorical or top-k labels, not free text")
+    params = {"random_state": seed, **dict(crowd_params or {})}
+
+    def make() -> Any:
+        return DigitalCrowd(**params)
+
+    card: dict[str, Any] = {}
+    if validation:
+        t0 = time.perf_counter()
+        say("measuring the crowd on held-out training people and tasks ...")
+        card["validation"] = validate(ds, reference, make, seed=seed)
+        say(f"  validation done in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    say(f"fitting the crowd on {ds.n_responses:,} answers ...")
+    crowd = make().fit(ds, reference)
+    card["training_seconds"] = time.perf_counter() - t0
+    say(f"  fitted in {card['training_seconds']:.1f} s")
+    card["embedder"] = getattr(crowd, "embedder_name_", str(params.get("embedder", "auto")))
+    card["kappa"] = float(getattr(crowd, "kappa_", float("nan")))
+    return crowd, card
