@@ -153,7 +153,7 @@ def read_real(frame: pd.DataFrame, label: LabelSpec, task_ids: set[str], *, sour
         out["label"] = values
     elif label.kind in ("ordinal", "continuous"):
         num = pd.to_numeric(out["label"], errors="coerce")
-        bad = num.isna().to_numpy()
+        bad = num.isna().to_numpy().copy()
         if label.scale is not None:
             bad |= ((num < label.scale[0]) | (num > label.scale[1])).to_numpy()
         if bad.any():
@@ -299,8 +299,9 @@ def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "aut
         if label.kind == "categorical":
             out["decision"] = out["decision"].map(category_text)
     if halfwidth is not None and np.isfinite(halfwidth) and "mean" in out:
-        out["mean_low"] = out["mean"] - halfwidth
-        out["mean_high"] = out["mean"] + halfwidth
+        lo, hi = (label.scale if label.scale is not None else (-np.inf, np.inf))
+        out["mean_low"] = np.clip(out["mean"] - halfwidth, lo, hi)
+        out["mean_high"] = np.clip(out["mean"] + halfwidth, lo, hi)
         if coverage is not None:
             out["interval_coverage"] = coverage
     return out.reset_index()
