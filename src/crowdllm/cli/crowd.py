@@ -366,8 +366,6 @@ def register(app: typer.Typer) -> None:
         """Ask the crowd one new question: answer distribution, mean with interval, split by an attribute."""
         import pandas as pd
 
-        from crowdllm.study.sample import draw, people, summarize
-
         if not text.strip():
             raise ConfigError("the question text is empty")
         if n_people < 1:
@@ -376,28 +374,95 @@ def register(app: typer.Typer) -> None:
         _parse_by(card, by)
         tasks = pd.DataFrame({"task": ["ask"], "text": [" ".join(text.split())]})
         refs = _references_for(crowd, card, tasks, backend_options, seed, progress=False)
-        prof = people(crowd, n_people=n_people, random_state=seed)
-        answers = draw(crowd, tasks, prof, refs, random_state=seed)
-        iv = (card.get("validation") or {}).get("interval") or {}
-        row = summarize(answers, crowd.label_, halfwidth=iv.get("halfwidth")).iloc[0]
-        for line in _bars(row, crowd.label_, card):
-            typer.echo(line)
-        if "mean" in row and pd.notna(row["mean"]):
-            interval = (f"  (real crowd's mean in [{row['mean_low']:.2f}, {row['mean_high']:.2f}], "
-                        f"{iv['coverage']:.0%} coverage on validation)") if "mean_low" in row else ""
-            typer.echo(f"mean: {row['mean']:.2f}{interval}")
-        if by is not None:
-            typer.echo(f"by {by}:")
-            values = answers.copy()
-            values[by] = values[by].astype(str)
-            for level, part in values.groupby(by, sort=True):
-                r = summarize(part, crowd.label_).iloc[0]
-                shown = f"mean {r['mean']:.2f}" if "mean" in r and pd.notna(r["mean"]) else \
-                    ", ".join(f"{c.removeprefix('share_')} {r[c]:.0%}" for c in r.index if str(c).startswith("share_"))
-                typer.echo(f"  {level:<24} n={len(part):<5} {shown}")
-        sys.stdout.flush()
+        _print_ask(crowd, card, tasks, refs, n_people=n_people, by=by, seed=seed)
+
+    @crowd_app.command("demo")
+    @with_backend_options
+    def demo_cmd(
+        out: Path = typer.Option(Path("results/demo"), "--out", help="Folder for the results, crowd and report."),
+        texts: int = typer.Option(240, "--texts", help="POPQUORN texts in the seeded subset (20% held out)."),
+        epochs: int = typer.Option(200, "--epochs", help="Most training epochs of the belief model."),
+        embedder: str = typer.Option("auto", "--embedder", help="Task text embedder: auto, minilm or hashing."),
+        ask: str = typer.Option("Honestly, people who still drive diesel cars are idiots.", "--ask",
+                                help="The new text to ask the fitted crowd."),
+        seed: int = typer.Option(0, "--seed", help="Random seed (which texts, which are held out)."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
+        backend_options: BackendOptions = None,  # type: ignore[assignment]
+    ) -> None:
+        """The whole job in minutes: fit a crowd on POPQUORN texts, score it on held-out texts, ask it, report."""
+        import pandas as pd
+
+        from crowdllm.report.html import build_report
+        from crowdllm.study.demo import FULL_REPRODUCTION, compact_table, run_demo
+        from crowdllm.study.fit import task_references
+
+        import warnings
+
+        # POPQUORN leaves some profile fields empty; the crowd encodes them as 'other' and says so on every
+        # draw -- true, but noise in a first run (the crowd's own validation numbers already include it)
+        warnings.filterwarnings("ignore", message=r"profile values not seen in training.*'\(missing\)'")
+        started = time.perf_counter()
+        say = (lambda m: _err(m)) if progress else (lambda _m: None)
+        llm = backend_options.open(seed=seed)
+        try:
+            res = run_demo(llm, out, n_texts=texts, seed=seed, epochs=epochs, embedder=embedder, progress=progress,
+                           say=say)
+            crowd, card = _load_crowd(res["crowd_dir"])
+            tasks = pd.DataFrame({"task": ["ask"], "text": [ask]})
+            refs = task_references(tasks, crowd.label_, llm, default_template="popquorn-offensiveness",
+                                   progress=False, seed=seed)
+        finally:
+            backend_options.finish(llm, out=out / "results.csv", quiet=not progress)
+            close = getattr(llm, "close", None)
+            if close is not None:
+                close()
+        table = compact_table(res["results"])
+        test = res["test"]
+        typer.echo("")
+        typer.echo(f"How close the virtual crowd came to {test.n_workers} real people on {test.n_tasks} held-out "
+                   "texts (lower is better; CS: higher is better; the noise ceiling is the floor):")
+        typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        typer.echo("")
+        typer.echo(f"Asking the crowd a new text: \"{ask}\"")
+        _print_ask(crowd, card, tasks, refs[["y_ref", *[c for c in refs.columns if str(c).startswith("p_")]]],
+                   n_people=500, by="gender" if "gender" in (card.get("profiles") or {}) else None, seed=seed)
+        report = build_report(out, title="crowdllm demo: a digital crowd on POPQUORN offensiveness")
+        typer.echo("")
+        typer.echo(f"report: {report}")
+        typer.echo(f"crowd: {res['crowd_dir']} (try: crowdllm crowd info {res['crowd_dir']})")
+        typer.echo(f"full paper reproduction: {FULL_REPRODUCTION[0]}  ({FULL_REPRODUCTION[1]})")
+        typer.echo(f"demo done in {time.perf_counter() - started:.1f} s")
 
     app.add_typer(crowd_app, name="crowd")
+
+
+def _print_ask(crowd: Any, card: dict[str, Any], tasks: Any, refs: Any, *, n_people: int, by: str | None,
+               seed: int) -> None:
+    import pandas as pd
+
+    from crowdllm.study.sample import draw, people, summarize
+
+    prof = people(crowd, n_people=n_people, random_state=seed)
+    answers = draw(crowd, tasks, prof, refs, random_state=seed)
+    iv = (card.get("validation") or {}).get("interval") or {}
+    row = summarize(answers, crowd.label_, halfwidth=iv.get("halfwidth")).iloc[0]
+    typer.echo(f"answers of {len(prof)} virtual people:")
+    for line in _bars(row, crowd.label_, card):
+        typer.echo(line)
+    if "mean" in row and pd.notna(row["mean"]):
+        interval = (f"  (a real crowd's mean: [{row['mean_low']:.2f}, {row['mean_high']:.2f}], "
+                    f"{iv['coverage']:.0%} coverage on validation)") if "mean_low" in row else ""
+        typer.echo(f"mean: {row['mean']:.2f}{interval}")
+    if by is not None:
+        typer.echo(f"by {by}:")
+        values = answers.copy()
+        values[by] = values[by].astype(str)
+        for level, part in values.groupby(by, sort=True):
+            r = summarize(part, crowd.label_).iloc[0]
+            shown = f"mean {r['mean']:.2f}" if "mean" in r and pd.notna(r["mean"]) else \
+                ", ".join(f"{str(c).removeprefix('share_')} {r[c]:.0%}" for c in r.index if str(c).startswith("share_"))
+            typer.echo(f"  {str(level):<28} n={len(part):<5} {shown}")
+    sys.stdout.flush()
 
 
 def _bars(row: Any, label: Any, card: dict[str, Any]) -> list[str]:
