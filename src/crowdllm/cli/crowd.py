@@ -195,7 +195,12 @@ def register(app: typer.Typer) -> None:
         if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "crowd.json").exists())):
             raise ConfigError(f"--out {out}: exists and is not a crowd folder; choose another --out")
         ds = data_options.load(data)
+        from crowdllm.study.fit import needs_text, reference_kind
+
+        needs_text(ds.tasks, "the digital crowd")
         q.check(ds.label)
+        if reference is None:
+            reference_kind(ds.label)
         registered = data in REGISTRY
         if not registered and not q.given:
             _err("warning: no --question: the LLM reference is told only the allowed answers, not what was "
@@ -219,9 +224,6 @@ def register(app: typer.Typer) -> None:
                              else "?")}
         need = ds.tasks[~ds.tasks["task"].isin(set(refs.index))] if refs is not None else ds.tasks
         if len(need):
-            from crowdllm.study.fit import needs_text
-
-            needs_text(ds.tasks, "the LLM reference")
             say(f"LLM reference for {len(need):,} task(s) (cached answers are free) ...")
             llm = backend_options.open(seed=seed)
             try:
@@ -390,13 +392,13 @@ def register(app: typer.Typer) -> None:
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """The whole job in minutes: fit a crowd on POPQUORN texts, score it on held-out texts, ask it, report."""
+        import warnings
+
         import pandas as pd
 
         from crowdllm.report.html import build_report
         from crowdllm.study.demo import FULL_REPRODUCTION, compact_table, run_demo
         from crowdllm.study.fit import task_references
-
-        import warnings
 
         # POPQUORN leaves some profile fields empty; the crowd encodes them as 'other' and says so on every
         # draw -- true, but noise in a first run (the crowd's own validation numbers already include it)
