@@ -388,3 +388,17 @@ def draw(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, reference: pd.Data
 
 def rng_for(seed: int) -> np.random.Generator:
     return make_rng(seed)
+
+
+def sample_pairs(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, pairs: pd.DataFrame,
+                 reference: pd.DataFrame | None, *, real: pd.DataFrame | None = None,
+                 random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Virtual answers for given (task, worker) ``pairs`` (e.g. held-out real people), with real answers
+    mixed in where given: ``task, worker, label``."""
+    rng = make_rng(random_state)
+    dec = crowd.expected_decisions(tasks, prof, pairs=pairs, reference=reference, random_state=rng)
+    mu = mix_real(crowd, dec, real) if real is not None and len(real) else (
+        dec["mu"].to_numpy(dtype=float) if "mu" in dec else
+        dec[[f"mu_{c}" for c in (crowd.label_.categories or ())]].to_numpy(dtype=float))
+    return pd.DataFrame({"task": dec["task"].astype(str).to_numpy(), "worker": dec["worker"].astype(str).to_numpy(),
+                         "label": _blend(crowd, mu, rng)})
