@@ -7,9 +7,10 @@ A seeded subset of POPQUORN offensiveness texts is split by text: the crowd is f
 for each of the other texts ("new tasks") the real raters are shuffled, the first k (k = 0, 1, 2, 5)
 are the pilot answers mixed in with ``--real`` semantics (:func:`crowdllm.study.sample.mix_real`), and
 the raters after the fifth are the held-out real people the crowd is scored against (the same people
-for every k; texts with fewer than 7 raters are left out). MAE of the per-task mean and Avg WD are
-averaged over ``--draws`` pilot draws. Next to the crowd: the pilot alone (its k answers as the
-prediction) and the crowd without mixing. The LLM reference comes from the backend flags' model through
+for every k; texts with fewer than 7 raters are left out). The crowd answers each new text with
+``--people`` virtual people from the training pool (as ``crowd sample --people 200 --real ...``); MAE of
+the per-task mean and Avg WD against the held-out people are averaged over ``--draws`` pilot draws. Next
+to the crowd: the pilot alone (the mean and distribution of its k answers) and the crowd without mixing. The LLM reference comes from the backend flags' model through
 the disk cache (the default embedded model: free when ``crowdllm crowd demo`` or ``reproduce`` already
 asked about these texts).
 """
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--people", type=int, default=200, help="virtual people per new task")
     parser.add_argument("--model-path", default=None)
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default=None)
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     test = split.test
     resp = test.responses[["task", "worker", "label"]].reset_index(drop=True)
     tasks = test.tasks[test.tasks["task"].isin(set(resp["task"]))]
+    from crowdllm.study.sample import people
+
+    prof = people(crowd, n_people=args.people, random_state=args.seed + 7)
+    all_pairs = pd.DataFrame([(t, w) for t in tasks["task"] for w in prof["worker"]], columns=["task", "worker"])
     rows = []
     for draw in range(args.draws):
         rng = np.random.default_rng(1000 + draw)
@@ -71,26 +77,27 @@ def main(argv: list[str] | None = None) -> int:
         n_raters = order.groupby("task")["worker"].transform("size")
         order = order[n_raters >= 7]
         gold = order[order["rank"] >= 5][["task", "worker", "label"]]
-        pairs = gold[["task", "worker"]]
+        pairs = all_pairs[all_pairs["task"].isin(set(gold["task"]))]
+
+        def score(pred: pd.DataFrame, gold: pd.DataFrame = gold) -> tuple[float, float]:
+            s = evaluate_predictions(pred, gold, ds.label, aggregators=["mean"]).set_index(["aggregator", "metric"])
+            return float(s.loc[("mean", "mae"), "value"]), float(s.loc[("-", "avg_wd"), "value"])
+
         for k in (0, 1, 2, 5):
-            pilot = order[order["rank"] < k][["task", "label"]]
-            virt = sample_pairs(crowd, tasks, test.workers, pairs, refs, real=pilot if k else None,
+            pilot = order[order["rank"] < k][["task", "worker", "label"]]
+            virt = sample_pairs(crowd, tasks, prof, pairs, refs, real=pilot[["task", "label"]] if k else None,
                                 random_state=2000 + 10 * draw + k)
-            scores = evaluate_predictions(virt, gold, ds.label, aggregators=["mean"]).set_index(["aggregator", "metric"])
-            rows.append({"draw": draw, "k": k, "method": "crowd + k real" if k else "crowd alone",
-                         "mae": scores.loc[("mean", "mae"), "value"], "avg_wd": scores.loc[("-", "avg_wd"), "value"]})
+            mae, wd = score(virt)
+            rows.append({"draw": draw, "k": k, "method": "crowd + k real" if k else "crowd alone", "mae": mae,
+                         "avg_wd": wd})
             if k:
-                # the pilot alone: each held-out person "answers" one of the k pilot answers
-                pil = pilot.groupby("task")["label"].apply(list)
-                picks = [pil[t][int(rng.integers(len(pil[t])))] for t in gold["task"]]
-                alone = gold.assign(label=np.asarray(picks, dtype=float))
-                s2 = evaluate_predictions(alone, gold, ds.label, aggregators=["mean"]).set_index(["aggregator", "metric"])
-                rows.append({"draw": draw, "k": k, "method": "k real alone", "mae": s2.loc[("mean", "mae"), "value"],
-                             "avg_wd": s2.loc[("-", "avg_wd"), "value"]})
+                mae, wd = score(pilot)  # the k real answers alone: their mean and their distribution
+                rows.append({"draw": draw, "k": k, "method": "k real alone", "mae": mae, "avg_wd": wd})
     table = pd.DataFrame(rows).groupby(["k", "method"], sort=True)[["mae", "avg_wd"]].agg(["mean", "std"])
     n_tasks = int(gold["task"].nunique())
     print(f"POPQUORN offensiveness: {ds.n_tasks} texts (seed {args.seed}), crowd fitted on {split.train.n_tasks}; "
           f"{n_tasks} new texts with >= 7 raters; scored against raters 6.. of each ({len(gold)} answers); "
+          f"{args.people} virtual people per text; "
           f"{args.draws} pilot draws; kappa = {crowd.kappa_:.2f}; reference: {what}")
     print("| real answers per new task | method | MAE (mean) | Avg WD |")
     print("|---|---|---|---|")
