@@ -55,6 +55,10 @@ def test_fit_writes_crowd_card_and_question_into_the_prompt(study_files, tmp_pat
     assert set(v["table"]) == {"crowd", "global", "noise-ceiling"}
     # the ceiling is a floor: no model beats it on its own held-out data
     assert v["table"]["noise-ceiling"]["MAE (mean)"] <= v["table"]["global"]["MAE (mean)"]
+    # also held-out tasks with all their people, where the interval for a real crowd's mean is sized
+    assert v["by_tasks"]["split"] == "task" and v["by_tasks"]["n_tasks"] == 8
+    iv = v["interval"]
+    assert iv["halfwidth"] > 0 and 0 <= iv["coverage"] <= 1 and iv["n_check"] == 4
     assert "## Validation" in printed and QUESTION in printed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 

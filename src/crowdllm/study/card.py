@@ -45,6 +45,8 @@ def render_card(card: dict[str, Any]) -> str:
             lines.append(f"- answer {level} = {words}")
         if q.get("template_file"):
             lines.append(f"- template file: {q['template_file']}")
+    elif ref.get("template"):
+        lines.append(f"- the packaged prompt template '{ref['template']}' (its question and answer words)")
     else:
         lines.append("- no question given: the reference prompt names only the allowed answers")
     lines += ["", "## Profile attributes", ""]
@@ -64,13 +66,18 @@ def render_card(card: dict[str, Any]) -> str:
     v = card.get("validation")
     lines += ["## Validation (held-out training people and tasks)", ""]
     if v:
-        lines += [f"{v['n_tasks']} held-out tasks, {v['n_people']} held-out people, {v['n_responses']:,} answers "
-                  f"(seed {v.get('seed', 0)}).", "",
-                  "| | " + " | ".join(v["metrics"]) + " |", "|---|" + "---|" * len(v["metrics"])]
-        for row in ("crowd", "global", "noise-ceiling"):
-            vals = v["table"].get(row, {})
-            lines.append(f"| {row} | " + " | ".join(_fmt(vals.get(m, float('nan'))) for m in v["metrics"]) + " |")
-        lines.append("")
+        parts = [v] + ([v["by_tasks"]] if v.get("by_tasks") else [])
+        for part in parts:
+            what = ("held-out people on held-out tasks" if part.get("split", "both") == "both"
+                    else "held-out tasks, all their people")
+            lines += [f"{what}: {part['n_tasks']} tasks, {part['n_people']} people, {part['n_responses']:,} answers "
+                      f"(seed {v.get('seed', 0)})", "",
+                      "| | " + " | ".join(part["metrics"]) + " |", "|---|" + "---|" * len(part["metrics"])]
+            for row in ("crowd", "global", "noise-ceiling"):
+                vals = part["table"].get(row, {})
+                lines.append(f"| {row} | " + " | ".join(_fmt(vals.get(m, float('nan'))) for m in part["metrics"])
+                             + " |")
+            lines.append("")
         iv = v.get("interval")
         if iv:
             lines.append(f"Interval for a real crowd's mean: crowd mean ± {iv['halfwidth']:.3f} "

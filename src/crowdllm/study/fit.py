@@ -108,18 +108,15 @@ def conformal_halfwidth(errors: np.ndarray, level: float) -> float:
     return float(e[min(k, len(e)) - 1])
 
 
-def validate(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Callable[[], Any], *, seed: int = 0,
-             test_size: float = 0.2, level: float = INTERVAL_LEVEL) -> dict[str, Any] | None:
-    """Validation numbers on held-out training people AND tasks (None when the data are too small)."""
+def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Callable[[], Any], *, by: str,
+                 seed: int, test_size: float, level: float | None) -> dict[str, Any] | None:
     from crowdllm.data.splits import split_dataset
     from crowdllm.evaluate.baselines import GlobalDistribution
     from crowdllm.evaluate.metrics import evaluate_predictions
     from crowdllm.evaluate.noise import noise_ceiling
 
-    if ds.n_workers < 10 or ds.n_tasks < 10:
-        return None
     try:
-        split = split_dataset(ds, by="both", test_size=test_size, random_state=seed)
+        split = split_dataset(ds, by=by, test_size=test_size, random_state=seed)  # type: ignore[arg-type]
     except CrowdDataError:
         return None
     train, test = split.train, split.test
@@ -140,28 +137,49 @@ def validate(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Calla
              "global": pick(evaluate_predictions(base, gold, ds.label, aggregators=[agg]))}
     ceiling = noise_ceiling(gold, ds.label, full=ds.responses, aggregators=[agg], random_state=seed)
     table["noise-ceiling"] = pick(ceiling[ceiling["method"] == "noise-ceiling"])
-    out: dict[str, Any] = {"seed": seed, "n_tasks": int(gold["task"].nunique()),
+    out: dict[str, Any] = {"split": by, "n_tasks": int(gold["task"].nunique()),
                            "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
                            "metrics": headers, "table": table}
-    # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
     real = numeric_values(gold["label"], ds.label)
-    if real is not None and ds.label.kind != "topk":
+    if level is not None and real is not None and ds.label.kind != "topk":
+        # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
         many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
         virt = numeric_values(many["label"], ds.label)
         assert virt is not None
         m_virt = pd.Series(virt).groupby(many["task"].astype(str).to_numpy()).mean()
         m_real = pd.Series(real).groupby(gold["task"].to_numpy()).mean()
         err = (m_real - m_virt.reindex(m_real.index)).to_numpy(dtype=float)
-        rng = np.random.default_rng(seed + 3)
-        order = rng.permutation(len(err))
+        order = np.random.default_rng(seed + 3).permutation(len(err))
         half = len(err) // 2
         if half >= 3:
             q_cal = conformal_halfwidth(err[order[:half]], level)
             check = err[order[half:]]
-            coverage = float(np.mean(np.abs(check) <= q_cal))
             out["interval"] = {"level": level, "halfwidth": conformal_halfwidth(err, level),
-                               "halfwidth_calibration": q_cal, "coverage": coverage, "n_check": int(len(check)),
+                               "halfwidth_calibration": q_cal, "coverage": float(np.mean(np.abs(check) <= q_cal)),
+                               "n_check": int(len(check)),
                                "people_per_task": float(gold.groupby("task").size().median())}
+    return out
+
+
+def validate(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Callable[[], Any], *, seed: int = 0,
+             test_size: float = 0.2, level: float = INTERVAL_LEVEL) -> dict[str, Any] | None:
+    """Validation numbers (None when the data are too small to hold some out).
+
+    Two splits of the training data: held-out people on held-out tasks (``by="both"``: the hardest case)
+    and held-out tasks with all their people (``by="task"``: what ``crowd sample`` does for new tasks); the
+    interval for a real crowd's mean is sized on the second (its tasks keep all their real raters)."""
+    if ds.n_workers < 10 or ds.n_tasks < 10:
+        return None
+    both = _score_split(ds, reference, make_crowd, by="both", seed=seed, test_size=test_size, level=None)
+    by_task = _score_split(ds, reference, make_crowd, by="task", seed=seed, test_size=test_size, level=level)
+    if both is None and by_task is None:
+        return None
+    out = dict(both or by_task)  # type: ignore[arg-type]
+    out["seed"] = seed
+    if both is not None and by_task is not None:
+        out["by_tasks"] = {k: v for k, v in by_task.items() if k != "interval"}
+    if by_task is not None and "interval" in by_task:
+        out["interval"] = by_task["interval"]
     return out
 
 
