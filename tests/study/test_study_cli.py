@@ -243,3 +243,22 @@ def test_refitting_over_another_folder_is_refused(study_files, tmp_path, server,
     assert main(fit_args(study_files, other, *backend(server))) == 2
     assert "not a crowd folder" in _one_error(capsys)
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_targets_rake_the_people_and_profiles_are_used_as_given(fitted, study_files, tmp_path, server):
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps({"gender": {"man": 0.8, "woman": 0.2}}))
+    out = tmp_path / "raked.csv"
+    assert main(_sample_args(fitted, study_files, out, "--targets", str(targets), "--people", "2000",
+                             *backend(server))) == 0
+    people = pd.read_csv(out).drop_duplicates("worker")
+    # 2000 draws at p = 0.8: sd 0.009, so 0.75..0.85 is more than 5 sd either side
+    assert len(people) == 2000 and 0.75 <= (people["gender"] == "man").mean() <= 0.85
+    profiles = tmp_path / "people.csv"
+    pd.DataFrame({"worker": ["ann", "bob"], "gender": ["woman", "man"], "age": ["18-24", "35-44"]}).to_csv(
+        profiles, index=False)
+    out2 = tmp_path / "given.csv"
+    assert main(_sample_args(fitted, study_files, out2, "--profiles", str(profiles), *backend(server))) == 0
+    frame = pd.read_csv(out2)
+    assert sorted(frame["worker"].unique()) == ["ann", "bob"] and len(frame) == 6
+    assert set(zip(frame["worker"], frame["gender"], strict=True)) == {("ann", "woman"), ("bob", "man")}
