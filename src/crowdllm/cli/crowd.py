@@ -209,6 +209,7 @@ def register(app: typer.Typer) -> None:
             rng = np.random.default_rng(seed)
             keep = sorted(rng.choice(ds.tasks["task"].astype(str).to_numpy(), size=limit_tasks, replace=False))
             ds = ds.subset(tasks=keep)
+            ds = ds.subset(workers=ds.responses["worker"].unique())  # the people of those tasks only
         default_template = ds.name if ds.name in available_templates() else (data if data in available_templates()
                                                                             else None)
         say = (lambda m: _err(m)) if progress else (lambda _m: None)
@@ -419,10 +420,10 @@ def register(app: typer.Typer) -> None:
             if close is not None:
                 close()
         table = compact_table(res["results"])
-        test = res["test"]
         typer.echo("")
-        typer.echo(f"How close the virtual crowd came to {test.n_workers} real people on {test.n_tasks} held-out "
-                   "texts (lower is better; CS: higher is better; the noise ceiling is the floor):")
+        typer.echo(f"How close the virtual crowd came to {res['held_out_people']} real people on "
+                   f"{res['held_out_texts']} held-out texts (MAE of the mean and Avg WD: lower is better; CS: "
+                   "higher is better; the noise ceiling is the floor):")
         typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
         typer.echo("")
         typer.echo(f"Asking the crowd a new text: \"{ask}\"")

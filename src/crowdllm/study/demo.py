@@ -65,6 +65,7 @@ def run_demo(llm: Any, out: str | Path, *, n_texts: int = DEFAULT_TEXTS, test_si
     ids = np.sort(full.tasks["task"].astype(str).to_numpy())
     chosen = np.random.default_rng(seed).choice(ids, size=min(n_texts, len(ids)), replace=False)
     ds = full.subset(tasks=sorted(chosen))
+    ds = ds.subset(workers=ds.responses["worker"].unique())  # the people who rated those texts
     split = split_dataset(ds, by="task", test_size=test_size, random_state=seed)
     train, test = split.train, split.test
     timings["load"] = time.perf_counter() - t0
@@ -126,7 +127,8 @@ def run_demo(llm: Any, out: str | Path, *, n_texts: int = DEFAULT_TEXTS, test_si
     atomic_write_json(out / "run.json", {"command": f"crowdllm crowd demo --texts {n_texts} --seed {seed}",
                                          "texts": int(ds.n_tasks), "held_out_texts": int(test.n_tasks),
                                          "seconds": timings, "llm": {"backend": llm.backend, "model": llm.model}})
-    return {"results": results, "timings": timings, "crowd_dir": crowd_dir, "train": train, "test": test}
+    return {"results": results, "timings": timings, "crowd_dir": crowd_dir, "train": train, "test": test,
+            "held_out_people": int(gold["worker"].nunique()), "held_out_texts": int(gold["task"].nunique())}
 
 
 def compact_table(results: pd.DataFrame) -> pd.DataFrame:
