@@ -262,3 +262,43 @@ def test_targets_rake_the_people_and_profiles_are_used_as_given(fitted, study_fi
     frame = pd.read_csv(out2)
     assert sorted(frame["worker"].unique()) == ["ann", "bob"] and len(frame) == 6
     assert set(zip(frame["worker"], frame["gender"], strict=True)) == {("ann", "woman"), ("bob", "man")}
+
+
+def test_a_binary_crowd_with_number_codes_fits_samples_and_mixes(study_files, tmp_path, server, capsys):
+    # the same study with answers -1 / 1 (number codes of two categories, inferred as binary)
+    frame = pd.read_csv(study_files["responses"])
+    frame["score"] = frame["score"].map(lambda v: 1 if v >= 3 else -1)
+    frame.to_csv(study_files["responses"], index=False)
+    out = tmp_path / "binary"
+    args = fit_args(study_files, out, "--question", "Is this comment toxic?", "--levels", "-1=not toxic,1=toxic",
+                    *backend(server))
+    args = [a for a in args if a not in ("--kind", "ordinal", "--scale", "1-5")]
+    assert main(args) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["label"]["categories"] == ["-1", "1"] and "error rate (mv)" in card["validation"]["metrics"]
+    real = tmp_path / "real.csv"
+    pd.DataFrame({"task": ["n1"] * 8, "label": [1.0] * 8}).to_csv(real, index=False)  # 1.0 is the category 1
+    shares = {}
+    for name, extra in (("plain", []), ("mixed", ["--real", str(real)])):
+        summary = tmp_path / f"{name}.csv"
+        assert main(_sample_args(out, study_files, tmp_path / f"{name}.parquet", "--people", "300", "--summary",
+                                 str(summary), *extra, *backend(server))) == 0
+        shares[name] = pd.read_csv(summary).set_index("task")["share_1"]
+    # 8 answers of 1 with kappa ~1 move the share of 1 eight ninths of the way to 1
+    assert shares["mixed"]["n1"] > 0.9 > shares["plain"]["n1"]
+    capsys.readouterr()
+    assert main(["crowd", "ask", str(out), "a bad bad comment", "--people", "100", *backend(server)]) == 0
+    printed = capsys.readouterr().out
+    assert "-1 not toxic" in printed and "1 toxic" in printed
+
+
+def test_task_metadata_the_crowd_reads_must_come_with_new_tasks(study_files, tmp_path, server, capsys):
+    tasks = pd.read_csv(study_files["tasks"]).assign(source=["web", "app"] * 20)
+    tasks.to_csv(study_files["tasks"], index=False)
+    out = tmp_path / "meta"
+    assert main(fit_args(study_files, out, "--meta", "source", "--no-validation", "--question", "Q?",
+                         *backend(server))) == 0
+    assert main(_sample_args(out, study_files, tmp_path / "a.csv", "--people", "5", *backend(server))) == 2
+    assert "reads the task metadata source" in _one_error(capsys)
+    assert main(fit_args(study_files, tmp_path / "m2", "--meta", "sauce", *backend(server))) == 2
+    assert "--meta: 'sauce' is not a task metadata column" in _one_error(capsys)

@@ -133,7 +133,18 @@ def _read_tasks(path: str, task_map: str | None) -> Any:
         row = out.index[int(dup.to_numpy().argmax())]
         raise CrowdDataError(f"task id '{out.loc[row, 'task']}' appears twice", file=path, row=int(row),
                              column=cmap.get("task", "task"))
-    return out[["task", "text"]].reset_index(drop=True)
+    return out.reset_index(drop=True)
+
+
+def _check_meta(card: dict[str, Any], tasks: Any, source: str | None) -> Any:
+    """The task metadata the crowd reads (``--meta`` at fit time) must come with the new tasks."""
+    meta = list((card.get("crowd") or {}).get("meta_columns") or [])
+    missing = [c for c in meta if c not in tasks.columns]
+    if missing:
+        where = f"--tasks {source}" if source else "'crowd ask' (text only)"
+        raise CrowdDataError(f"this crowd reads the task metadata {', '.join(missing)} (fitted with --meta); "
+                             f"{where} does not give it", file=source, column=missing[0])
+    return tasks[["task", "text", *meta]]
 
 
 def _parse_by(card: dict[str, Any], by: str | None) -> None:
@@ -163,6 +174,8 @@ def register(app: typer.Typer) -> None:
         limit_tasks: int = typer.Option(None, "--limit-tasks", help="Fit on a seeded random subset of this many tasks."),
         epochs: int = typer.Option(200, "--epochs", help="Most training epochs of the belief model."),
         embedder: str = typer.Option("auto", "--embedder", help="Task text embedder: auto, minilm or hashing."),
+        meta: str = typer.Option(None, "--meta", help="Task metadata columns the crowd reads besides the text "
+                                 "(comma-separated; new tasks must then carry them). Default: none."),
         validation: bool = typer.Option(True, "--validation/--no-validation",
                                         help="Measure the crowd on held-out training people and tasks first."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -201,6 +214,12 @@ def register(app: typer.Typer) -> None:
         q.check(ds.label)
         if reference is None:
             reference_kind(ds.label)
+        meta_columns = [c.strip() for c in (meta or "").split(",") if c.strip()]
+        for col in meta_columns:
+            if col not in ds.tasks.columns or col in ("task", "text"):
+                known = [c for c in ds.tasks.columns if c not in ("task", "text")]
+                raise ConfigError(f"--meta: '{col}' is not a task metadata column (task metadata: "
+                                  f"{', '.join(known) or 'none'})")
         registered = data in REGISTRY
         if not registered and not q.given:
             _err("warning: no --question: the LLM reference is told only the allowed answers, not what was "
@@ -241,7 +260,7 @@ def register(app: typer.Typer) -> None:
             backend_info = {"backend": llm.backend, "model": llm.model, "strategy": new.attrs.get("strategy", strategy)}
         assert refs is not None
         keep_cols = ["y_ref", *[c for c in refs.columns if str(c).startswith("p_")]]
-        params = {"epochs": epochs, "embedder": embedder}
+        params = {"epochs": epochs, "embedder": embedder, "meta_columns": meta_columns}
         crowd, facts = fit_study(ds, refs[keep_cols], crowd_params=params, seed=seed, validation=validation, say=say)
         missing = int(refs["y_ref"].isna().sum()) if "y_ref" in refs else 0
         card = {
@@ -320,7 +339,7 @@ def register(app: typer.Typer) -> None:
         if not 0 < participation <= 1:
             raise ConfigError(f"--participation must be in (0, 1], got {participation}")
         crowd, card = _load_crowd(crowd_dir)
-        task_frame = _read_tasks(tasks, task_map)
+        task_frame = _check_meta(card, _read_tasks(tasks, task_map), tasks)
         real_frame = None
         if real is not None:
             raw = load_table(real, infer_types=False)
@@ -375,7 +394,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--people must be at least 1 (got {n_people})")
         crowd, card = _load_crowd(crowd_dir)
         _parse_by(card, by)
-        tasks = pd.DataFrame({"task": ["ask"], "text": [" ".join(text.split())]})
+        tasks = _check_meta(card, pd.DataFrame({"task": ["ask"], "text": [" ".join(text.split())]}), None)
         refs = _references_for(crowd, card, tasks, backend_options, seed, progress=False)
         _print_ask(crowd, card, tasks, refs, n_people=n_people, by=by, seed=seed)
 

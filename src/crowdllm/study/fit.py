@@ -99,6 +99,20 @@ def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
     return values.to_numpy(dtype=float)
 
 
+def scoring_view(label: LabelSpec, *frames: pd.DataFrame) -> tuple[LabelSpec, list[pd.DataFrame]]:
+    """Categories that are number codes (``-1``/``1``), renamed ``"c:-1"``/``"c:1"`` for scoring only.
+
+    The aggregators read all-number labels as numbers and return ``1.0``, which the metrics then do not
+    find among the categories ``['-1', '1']``; text names keep them categories. Other labels unchanged."""
+    if label.kind != "categorical" or pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce").isna().all():
+        return label, list(frames)
+    from crowdllm.data.dataset import category_text
+
+    spec = LabelSpec("categorical", categories=tuple(f"c:{c}" for c in label.categories or ()))
+    out = [f.assign(label=f["label"].map(lambda v: f"c:{category_text(v)}")) for f in frames]
+    return spec, out
+
+
 def conformal_halfwidth(errors: np.ndarray, level: float) -> float:
     """Split-conformal quantile of absolute errors: the ceil((n + 1) level)-th smallest."""
     e = np.sort(np.abs(errors[np.isfinite(errors)]))
@@ -133,9 +147,10 @@ def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: C
         return {h: got.get(k, float("nan")) for h, k in zip(headers, keys, strict=True)}
 
     pred = pred.assign(task=pred["task"].astype(str), worker=pred["worker"].astype(str))
-    table = {"crowd": pick(evaluate_predictions(pred, gold, ds.label, aggregators=[agg])),
-             "global": pick(evaluate_predictions(base, gold, ds.label, aggregators=[agg]))}
-    ceiling = noise_ceiling(gold, ds.label, full=ds.responses, aggregators=[agg], random_state=seed)
+    label, (pred_s, base_s, gold_s, full_s) = scoring_view(ds.label, pred, base, gold, ds.responses)
+    table = {"crowd": pick(evaluate_predictions(pred_s, gold_s, label, aggregators=[agg])),
+             "global": pick(evaluate_predictions(base_s, gold_s, label, aggregators=[agg]))}
+    ceiling = noise_ceiling(gold_s, label, full=full_s, aggregators=[agg], random_state=seed)
     table["noise-ceiling"] = pick(ceiling[ceiling["method"] == "noise-ceiling"])
     out: dict[str, Any] = {"split": by, "n_tasks": int(gold["task"].nunique()),
                            "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
