@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from study_helpers import fit_args
+from study_helpers import fit_args, write_study_files
 
 from crowdllm.cli import main
 from fakeserver import FakeOpenAIServer
@@ -25,12 +26,23 @@ def backend(server: FakeOpenAIServer) -> list[str]:
     return ["--base-url", server.url, "--model", "fake-model"]
 
 
+@pytest.fixture(scope="module")
+def _fitted_once(tmp_path_factory, server):
+    """One fit for the module (three fits with validation: the slow part), with its own answer cache."""
+    files = write_study_files(tmp_path_factory.mktemp("study"))
+    out = tmp_path_factory.mktemp("fitted") / "crowd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CROWDLLM_CACHE", str(tmp_path_factory.mktemp("crowdllm-cache")))
+        assert main(fit_args(files, out, "--question", QUESTION, "--levels", "1=not at all,5=very",
+                             *backend(server))) == 0
+    return out
+
+
 @pytest.fixture
-def fitted(study_files, tmp_path, server, capsys):
+def fitted(_fitted_once, tmp_path):
+    """A fresh copy of the fitted crowd (some tests damage it)."""
     out = tmp_path / "crowd"
-    assert main(fit_args(study_files, out, "--question", QUESTION, "--levels", "1=not at all,5=very",
-                         *backend(server))) == 0
-    capsys.readouterr()
+    shutil.copytree(_fitted_once, out)
     return out
 
 
