@@ -24,7 +24,7 @@ import pandas as pd
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_fractions,
     check_methods,
     check_numeric,
@@ -36,17 +36,19 @@ from crowdllm.evaluate.analyses._common import (
     subsample_workers,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "profiles", "n_virtual", "tolerance",
            "resolution_rate", "mae"]
-DEFAULT_SIZES = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 40, 50)
+DEFAULT_SIZES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50)
+#: the paper's settings (``crowdllm analyze crowd-size --paper``)
+PAPER = {"fractions": (0.1, 0.5, 1.0), "seeds": (0, 1, 2, 3, 4)}
 PROFILE_KINDS = ("diverse", "fixed")
 
 
 def crowd_size(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     sizes: Sequence[int] = DEFAULT_SIZES,
     tolerances: Sequence[float] = (0.5,),
