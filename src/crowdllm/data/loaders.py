@@ -413,6 +413,72 @@ def _free_join_name(name: str, taken: set[str], suffix: str) -> str:
     return out
 
 
+def _side_columns(role: str, table: str | Path | pd.DataFrame, side_map: str | Mapping[str, Any] | None, flag: str,
+                  map_flag: str, keys: Sequence[str]) -> tuple[pd.DataFrame, str | None, pd.Series, list[str]]:
+    """Read a --tasks/--workers table: (table, its file, its ids, the columns carried into the join)."""
+    side, side_src = _side_table(table)
+    smap = parse_column_map(side_map, setting=map_flag, keys=keys)
+    side_cols = [str(c) for c in side.columns]
+    id_col = smap.get(role, role)
+    if id_col not in side_cols:
+        raise CrowdDataError(f"no column '{id_col}' (the {role} id; map it with {map_flag} {role}=COLUMN)"
+                             f"{did_you_mean(id_col, side_cols)} (columns: {', '.join(side_cols)})",
+                             file=side_src, column=id_col)
+    ids = _ids(side[id_col], side_src, id_col)
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        pos = int(np.flatnonzero(dup)[0])
+        raise CrowdDataError(f"{role} id '{ids.iloc[pos]}' appears twice in {flag}", file=side_src,
+                             row=_row_at(side.index, pos), column=id_col)
+    if role == "task":
+        text_col = smap.get("text", "text")
+        if text_col not in side_cols:
+            raise CrowdDataError(f"no column '{text_col}' (the task text; map it with {map_flag} text=COLUMN)"
+                                 f"{did_you_mean(text_col, side_cols)} (columns: {', '.join(side_cols)})",
+                                 file=side_src, column=text_col)
+        carried = [text_col] + [c for c in side_cols if c not in (id_col, text_col)]
+    else:
+        extra = [c for c in side_cols if c != id_col]
+        wanted = list(smap["profile"]) if "profile" in smap else extra
+        for col in wanted:
+            if col not in side_cols:
+                raise CrowdDataError(f"no profile column '{col}' ({map_flag} profile=...)"
+                                     f"{did_you_mean(col, side_cols)} (columns: {', '.join(side_cols)})",
+                                     file=side_src, column=col)
+        carried = wanted
+    return side, side_src, ids, carried
+
+
+def _check_id_columns(frame: pd.DataFrame, cmap: Mapping[str, Any], src: str | None) -> list[str]:
+    columns = [str(c) for c in frame.columns]
+    for role in ("task", "worker"):
+        col = cmap.get(role, role)
+        if col not in columns:
+            raise CrowdDataError(f"no column '{col}' ({_ROLE_HELP[role]}; map it with --map {role}=COLUMN)"
+                                 f"{did_you_mean(col, columns)} (columns: {', '.join(columns)})",
+                                 file=src, column=col)
+    return columns
+
+
+def _report_unmatched(out: pd.DataFrame, keep: np.ndarray, messages: list[str],
+                      first_bad: tuple[int, str, str] | None, strict: bool, src: str | None) -> tuple[int, str]:
+    """ONE warning naming what the join leaves out (an error with ``strict``); (rows left out, warning)."""
+    import warnings
+
+    if first_bad is not None and strict:
+        pos, col, msg = first_bad
+        raise CrowdDataError(f"{msg} (--strict; {'; '.join(messages)})", file=src,
+                             row=_row_at(out.index, pos), column=col)
+    n_dropped = int((~keep).sum())
+    warning = ""
+    if messages:
+        warning = ("; ".join(messages) + f": {n_dropped:,} response(s) left out (--strict makes this an error)")
+        warnings.warn(warning, UserWarning, stacklevel=3)
+    if n_dropped == len(out):
+        raise CrowdDataError(f"no response is left after the join ({warning})", file=src)
+    return n_dropped, warning
+
+
 def join_tables(
     frame: pd.DataFrame,
     *,
@@ -432,21 +498,13 @@ def join_tables(
     text (``12`` and ``12.0`` are the same id).
 
     Responses whose task (or person) is missing from the other table are counted and named in ONE
-    warning and left out; with ``strict`` they are an error naming the first such row. Returns the
-    joined long-form frame (the responses' file rows as index), the column map to read it with
-    (:func:`dataset_from_frame`), the number of responses left out and the warning text ("" if none).
+    warning and left out (``strict``: an error naming the first such row). Returns the joined frame (file
+    rows as index), the column map to read it with, the number of responses left out and the warning.
     """
-    import warnings
 
     src = source or frame.attrs.get("source")
     cmap = parse_column_map(column_map)
-    columns = [str(c) for c in frame.columns]
-    for role in ("task", "worker"):
-        col = cmap.get(role, role)
-        if col not in columns:
-            raise CrowdDataError(f"no column '{col}' ({_ROLE_HELP[role]}; map it with --map {role}=COLUMN)"
-                                 f"{did_you_mean(col, columns)} (columns: {', '.join(columns)})",
-                                 file=src, column=col)
+    columns = _check_id_columns(frame, cmap, src)
     out = frame.copy()
     out.attrs = dict(frame.attrs)
     keep = np.ones(len(out), dtype=bool)
@@ -468,36 +526,7 @@ def join_tables(
     if workers is not None:
         sides.append(("worker", workers, worker_map, "--workers", "--worker-map", WORKER_MAP_KEYS))
     for role, table, side_map, flag, map_flag, keys in sides:
-        side, side_src = _side_table(table)
-        smap = parse_column_map(side_map, setting=map_flag, keys=keys)
-        side_cols = [str(c) for c in side.columns]
-        id_col = smap.get(role, role)
-        if id_col not in side_cols:
-            raise CrowdDataError(f"no column '{id_col}' (the {role} id; map it with {map_flag} {role}=COLUMN)"
-                                 f"{did_you_mean(id_col, side_cols)} (columns: {', '.join(side_cols)})",
-                                 file=side_src, column=id_col)
-        ids = _ids(side[id_col], side_src, id_col)
-        dup = ids.duplicated().to_numpy()
-        if dup.any():
-            pos = int(np.flatnonzero(dup)[0])
-            raise CrowdDataError(f"{role} id '{ids.iloc[pos]}' appears twice in {flag}", file=side_src,
-                                 row=_row_at(side.index, pos), column=id_col)
-        if role == "task":
-            text_col = smap.get("text", "text")
-            if text_col not in side_cols:
-                raise CrowdDataError(f"no column '{text_col}' (the task text; map it with {map_flag} text=COLUMN)"
-                                     f"{did_you_mean(text_col, side_cols)} (columns: {', '.join(side_cols)})",
-                                     file=side_src, column=text_col)
-            carried = [text_col] + [c for c in side_cols if c not in (id_col, text_col)]
-        else:
-            extra = [c for c in side_cols if c != id_col]
-            wanted = list(smap["profile"]) if "profile" in smap else extra
-            for col in wanted:
-                if col not in side_cols:
-                    raise CrowdDataError(f"no profile column '{col}' ({map_flag} profile=...)"
-                                         f"{did_you_mean(col, side_cols)} (columns: {', '.join(side_cols)})",
-                                         file=side_src, column=col)
-            carried = wanted
+        side, side_src, ids, carried = _side_columns(role, table, side_map, flag, map_flag, keys)
         key = _ids(out[cmap.get(role, role)], src, cmap.get(role, role))
         matched = key.isin(set(ids)).to_numpy()
         unmatched = ~matched & keep
@@ -524,17 +553,7 @@ def join_tables(
                     profile.append(name)
         if role == "task" and profile is not None:
             profile = [c for c in profile if c not in carried]
-    if first_bad is not None and strict:
-        pos, col, msg = first_bad
-        raise CrowdDataError(f"{msg} (--strict; {'; '.join(messages)})", file=src,
-                             row=_row_at(out.index, pos), column=col)
-    n_dropped = int((~keep).sum())
-    warning = ""
-    if messages:
-        warning = ("; ".join(messages) + f": {n_dropped:,} response(s) left out (--strict makes this an error)")
-        warnings.warn(warning, UserWarning, stacklevel=2)
-    if n_dropped == len(out):
-        raise CrowdDataError(f"no response is left after the join ({warning})", file=src)
+    n_dropped, warning = _report_unmatched(out, keep, messages, first_bad, strict, src)
     joined = out[keep]
     joined.attrs = dict(frame.attrs)
     if profile is not None:

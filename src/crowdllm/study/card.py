@@ -90,14 +90,16 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_LABEL_TEXT = {
+    "ordinal": lambda lab: f"ordinal {lab['scale'][0]:g}..{lab['scale'][1]:g}",
+    "categorical": lambda lab: "categorical: " + ", ".join(lab["categories"]),
+    "topk": lambda lab: f"top-{lab['k']}",
+}
+
+
 def label_text(lab: dict[str, Any]) -> str:
-    if lab["kind"] == "ordinal":
-        return f"ordinal {lab['scale'][0]:g}..{lab['scale'][1]:g}"
-    if lab["kind"] == "categorical":
-        return "categorical: " + ", ".join(lab["categories"])
-    if lab["kind"] == "topk":
-        return f"top-{lab['k']}"
-    return str(lab["kind"])
+    show = _LABEL_TEXT.get(lab["kind"])
+    return show(lab) if show is not None else str(lab["kind"])
 
 
 def write_card(directory: str | Path, card: dict[str, Any]) -> None:

@@ -42,15 +42,40 @@ def _llm_reference_answers(refs: pd.DataFrame, pairs: pd.DataFrame, levels: list
                          "label": np.asarray(levels, dtype=float)[idx]})
 
 
+def _score_held_out(ds: Any, train: Any, test: Any, crowd: Any, refs: pd.DataFrame, seed: int
+                    ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+    """The crowd, the LLM alone and the baselines answer for the held-out texts' real raters; scored."""
+    from crowdllm.evaluate.baselines import GlobalDistribution, ProfileGroup, UniformRandom
+    from crowdllm.evaluate.metrics import evaluate_predictions
+    from crowdllm.evaluate.noise import noise_ceiling
+
+    gold = test.responses[["task", "worker", "label"]].reset_index(drop=True)
+    pairs = gold[["task", "worker"]]
+    test_tasks = test.tasks[test.tasks["task"].isin(set(gold["task"]))]
+    levels = list(range(int(ds.label.scale[0]), int(ds.label.scale[1]) + 1))  # type: ignore[index]
+    preds: dict[str, pd.DataFrame] = {}
+    virt = crowd.sample(test_tasks, profiles=test.workers, pairs=pairs, random_state=seed + 1, include_profile=False)
+    preds["crowdllm"] = virt.assign(task=virt["task"].astype(str), worker=virt["worker"].astype(str))
+    preds["llm-reference"] = _llm_reference_answers(refs, pairs, levels, seed + 2)
+    for name, method in (("profile-group", ProfileGroup()), ("global", GlobalDistribution()),
+                         ("random", UniformRandom())):
+        preds[name] = method.fit(train).sample(test_tasks, test.workers, pairs=pairs, random_state=seed + 3)
+    rows = []
+    for name, pred in preds.items():
+        scores = evaluate_predictions(pred, gold, ds.label, aggregators=["mean"])
+        rows += [(DATASET, "task", seed, name, a, m, float(v)) for a, m, v in scores.itertuples(index=False)]
+    ceiling = noise_ceiling(gold, ds.label, full=ds.responses, aggregators=["mean"], random_state=seed)
+    rows += [(DATASET, "task", seed, m, a, k, float(v)) for m, a, k, v in ceiling.itertuples(index=False)]
+    results = pd.DataFrame(rows, columns=["dataset", "split", "seed", "method", "aggregator", "metric", "value"])
+    return results, preds, gold
+
+
 def run_demo(llm: Any, out: str | Path, *, n_texts: int = DEFAULT_TEXTS, test_size: float = 0.2, seed: int = 0,
              epochs: int = 200, embedder: str = "auto", progress: bool = True,
              say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit, sample, score (see the module docstring). Returns the scores table and timings."""
     from crowdllm.data import load_dataset
     from crowdllm.data.splits import split_dataset
-    from crowdllm.evaluate.baselines import GlobalDistribution, ProfileGroup, UniformRandom
-    from crowdllm.evaluate.metrics import evaluate_predictions
-    from crowdllm.evaluate.noise import noise_ceiling
     from crowdllm.llm.reference import save_references
     from crowdllm.study.card import write_card
     from crowdllm.study.fit import fit_study, profile_summary, task_references
@@ -84,24 +109,7 @@ def run_demo(llm: Any, out: str | Path, *, n_texts: int = DEFAULT_TEXTS, test_si
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    gold = test.responses[["task", "worker", "label"]].reset_index(drop=True)
-    pairs = gold[["task", "worker"]]
-    test_tasks = test.tasks[test.tasks["task"].isin(set(gold["task"]))]
-    levels = list(range(int(ds.label.scale[0]), int(ds.label.scale[1]) + 1))  # type: ignore[index]
-    preds: dict[str, pd.DataFrame] = {}
-    virt = crowd.sample(test_tasks, profiles=test.workers, pairs=pairs, random_state=seed + 1, include_profile=False)
-    preds["crowdllm"] = virt.assign(task=virt["task"].astype(str), worker=virt["worker"].astype(str))
-    preds["llm-reference"] = _llm_reference_answers(refs, pairs, levels, seed + 2)
-    for name, method in (("profile-group", ProfileGroup()), ("global", GlobalDistribution()),
-                         ("random", UniformRandom())):
-        preds[name] = method.fit(train).sample(test_tasks, test.workers, pairs=pairs, random_state=seed + 3)
-    rows = []
-    for name, pred in preds.items():
-        scores = evaluate_predictions(pred, gold, ds.label, aggregators=["mean"])
-        rows += [(DATASET, "task", seed, name, a, m, float(v)) for a, m, v in scores.itertuples(index=False)]
-    ceiling = noise_ceiling(gold, ds.label, full=ds.responses, aggregators=["mean"], random_state=seed)
-    rows += [(DATASET, "task", seed, m, a, k, float(v)) for m, a, k, v in ceiling.itertuples(index=False)]
-    results = pd.DataFrame(rows, columns=["dataset", "split", "seed", "method", "aggregator", "metric", "value"])
+    results, preds, gold = _score_held_out(ds, train, test, crowd, refs, seed)
     timings["sample_and_score"] = time.perf_counter() - t0
 
     out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError, CrowdDataError
+from crowdllm.study.kinds import study_kind
 from crowdllm.study.question import Question
 
 #: Target coverage of the interval for a real crowd's mean.
@@ -29,16 +30,15 @@ _INTERVAL_PEOPLE = 200
 
 def reference_kind(label: LabelSpec) -> tuple[str, dict[str, Any]]:
     """(compute_references kind, its extra arguments) for a label."""
-    if label.kind == "categorical":
+    kind = study_kind(label)
+    if kind.categories:
         return "choice", {"choices": list(label.categories or ())}
-    if label.kind == "topk":
+    if kind.votes:
         return "topk", {"top_k": int(label.k or 1)}
-    if label.kind in ("ordinal", "continuous"):
-        if label.scale is None or not all(float(v).is_integer() for v in label.scale):
-            raise ConfigError("an LLM rating reference needs a whole-number label scale (--kind ordinal --scale 1-5), "
-                              "or pass --reference FILE")
-        return "rating", {"scale": (int(label.scale[0]), int(label.scale[1]))}
-    raise ConfigError(f"a digital crowd samples numeric, categorical or top-k labels, not {label.kind}")
+    if label.scale is None or not all(float(v).is_integer() for v in label.scale):
+        raise ConfigError("an LLM rating reference needs a whole-number label scale (--kind ordinal --scale 1-5), "
+                          "or pass --reference FILE")
+    return "rating", {"scale": (int(label.scale[0]), int(label.scale[1]))}
 
 
 def needs_text(tasks: pd.DataFrame, what: str) -> None:
@@ -83,14 +83,14 @@ def profile_summary(ds: CrowdDataset) -> dict[str, str]:
 
 def _metric_names(label: LabelSpec) -> tuple[str, list[str], list[tuple[str, str]]]:
     """(aggregator, headers, [(aggregator, metric)]) of the validation table for a label kind."""
-    if label.kind == "categorical":
+    if study_kind(label).categories:
         return "mv", ["error rate (mv)", "Avg TVD"], [("mv", "error_rate"), ("-", "avg_tvd")]
     return "mean", ["MAE (mean)", "Avg WD"], [("mean", "mae"), ("-", "avg_wd")]
 
 
 def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
     """Labels as numbers for a crowd mean (categories that are number codes count), else None."""
-    if label.kind in ("ordinal", "continuous", "topk"):
+    if not study_kind(label).categories:
         return pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
     values = pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors="coerce")
     cats = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
@@ -104,7 +104,8 @@ def scoring_view(label: LabelSpec, *frames: pd.DataFrame) -> tuple[LabelSpec, li
 
     The aggregators read all-number labels as numbers and return ``1.0``, which the metrics then do not
     find among the categories ``['-1', '1']``; text names keep them categories. Other labels unchanged."""
-    if label.kind != "categorical" or pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce").isna().all():
+    codes = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
+    if not study_kind(label).categories or codes.isna().all():
         return label, list(frames)
     from crowdllm.data.dataset import category_text
 
@@ -156,7 +157,7 @@ def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: C
                            "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
                            "metrics": headers, "table": table}
     real = numeric_values(gold["label"], ds.label)
-    if level is not None and real is not None and ds.label.kind != "topk":
+    if level is not None and real is not None and not study_kind(ds.label).votes:
         # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
         many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
         virt = numeric_values(many["label"], ds.label)
@@ -206,8 +207,7 @@ def fit_study(ds: CrowdDataset, reference: pd.DataFrame | None, *, crowd_params:
 
     say = say or (lambda _msg: None)
     needs_text(ds.tasks, "the digital crowd")
-    if ds.label.kind == "text":
-        raise ConfigError("a digital crowd samples numeric, categorical or top-k labels, not free text")
+    study_kind(ds.label)  # free text: one error naming the kind
     params = {"random_state": seed, **dict(crowd_params or {})}
 
     def make() -> Any:

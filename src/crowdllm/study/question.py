@@ -15,6 +15,7 @@ from typing import Any
 
 from crowdllm.data.dataset import LabelSpec, category_text
 from crowdllm.errors import ConfigError
+from crowdllm.study.kinds import level_names, study_kind
 
 
 def parse_levels(text: str | None, *, setting: str = "--levels") -> dict[str, str]:
@@ -51,11 +52,8 @@ class Question:
         """Every level named must be a level of the label (errors name --levels)."""
         if not self.levels:
             return
-        if label.kind == "categorical":
-            known = list(label.categories or ())
-        elif label.kind == "ordinal" and label.scale is not None:
-            known = [str(v) for v in range(int(label.scale[0]), int(label.scale[1]) + 1)]
-        else:
+        known = level_names(label)
+        if not known:
             raise ConfigError(f"--levels names answer levels; a {label.kind} label has none (use --question)")
         for level in self.levels:
             if level not in known:
@@ -69,7 +67,7 @@ class Question:
             return default
         from crowdllm.llm.prompts import get_template
 
-        kind = "choice" if label.kind == "categorical" else "rating"
+        kind = "choice" if study_kind(label).categories else "rating"
         base = get_template(kind, default)
         table: dict[str, Any] = {"system": base.system, "instructions": base.instructions,
                                  "item_label": base.item_label, "persona_note": base.persona_note,
