@@ -33,13 +33,6 @@ MAP_HELP = ("Column map of the responses file, KEY=COLUMN,...: task, worker, lab
             "profile (columns joined by +). E.g. task=instance_id,worker=user_id,label=offensiveness")
 
 
-#: The flag that completes each --kind (the kind names are the CLI's words here, not a test on a label).
-_COMPLETES = {"categorical": ("categories", "--categories, comma-separated (e.g. --categories no,yes or "
-                              "--categories=-1,1)"),
-              "ordinal": ("scale", "--scale (e.g. --scale 1-5)"),
-              "topk": ("k", "--k, the number of items each voter selects (e.g. --k 5)")}
-
-
 def label_from_options(kind: str | None, scale: str | None, categories: str | None, k: int | None) -> Any:
     """A LabelSpec from the CLI flags, or None (infer it from the file); errors name the flags."""
     from crowdllm.cli.data import parse_scale
@@ -52,10 +45,16 @@ def label_from_options(kind: str | None, scale: str | None, categories: str | No
     if kind not in LABEL_KINDS:
         raise ConfigError(f"--kind: '{kind}' is not one of {', '.join(LABEL_KINDS)}")
     cats = tuple(c.strip() for c in categories.split(",") if c.strip()) if categories else None
-    given = {"categories": bool(cats), "scale": bool(scale), "k": k is not None and k >= 1}
-    need = _COMPLETES.get(kind)
-    if need is not None and not given[need[0]]:
-        raise ConfigError(f"--kind {kind} needs {need[1]}")
+    from crowdllm.data.kinds import kind_named
+
+    what = kind_named(kind)
+    if what.nominal and not cats:
+        raise ConfigError(f"--kind {kind} needs --categories, comma-separated (e.g. --categories no,yes or "
+                          "--categories=-1,1)")
+    if what.integer_scale and not scale:
+        raise ConfigError(f"--kind {kind} needs --scale (e.g. --scale 1-5)")
+    if what.votes and (k is None or k < 1):
+        raise ConfigError(f"--kind {kind} needs --k, the number of items each voter selects (e.g. --k 5)")
     if cats is not None and len(set(cats)) != len(cats):
         raise ConfigError(f"--categories: '{categories}' names a category twice")
     return LabelSpec(kind, scale=parse_scale(scale) if scale else None,  # type: ignore[arg-type]

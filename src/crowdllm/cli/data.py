@@ -52,13 +52,13 @@ def _histogram(ds: Any) -> list[str]:
     labels = ds.responses["label"]
     spec = ds.label
     lines: list[str] = []
-    if spec.kind == "text":
+    if spec.kind_.free_text:
         lengths = labels.astype(str).str.len()
         return [f"  text answers: {int(lengths.min())}..{int(lengths.max())} characters "
                 f"(median {float(lengths.median()):g})"]
-    if spec.kind in ("ordinal", "topk"):
+    if spec.kind_.numeric and spec.kind_.on_levels:
         counts = [(f"{v:g}", int((labels == v).sum())) for v in spec.levels]
-    elif spec.kind == "categorical":
+    elif spec.kind_.nominal:
         counts = [(c, int((labels == c).sum())) for c in spec.categories]
     else:
         values = labels.to_numpy(dtype=float)
@@ -99,15 +99,7 @@ def _attributes(ds: Any) -> list[str]:
 
 
 def _label_text(spec: Any) -> str:
-    if spec.kind == "ordinal":
-        return f"ordinal {spec.scale[0]:g}..{spec.scale[1]:g}"
-    if spec.kind == "topk":
-        return f"top-{spec.k}"
-    if spec.kind == "categorical":
-        return f"categorical ({len(spec.categories)})"
-    if spec.kind == "continuous" and spec.scale is not None:
-        return f"continuous [{spec.scale[0]:g}, {spec.scale[1]:g}]"
-    return spec.kind
+    return spec.kind_.describe(spec)
 
 
 def register(app: typer.Typer) -> None:

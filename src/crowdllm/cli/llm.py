@@ -48,8 +48,7 @@ def ask(
 
 
 def _kind_for(label: Any) -> str:
-    return {"ordinal": "rating", "continuous": "rating", "categorical": "choice", "topk": "topk",
-            "text": "text"}[label.kind]
+    return str(label.kind_.reference_kind)
 
 
 def _default_template(name: str) -> str | None:

@@ -91,21 +91,21 @@ class DistributionBaseline:
 
     def fit(self, train: CrowdDataset) -> Self:
         label = train.label
-        if label.kind == "text":
+        if label.kind_.free_text:
             raise ConfigError(f"the '{self.name}' baseline cannot write free text (label kind 'text')")
-        if label.kind == "topk" and not self.supports_topk:
+        if label.kind_.votes and not self.supports_topk:
             raise ConfigError(f"the '{self.name}' baseline is not defined for top-k votes")
         self.label_ = label
         self.levels_ = _levels(train)
         resp = train.responses
         self.train_tasks_ = resp["task"].astype(str).to_numpy()
         self.train_workers_ = resp["worker"].astype(str).to_numpy()
-        if label.kind == "topk":
+        if label.kind_.votes:
             self.train_codes_ = pd.to_numeric(resp["label"]).to_numpy(dtype=float)  # 0/1 votes
         else:
             self.train_codes_ = _level_codes(train.label_codes(), self.levels_, label)
         counts = np.bincount(self.train_codes_.astype(int), minlength=len(self.levels_)).astype(float) \
-            if label.kind != "topk" else np.ones(2)
+            if not label.kind_.votes else np.ones(2)
         self.global_ = counts / counts.sum()
         self._fit(train)
         return self
@@ -124,14 +124,14 @@ class DistributionBaseline:
             raise ConfigError(f"pairs need the columns task and worker (missing: {', '.join(missing)})")
         out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
                             "worker": pairs["worker"].astype(str).to_numpy()})
-        if self.label_.kind == "topk":
+        if self.label_.kind_.votes:
             out["label"] = self._ballots(out, workers, generator)
             return out
         probs = self._probabilities(out, tasks, workers)
         unknown = np.isnan(probs).any(axis=1)
         codes = draw_levels(np.where(unknown[:, None], 1.0, probs), generator)
         values = self.levels_[codes]
-        if self.label_.kind == "categorical":
+        if self.label_.kind_.nominal:
             assert self.label_.categories is not None
             labels = pd.Series(np.asarray(self.label_.categories, dtype=object)[codes.astype(int)], dtype=object)
             labels[unknown] = np.nan
@@ -178,7 +178,7 @@ class DistributionBaseline:
 # ---------------------------------------------------------------- helpers
 def _levels(train: CrowdDataset) -> np.ndarray:
     label = train.label
-    if label.kind in ("ordinal", "categorical", "topk"):
+    if label.kind_.on_levels:
         return label.levels
     values = np.unique(train.label_codes())
     if len(values) > _MAX_CONTINUOUS_LEVELS:
@@ -188,7 +188,7 @@ def _levels(train: CrowdDataset) -> np.ndarray:
 
 def _level_codes(values: np.ndarray, levels: np.ndarray, label: LabelSpec) -> np.ndarray:
     """Index of each value's level (nearest level for continuous labels)."""
-    if label.kind == "continuous":
+    if not label.kind_.on_levels:
         mids = (levels[:-1] + levels[1:]) / 2
         return np.searchsorted(mids, values)
     return np.searchsorted(levels, values)
@@ -216,7 +216,7 @@ class UniformRandom(DistributionBaseline):
 
     def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
                random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
-        if getattr(self, "label_", None) is not None and self.label_.kind == "continuous":
+        if getattr(self, "label_", None) is not None and not self.label_.kind_.on_levels:
             generator = make_rng(random_state)
             pairs = all_pairs(tasks, workers) if pairs is None else pairs
             out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
@@ -243,7 +243,7 @@ class GlobalDistribution(DistributionBaseline):
         self.smoothing = smoothing
 
     def _fit(self, train: CrowdDataset) -> None:
-        if train.label.kind == "topk":
+        if train.label.kind_.votes:
             votes = pd.Series(self.train_codes_, index=self.train_tasks_).groupby(level=0).sum()
             self.popularity_ = votes + self.smoothing
 
@@ -322,7 +322,7 @@ class ProfileGroup(DistributionBaseline):
         self.attributes_ = attrs
         profiles = train.workers.set_index(train.workers["worker"].astype(str))[attrs]
         resp_profiles = profiles.reindex(self.train_workers_)
-        topk = self.label_.kind == "topk"
+        topk = self.label_.kind_.votes
         # target: label codes (ratings) or items (votes)
         if topk:
             self.items_ = pd.Index(pd.unique(self.train_tasks_))

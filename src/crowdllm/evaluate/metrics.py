@@ -19,7 +19,7 @@ predicted / gold labels of task ``t``, and ``A`` an aggregator (mean, median, MV
 - ``coverage = |T| / |tasks in gold|``: a method that cannot predict some tasks returns NaN labels
   for them; those rows are dropped and the tasks left out of every other metric.
 
-Top-k votes (``label.kind == "topk"``): the per-item vote count ``c_i = sum of 0/1 labels`` replaces
+Top-k votes (``label.kind_.votes``): the per-item vote count ``c_i = sum of 0/1 labels`` replaces
 the per-task aggregate (aggregator ``"count"``): ``mae``, ``rmse``, ``cs_raw``, ``cs_centered`` over
 items, and ``wd = W1({c_i^pred}, {c_i^gold})`` between the two *sets* of per-item counts (our reading
 of the paper's Table 5 WD, which the paper does not define). The predicted crowd must have as many
@@ -92,9 +92,9 @@ def _rowwise_cosine(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- labels on the metric axis
 def label_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
     """Labels as floats: numbers for numeric kinds, category index for categorical labels."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         assert label.categories is not None
         lookup = {c: float(i) for i, c in enumerate(label.categories)}
         codes = labels.astype(str).map(lookup)
@@ -113,7 +113,7 @@ def label_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
 def histogram_levels(label: LabelSpec, *samples: np.ndarray) -> np.ndarray:
     """Bin centres of the histograms of ``cs_dist``: the scale's levels, or for continuous labels
     ``10`` equal bins over the scale (over the pooled samples' range when there is no scale)."""
-    if label.kind in ("ordinal", "topk", "categorical"):
+    if label.kind_.on_levels:
         return label.levels
     if label.scale is not None:
         lo, hi = label.scale
@@ -194,7 +194,7 @@ class _Scored:
 
     @classmethod
     def build(cls, pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec) -> _Scored:
-        if label.kind == "text":
+        if label.kind_.free_text:
             raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
         gold = check_responses(gold)
         pred = _drop_unpredicted(pred)
@@ -228,14 +228,14 @@ class _Scored:
         return 0.5 * np.abs(hp / hp.sum(axis=1, keepdims=True) - hg / hg.sum(axis=1, keepdims=True)).sum(axis=1)
 
     def wasserstein(self) -> np.ndarray:
-        levels = self.label.levels if self.label.kind in ("ordinal", "topk", "categorical") else None
+        levels = self.label.levels if self.label.kind_.on_levels else None
         return per_task_wasserstein(self.pred_t, self.pred_v, self.gold_t, self.gold_v, self.n_tasks, levels)
 
     def aggregates(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The aggregator fitted on pred and on gold, both as floats on the metric axis, task-aligned."""
         a = get_aggregator(name).fit_predict(self.pred).reindex(self.tasks)
         g = get_aggregator(name).fit_predict(self.gold).reindex(self.tasks)
-        if self.label.kind == "categorical":
+        if self.label.kind_.nominal:
             return label_values(a, self.label), label_values(g, self.label)
         return a.to_numpy(dtype=float), g.to_numpy(dtype=float)
 
@@ -252,7 +252,7 @@ def check_aggregators(aggregators: Sequence[str], label: LabelSpec) -> list[str]
     names = [str(a).strip().lower() for a in aggregators]
     for name in names:
         get_aggregator(name)  # unknown name -> ConfigError
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         bad = [n for n in names if n in NUMERIC_ONLY]
         if bad:
             raise ConfigError(f"aggregator {', '.join(bad)} needs numeric labels; categorical labels can use "
@@ -301,9 +301,9 @@ def evaluate_predictions(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpe
     ``"-"``) ``cs_dist``, ``avg_wd`` and ``coverage``. Categorical labels: ``error_rate``, ``cs_raw`` ...
     per aggregator is replaced by ``error_rate`` only, and ``avg_wd`` by ``avg_tvd``. Top-k votes: see
     :func:`evaluate_votes` (``aggregators`` is ignored)."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
-    if label.kind == "topk":
+    if label.kind_.votes:
         return evaluate_votes(pred, gold)
     names = check_aggregators(aggregators, label)
     sp = _Scored.build(pred, gold, label)
@@ -314,14 +314,14 @@ def evaluate_predictions(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpe
             a = g = np.array([])
         else:
             a, g = sp.aggregates(name)
-        if label.kind == "categorical":
+        if label.kind_.nominal:
             rows.append((name, "error_rate", float(np.mean(a != g)) if a.size else nan))
             continue
         rows += [(name, "mae", mae(a, g)), (name, "rmse", rmse(a, g)),
                  (name, "cs_raw", cosine(a, g)), (name, "cs_centered", centered_cosine(a, g))]
     empty = sp.n_tasks == 0
     rows.append((NO_AGGREGATOR, "cs_dist", nan if empty else float(np.nanmean(sp.cs_dist_per_task()))))
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         rows.append((NO_AGGREGATOR, "avg_tvd", nan if empty else float(np.mean(sp.tvd_per_task()))))
     else:
         rows.append((NO_AGGREGATOR, "avg_wd", nan if empty else float(np.mean(sp.wasserstein()))))

@@ -75,7 +75,7 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
     """Both ceiling estimates for the gold responses of a test set, as ``[method, aggregator, metric, value]``.
 
     ``full``: every response of the data set (only the gold tasks' rows are used); default: ``gold``."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
     if n_sim < 1 or n_splits < 1:
         raise ConfigError(f"n_sim={n_sim} and n_splits={n_splits} must both be at least 1")
@@ -83,13 +83,13 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
     source = "full data" if full is not None else "gold only"
     full = gold if full is None else check_responses(full)
     generator = make_rng(random_state)
-    if label.kind == "topk":
+    if label.kind_.votes:
         oracle = _vote_oracle(gold, full, n_sim, generator)
     else:
         names = check_aggregators(aggregators, label)
         oracle = _oracle(gold, full, label, names, n_sim, generator)
     halves = split_half(full[full["task"].isin(set(gold["task"]))], label, aggregators=aggregators,
-                        n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind == "topk" else None,
+                        n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind_.votes else None,
                         random_state=generator)
     out = pd.concat([oracle, halves], ignore_index=True)[_COLUMNS]
     out.attrs["variance_source"] = source
@@ -114,7 +114,7 @@ def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: lis
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
     rows: list[tuple[str, str, str, float]] = []
-    numeric = label.kind != "categorical"
+    numeric = not label.kind_.nominal
     if numeric and "mean" in names:
         var = _task_variances(full_t, full_v, len(tasks))
         rows += [(NOISE_CEILING, "mean", "mae", float(np.mean(np.sqrt(2 / np.pi) * np.sqrt(var / n_t)))),
@@ -124,7 +124,7 @@ def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: lis
                   for name in names}
     levels = histogram_levels(label, full_v)
     full_hist = task_histograms(full_t, full_v, len(tasks), levels)
-    wd_levels = label.levels if label.kind in ("ordinal", "categorical") else None
+    wd_levels = label.levels if label.kind_.on_levels else None
     sim: dict[tuple[str, str], list[float]] = {}
     sample_t = np.repeat(np.arange(len(tasks)), n_t)
     for _ in range(n_sim):
@@ -168,7 +168,7 @@ def _task_variances(task_idx: np.ndarray, values: np.ndarray, n_tasks: int) -> n
 
 
 def _as_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
-    return label_values(labels, label) if label.kind == "categorical" else labels.to_numpy(dtype=float)
+    return label_values(labels, label) if label.kind_.nominal else labels.to_numpy(dtype=float)
 
 
 def _ordered(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -222,7 +222,7 @@ def split_half(responses: pd.DataFrame, label: LabelSpec, *, aggregators: Sequen
     resp = check_responses(responses)
     generator = make_rng(random_state)
     frames = []
-    if label.kind == "topk":
+    if label.kind_.votes:
         voters = np.array(sorted(set(resp["worker"])), dtype=object)
         half = len(voters) // 2 if n_voters is None else min(int(n_voters), len(voters) // 2)
         if half < 1:

@@ -90,16 +90,13 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_LABEL_TEXT = {
-    "ordinal": lambda lab: f"ordinal {lab['scale'][0]:g}..{lab['scale'][1]:g}",
-    "categorical": lambda lab: "categorical: " + ", ".join(lab["categories"]),
-    "topk": lambda lab: f"top-{lab['k']}",
-}
-
-
 def label_text(lab: dict[str, Any]) -> str:
-    show = _LABEL_TEXT.get(lab["kind"])
-    return show(lab) if show is not None else str(lab["kind"])
+    from crowdllm.data.dataset import LabelSpec
+
+    spec = LabelSpec.from_dict(lab)
+    if spec.kind_.nominal:
+        return "categorical: " + ", ".join(spec.categories or ())
+    return spec.kind_.describe(spec)
 
 
 def write_card(directory: str | Path, card: dict[str, Any]) -> None:

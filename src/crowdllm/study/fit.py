@@ -19,7 +19,7 @@ import pandas as pd
 
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError, CrowdDataError
-from crowdllm.study.kinds import study_kind
+from crowdllm.study.kinds import sampleable
 from crowdllm.study.question import Question
 
 #: Target coverage of the interval for a real crowd's mean.
@@ -30,8 +30,8 @@ _INTERVAL_PEOPLE = 200
 
 def reference_kind(label: LabelSpec) -> tuple[str, dict[str, Any]]:
     """(compute_references kind, its extra arguments) for a label."""
-    kind = study_kind(label)
-    if kind.categories:
+    kind = sampleable(label).kind_
+    if kind.nominal:
         return "choice", {"choices": list(label.categories or ())}
     if kind.votes:
         return "topk", {"top_k": int(label.k or 1)}
@@ -83,14 +83,14 @@ def profile_summary(ds: CrowdDataset) -> dict[str, str]:
 
 def _metric_names(label: LabelSpec) -> tuple[str, list[str], list[tuple[str, str]]]:
     """(aggregator, headers, [(aggregator, metric)]) of the validation table for a label kind."""
-    if study_kind(label).categories:
+    if label.kind_.nominal:
         return "mv", ["error rate (mv)", "Avg TVD"], [("mv", "error_rate"), ("-", "avg_tvd")]
     return "mean", ["MAE (mean)", "Avg WD"], [("mean", "mae"), ("-", "avg_wd")]
 
 
 def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
     """Labels as numbers for a crowd mean (categories that are number codes count), else None."""
-    if not study_kind(label).categories:
+    if not label.kind_.nominal:
         return pd.to_numeric(labels, errors="coerce").to_numpy(dtype=float)
     values = pd.to_numeric(pd.Series(np.asarray(labels, dtype=object)), errors="coerce")
     cats = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
@@ -105,7 +105,7 @@ def scoring_view(label: LabelSpec, *frames: pd.DataFrame) -> tuple[LabelSpec, li
     The aggregators read all-number labels as numbers and return ``1.0``, which the metrics then do not
     find among the categories ``['-1', '1']``; text names keep them categories. Other labels unchanged."""
     codes = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
-    if not study_kind(label).categories or codes.isna().all():
+    if not label.kind_.nominal or codes.isna().all():
         return label, list(frames)
     from crowdllm.data.dataset import category_text
 
@@ -157,7 +157,7 @@ def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: C
                            "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
                            "metrics": headers, "table": table}
     real = numeric_values(gold["label"], ds.label)
-    if level is not None and real is not None and not study_kind(ds.label).votes:
+    if level is not None and real is not None and not ds.label.kind_.votes:
         # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
         many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
         virt = numeric_values(many["label"], ds.label)
@@ -207,7 +207,7 @@ def fit_study(ds: CrowdDataset, reference: pd.DataFrame | None, *, crowd_params:
 
     say = say or (lambda _msg: None)
     needs_text(ds.tasks, "the digital crowd")
-    study_kind(ds.label)  # free text: one error naming the kind
+    sampleable(ds.label)  # free text: one error naming the kind
     params = {"random_state": seed, **dict(crowd_params or {})}
 
     def make() -> Any:

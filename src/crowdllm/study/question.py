@@ -15,7 +15,7 @@ from typing import Any
 
 from crowdllm.data.dataset import LabelSpec, category_text
 from crowdllm.errors import ConfigError
-from crowdllm.study.kinds import level_names, study_kind
+from crowdllm.study.kinds import level_names
 
 
 def parse_levels(text: str | None, *, setting: str = "--levels") -> dict[str, str]:
@@ -67,7 +67,7 @@ class Question:
             return default
         from crowdllm.llm.prompts import get_template
 
-        kind = "choice" if study_kind(label).categories else "rating"
+        kind = "choice" if label.kind_.nominal else "rating"
         base = get_template(kind, default)
         table: dict[str, Any] = {"system": base.system, "instructions": base.instructions,
                                  "item_label": base.item_label, "persona_note": base.persona_note,

@@ -26,7 +26,7 @@ from crowdllm._io import rng as make_rng
 from crowdllm.data.dataset import LabelSpec, category_text
 from crowdllm.errors import ConfigError, CrowdDataError
 from crowdllm.study.fit import numeric_values
-from crowdllm.study.kinds import level_names, study_kind
+from crowdllm.study.kinds import default_aggregator, level_names
 
 #: Responses per chunk written at once (bounded memory: ~100 bytes a response in flight).
 CHUNK_RESPONSES = 250_000
@@ -144,8 +144,8 @@ def read_real(frame: pd.DataFrame, label: LabelSpec, task_ids: set[str], *, sour
     if out["label"].isna().any():
         pos = int(np.flatnonzero(out["label"].isna().to_numpy())[0])
         raise CrowdDataError("label is missing", file=source, row=_row(out, pos), column="label")
-    kind = study_kind(label)
-    if kind.categories:
+    kind = label.kind_
+    if kind.nominal:
         values = out["label"].map(category_text)
         off = ~values.isin(list(label.categories or ())).to_numpy()
         if off.any():
@@ -164,7 +164,7 @@ def read_real(frame: pd.DataFrame, label: LabelSpec, task_ids: set[str], *, sour
                                  f"{label.scale}", file=source, row=_row(out, pos), column="label")
         out["label"] = num.astype(float)
     else:
-        raise ConfigError(f"mixing in real answers works for rating and categorical crowds, not {kind.name}")
+        raise ConfigError(f"mixing in real answers works for rating and categorical crowds, not {label.kind}")
     return out[["task", "label"]].reset_index(drop=True)
 
 
@@ -186,7 +186,7 @@ def mix_real(crowd: Any, decisions: pd.DataFrame, real: pd.DataFrame) -> np.ndar
     label: LabelSpec = crowd.label_
     tasks = decisions["task"].astype(str).to_numpy()
     grouped = real.groupby("task")
-    if study_kind(label).rating:
+    if label.kind_.rating:
         mu = decisions["mu"].to_numpy(dtype=float).copy()
         centre = pd.Series(decisions["mu_mean"].to_numpy(dtype=float)).groupby(tasks).mean()
         n = grouped.size()
@@ -212,7 +212,7 @@ def mix_real(crowd: Any, decisions: pd.DataFrame, real: pd.DataFrame) -> np.ndar
 
 def _blend(crowd: Any, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     b = crowd.blender_
-    if study_kind(crowd.label_).categories:
+    if crowd.label_.kind_.nominal:
         return np.asarray(b.sample(mu, rng))
     return np.asarray(b.sample(mu if mu.ndim == 1 else mu[:, 0], rng))
 
@@ -274,22 +274,22 @@ def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "aut
     values = numeric_values(answers["label"], label)
     if values is not None:
         out["mean"] = pd.Series(values).groupby(tasks.to_numpy()).mean()
-    kind = study_kind(label)
+    kind = label.kind_
     levels = level_names(label)
     if levels:
-        keys = answers["label"].map(category_text) if kind.categories else \
+        keys = answers["label"].map(category_text) if kind.nominal else \
             pd.to_numeric(answers["label"]).map(category_text)
         shares = pd.crosstab(tasks.to_numpy(), keys.to_numpy(), normalize="index").reindex(columns=levels, fill_value=0.0)
         for lvl in levels:
             out[f"share_{lvl}"] = shares[lvl].reindex(out.index).to_numpy()
-    name = aggregator if aggregator != "auto" else kind.aggregator
+    name = aggregator if aggregator != "auto" else default_aggregator(label)
     if not kind.votes:
         try:
             out["decision"] = get_aggregator(name).fit_predict(answers[["task", "worker", "label"]].assign(
                 task=tasks, worker=answers["worker"].astype(str))).reindex(out.index).to_numpy()
         except KeyError:
             raise ConfigError(f"--aggregator: unknown aggregator '{aggregator}'") from None
-        if kind.categories:
+        if kind.nominal:
             out["decision"] = out["decision"].map(category_text)
     if halfwidth is not None and np.isfinite(halfwidth) and "mean" in out:
         lo, hi = (label.scale if label.scale is not None else (-np.inf, np.inf))
