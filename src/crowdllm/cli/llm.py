@@ -67,7 +67,7 @@ def reference(
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks."),
     template: str | None = typer.Option(None, "--template", help="A prompt template name or .toml/.json file "
                                         "(default: the data set's own, else the generic one)."),
-    column_map: str | None = typer.Option(None, "--column-map", help="Column map for your own file "
+    column_map: str | None = typer.Option(None, "--map", "--column-map", help="Column map for your own file "
                                           "(see `crowdllm data --help`)."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

@@ -16,6 +16,7 @@ is row 1 for CSV), so validation errors can point at the exact place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -103,6 +104,25 @@ class LabelSpec:
             categories=tuple(d["categories"]) if d.get("categories") is not None else None,
             k=d.get("k"),
         )
+
+
+def category_text(value: Any) -> str:
+    """A category as text: numbers used as category codes read the same whatever the file's type
+    (``1``, ``1.0`` and ``"1.0"`` are all ``"1"``; ``-1.0`` is ``"-1"``); other values unchanged.
+
+    >>> [category_text(v) for v in (1, 1.0, "1.0", "-1", " yes ", 0.5)]
+    ['1', '1', '1', '-1', 'yes', '0.5']
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value).strip()
+    if re.fullmatch(r"[-+]?\d+\.0+", text):
+        return str(int(float(text)))
+    return text
 
 
 def _row_of(frame: pd.DataFrame, pos: int) -> int | None:
@@ -271,7 +291,7 @@ class CrowdDataset:
                     raise CrowdDataError(f"label {raw.iloc[pos]} is off the scale: must be {what}", file=src,
                                          row=_row_of(frame, pos), column="label")
             return pd.Series(values, index=frame.index)
-        values = raw.astype(str)
+        values = raw.map(category_text) if spec.kind_.nominal else raw.astype(str)
         if spec.kind_.nominal:
             assert spec.categories is not None
             off = ~values.isin(spec.categories).to_numpy()
