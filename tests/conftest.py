@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,26 @@ def synthetic():
     from crowdllm.data.synthetic import make_synthetic_crowd
 
     return make_synthetic_crowd(n_tasks=60, n_workers=40, random_state=0)
+
+
+@pytest.fixture
+def three_files(tmp_path: Path) -> dict[str, Any]:
+    """A synthetic 1-5 crowd (30 tasks x 25 people) as the three files people have: responses with ids
+    (``item``, ``rater``, ``rating``), task texts (``id``, ``comment``) and profiles (``person`` + gender,
+    age, group). The texts file lacks task ``t0029``, which 25 * 0.6 responses on average name: a
+    join leaves them out with one warning (or ``--strict`` stops). ``files["args"]`` are the data flags."""
+    from crowdllm.data.synthetic import make_synthetic_crowd
+
+    ds = make_synthetic_crowd(n_tasks=30, n_workers=25, participation=0.6, random_state=2).dataset
+    files: dict[str, Any] = {"responses": tmp_path / "responses.csv", "tasks": tmp_path / "texts.csv",
+                             "workers": tmp_path / "people.csv"}
+    ds.responses.rename(columns={"task": "item", "worker": "rater", "label": "rating"}).to_csv(
+        files["responses"], index=False)
+    ds.tasks[ds.tasks["task"] != "t0029"].rename(columns={"task": "id", "text": "comment"}).to_csv(
+        files["tasks"], index=False)
+    ds.workers.rename(columns={"worker": "person"}).to_csv(files["workers"], index=False)
+    files["missing_responses"] = int((ds.responses["task"] == "t0029").sum())
+    files["args"] = ["--map", "task=item,worker=rater,label=rating", "--kind", "ordinal", "--scale", "1-5",
+                     "--tasks", str(files["tasks"]), "--task-map", "task=id,text=comment",
+                     "--workers", str(files["workers"]), "--worker-map", "worker=person"]
+    return files

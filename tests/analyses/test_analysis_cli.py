@@ -54,7 +54,7 @@ def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, 
 
     sim = tmp_path / "sim"
     rc, _, stderr = _run(capsys, "analyze", "simulation", "--methods", BASELINES, "--noise", "0,2", "--diversity", "1",
-                         "--workers", "8", "--tasks-per-worker", "10", "--n-tasks", "20", "--out", str(sim))
+                         "--n-workers", "8", "--tasks-per-worker", "10", "--n-tasks", "20", "--out", str(sim))
     assert rc == 0, stderr
     assert set(pd.read_csv(sim / "simulation.csv")["noise"]) == {0.0, 2.0}
 
@@ -206,3 +206,39 @@ def test_seeds_option_and_crowd_param_mean_the_same_in_every_command(capsys):
         flat = " ".join(out.replace("│", " ").split())
         assert rc == 0 and "--seeds" in flat and "0..N-1" in flat, argv
         assert "--crowd-param" in flat and "--option" in flat, argv
+
+
+def test_three_files_through_analyze(three_files, tmp_path, capsys):
+    """An analysis reads the three-file data set as every command does: joined, one warning line, --strict stops."""
+    argv = ["analyze", "data-efficiency", "--dataset", str(three_files["responses"]), *three_files["args"],
+            "--methods", "profile-group", "--sizes", "1", "--fractions", "100", "--out", str(tmp_path)]
+    rc, _, stderr = _run(capsys, *argv)
+    assert rc == 0, stderr
+    warned = [line for line in stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "'t0029'" in warned[0], stderr
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert "t0029" not in set(predictions["task"]) and set(predictions["source"]) == {"real", "virtual"}
+    settings = json.loads((tmp_path / "settings_data_efficiency.json").read_text())
+    assert f"--workers {three_files['workers']}" in settings["command"]
+
+    rc, _, stderr = _run(capsys, *argv, "--strict")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "'t0029'" in lines[0], stderr
+
+
+DATA_FLAGS = ("--map", "--kind", "--scale", "--categories", "--tasks", "--task-map", "--workers", "--worker-map",
+              "--strict")
+
+
+@pytest.mark.parametrize("argv", [["data", "validate"], ["data", "info"], ["crowd", "fit"], ["evaluate"],
+                                  ["analyze", "crowd-size"], ["analyze", "simulation"], ["analyze", "theory"]])
+def test_every_command_that_reads_a_crowd_file_has_the_same_data_flags(capsys, argv):
+    """One declaration (crowdllm.cli._data_options): the same spelling and help text everywhere."""
+    from crowdllm.cli._data_options import MAP_HELP
+
+    rc, out, _ = _run(capsys, *argv, "--help")
+    flat = " ".join(out.replace("│", " ").split())
+    assert rc == 0
+    for flag in DATA_FLAGS:
+        assert f" {flag} " in flat, (argv, flag)
+    assert " ".join(MAP_HELP.split()[:6]) in flat and "--column-map" not in flat

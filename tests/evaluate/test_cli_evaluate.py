@@ -118,3 +118,29 @@ def test_llm_methods_get_the_backend_from_the_shared_flags(crowd_csv, tmp_path, 
     results = pd.read_csv(out / "results.csv", keep_default_na=False)
     assert "ask-llm" in set(results["method"])
     assert (out / "results.csv.usage.json").exists()  # the LLM's calls and tokens, next to the results
+
+
+def _lines(text: str, prefix: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+def test_three_files_joined_with_tasks_and_workers(three_files, tmp_path, capsys) -> None:
+    """Responses, task texts and profiles in three files: joined on the ids, the response rows whose task
+    is missing from --tasks counted in one warning line, the profile baseline fed by --workers."""
+    out = tmp_path / "res"
+    argv = ["evaluate", "-d", str(three_files["responses"]), *three_files["args"], "--seeds", "1",
+            "--methods", "global,profile-group", "--aggregators", "mean", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    warned = _lines(captured.err, "warning:")
+    assert len(warned) == 1, captured.err
+    assert "'t0029'" in warned[0] and f"{three_files['missing_responses']} response(s) left out" in warned[0]
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert {"global", "profile-group"} <= set(results["method"])
+    assert results.loc[results["method"] == "profile-group", "value"].notna().all()
+
+    assert main([*argv, "--strict"]) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "'t0029'" in errors[0], captured.err
+    assert "Traceback" not in captured.err

@@ -135,6 +135,8 @@ _OPTIONS: list[tuple[str, Any, Any]] = [
                                   "--tasks/--workers is an error (default: counted, named, left out).")),
 ]
 OPTION_NAMES = tuple(name for name, _, _ in _OPTIONS)
+#: the declarations, for commands that build their signature themselves (``crowdllm analyze``)
+DATA_OPTIONS = tuple(_OPTIONS)
 
 
 def with_data_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,7 +15,6 @@ import typer
 from crowdllm.errors import ConfigError
 
 DATASET = typer.Option(..., "--dataset", "-d", help="A registered data set name or your own file.")
-MAP = typer.Option(None, "--map", help="Column map for your own file: task=...,worker=...,label=...")
 SEEDS_HELP = "Number of seeds N (seeds 0..N-1) or a list like 0,3,7; each seed is a new split and sample."
 REFERENCE = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
                          "'crowdllm llm reference'); tasks missing from it are asked of the LLM.")

@@ -22,6 +22,7 @@ import typer
 
 from crowdllm.cli import _options as opt
 from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.cli._data_options import DATA_OPTIONS, OPTION_NAMES, DataOptions
 from crowdllm.errors import ConfigError
 
 DEFAULT_METHODS = ("crowdllm", "vae-only", "per-task")
@@ -59,13 +60,11 @@ def parse_fractions(text: str, setting: str = "--fractions") -> list[float]:
 # ---------------------------------------------------------------------------------------- shared steps
 
 
-def load(dataset: str, column_map: str | None, max_tasks: int | None = None) -> Any:
-    """The data set, optionally cut to a seeded choice of ``max_tasks`` tasks (a quick look at a big
-    set, or fewer LLM references to compute)."""
-    from crowdllm.data import load_dataset, parse_column_map
-
-    cmap = parse_column_map(column_map) if column_map else None
-    ds = load_dataset(dataset, column_map=cmap) if cmap else load_dataset(dataset)
+def load(dataset: str, data_options: DataOptions | None = None, max_tasks: int | None = None) -> Any:
+    """The data set (a registered name, or the user's file read with the data flags every command shares:
+    ``--map``, the label flags, ``--tasks``/``--workers`` joined on the ids), optionally cut to a seeded
+    choice of ``max_tasks`` tasks (a quick look at a big set, or fewer LLM references to compute)."""
+    ds = (data_options or DataOptions()).load(dataset)
     if max_tasks is None or max_tasks >= ds.n_tasks:
         return ds
     if max_tasks < 2:
@@ -212,7 +211,7 @@ class Run:
     ctx: typer.Context
     backend_options: BackendOptions
     dataset: str | None = None
-    column_map: str | None = None
+    data_options: DataOptions = field(default_factory=DataOptions)
     max_tasks: int | None = None
     out: Path | None = None
     seeds: str | None = None
@@ -226,7 +225,7 @@ class Run:
 
     def load(self) -> Any:
         assert self.dataset is not None
-        return load(self.dataset, self.column_map, self.max_tasks)
+        return load(self.dataset, self.data_options, self.max_tasks)
 
     def seed_values(self, analysis: Callable[..., Any], paper: Any = None) -> list[int]:
         """``--seeds``, else the paper's seeds with ``--paper``, else the analysis function's default."""
@@ -251,7 +250,7 @@ _METHODS_HELP = ("Comma-separated registered methods (default: crowdllm,vae-only
                  "is installed, else profile-group,per-task,global).")
 _COMMON: list[tuple[str, Any, Any]] = [
     ("dataset", str, opt.DATASET),
-    ("column_map", str | None, opt.MAP),
+    *DATA_OPTIONS,  # --map, --kind/--scale/--categories/--k, --tasks/--task-map, --workers/--worker-map, --strict
     ("max_tasks", int | None, typer.Option(None, "--max-tasks", help="Use a seeded choice of this many tasks "
                                            "only (quick look; fewer LLM references).")),
     ("out", Path | None, typer.Option(None, "--out", "-o", help="Results folder (default results/analyses/<dataset>).")),
@@ -282,7 +281,8 @@ def analysis_command(group: typer.Typer, name: str, **override: Any) -> Callable
 
         def command(ctx: typer.Context, **kw: Any) -> None:
             shared = {n: kw.pop(n) for n, _, _ in common}
-            func(Run(ctx=ctx, backend_options=kw.pop("backend_options"), **shared), **kw)
+            data = DataOptions(**{n: shared.pop(n) for n in OPTION_NAMES if n in shared})
+            func(Run(ctx=ctx, backend_options=kw.pop("backend_options"), data_options=data, **shared), **kw)
 
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
@@ -485,7 +485,8 @@ def simulation_cmd(
     run: Run,
     noise: str = typer.Option("0,1,2", "--noise", help="Error-of-response levels (sd)."),
     diversity: str = typer.Option("0,1,2", "--diversity", help="Belief-diversity levels (sd)."),
-    workers: str = typer.Option(None, "--workers", help="People in the training data (default 10,40)."),
+    n_workers: str = typer.Option(None, "--n-workers", help="People in the training data (default 10,40; "
+                                  "--workers is the people file of --dataset, as in every command)."),
     tasks_per_worker: str = typer.Option(None, "--tasks-per-worker", help="Default 20 (--paper: 5,10,20,40)."),
     n_tasks: int = typer.Option(100, "--n-tasks", help="Tasks per simulated crowd (20% held out)."),
     n_virtual: int = typer.Option(20, "--n-virtual", help="Virtual people per held-out question."),
@@ -497,7 +498,7 @@ def simulation_cmd(
     from crowdllm.report.figures import plot_simulation
 
     base = run.load() if run.dataset else None
-    nw = parse_ints(workers, "--workers") if workers else \
+    nw = parse_ints(n_workers, "--n-workers") if n_workers else \
         ([5, 10, 20, 50, 100] if run.paper else list(library_default(simulation_study, "n_workers")))
     k = parse_ints(tasks_per_worker, "--tasks-per-worker") if tasks_per_worker else \
         ([5, 10, 20, 40] if run.paper else list(library_default(simulation_study, "tasks_per_worker")))

@@ -2,7 +2,9 @@
 
 A thin shell over :func:`crowdllm.evaluate.run_experiment`; prints the table (mean ± std over seeds,
 with the noise-ceiling rows) and with ``--out DIR`` writes ``DIR/results.csv`` (long form) and
-``DIR/results.md``. While it runs, the results so far are kept in ``DIR/results.partial.csv``.
+``DIR/results.md``. The data flags are those of every command that reads a crowd file (``--map``,
+``--kind``/``--scale``/``--categories``, ``--tasks``/``--task-map``, ``--workers``/``--worker-map``,
+``--strict``; see :mod:`crowdllm.cli._data_options`). While it runs, the results so far are kept in ``DIR/results.partial.csv``.
 
 Methods that call a language model get it from the shared backend flags (``--base-url``, ``--model``,
 ``--model-path``, ...; see :mod:`crowdllm.cli._backend`); it is opened only when a chosen method needs
@@ -13,7 +15,6 @@ run fails half-way. ``--reference FILE`` hands precomputed LLM references to the
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,8 @@ import typer
 
 from crowdllm.cli import _options as opt
 from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.cli._data_options import DataOptions, with_data_options
 from crowdllm.errors import ConfigError
-
-_MAP_HELP = ("Column map for your own file, KEY=COLUMN,...: task, worker, label, text, profile. "
-             "E.g. task=instance_id,worker=user_id,label=offensiveness")
 
 
 def _split_list(text: str | None, setting: str) -> list[str] | None:
@@ -36,38 +35,14 @@ def _split_list(text: str | None, setting: str) -> list[str] | None:
     return items
 
 
-def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: str | None,
-          categories: str | None, k: int | None) -> Any:
-    from crowdllm.cli.data import label_from_options
-    from crowdllm.data import REGISTRY, load_dataset, parse_column_map
-
-    label = label_from_options(kind, scale, categories, k)
-    cmap = parse_column_map(column_map) if column_map else None
-    spec = REGISTRY.get(name_or_file)
-    if spec is not None and spec.tested and (cmap is not None or label is not None):
-        raise ConfigError(f"'{name_or_file}' is a registered data set with a fixed layout; "
-                          "--map/--kind/--scale apply to your own files")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return load_dataset(name_or_file, column_map=cmap, label=label)
-        finally:
-            for w in caught:
-                typer.echo(f"warning: {w.message}", err=True)
-
-
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
 
 
 @with_backend_options
+@with_data_options
 def evaluate_cmd(
     dataset: str = typer.Option(..., "--dataset", "-d", help="A registered data set name or a responses file."),
-    column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
-    kind: str = typer.Option(None, "--kind", help="Label kind of your file (default: inferred)."),
-    scale: str = typer.Option(None, "--scale", help="Label scale of your file, e.g. 1-5."),
-    categories: str = typer.Option(None, "--categories", help="Categories of your file, comma-separated."),
-    k: int = typer.Option(None, "--k", help="Items each voter selects (top-k votes)."),
     split: str = typer.Option("worker", "--split", help="Hold out unseen workers, tasks, or both."),
     seeds: str = typer.Option("5", "--seeds", help=opt.SEEDS_HELP),
     methods: str = typer.Option(None, "--methods",
@@ -82,6 +57,7 @@ def evaluate_cmd(
     out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]
+    data_options: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
     """Score virtual crowds against held-out real responses (mean ± std over seeds, with the noise ceiling)."""
     from crowdllm.data.splits import SPLIT_BY
@@ -96,7 +72,7 @@ def evaluate_cmd(
     needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
     options = opt.method_options(option=option, crowd_param=crowd_param, reference=reference, embedder=embedder)
     started = time.perf_counter()
-    ds = _load(dataset, column_map, kind, scale, categories, k)
+    ds = data_options.load(dataset)
     usage = out / "results.csv.usage.json" if out is not None else None
     with backend_options.session(needs_llm, usage_file=usage) as llm:
         if llm is not None:
