@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,9 +87,44 @@ def test_encoder_state_round_trip_and_text_columns_with_an_encoder():
 
 
 def test_encoder_state_survives_a_json_round_trip_with_sorted_keys():
-    import json
 
     frame = pd.DataFrame({"worker": ["a", "b"], "zeta": ["x", "y"], "alpha": [1.0, 3.0]})
     enc = ProfileEncoder().fit(frame)
     state = json.loads(json.dumps(enc.get_state(), sort_keys=True))
     np.testing.assert_array_equal(ProfileEncoder.from_state(state).transform(frame), enc.transform(frame))
+
+
+def test_a_missing_band_met_in_training_is_seen_not_unseen():
+    """Education left empty for some training people: their missing band is a known level, not an
+    'unseen' value on every draw; a band nobody had in training still is."""
+    bands = ["school", "college", "degree"]
+    train = pd.DataFrame({"worker": list("abcd"), "education": ["school", "degree", np.nan, "college"]})
+    enc = ProfileEncoder().fit(train, ordered_attributes={"education": bands})
+    assert enc.missing_seen_ == ["education"]
+    new = pd.DataFrame({"worker": list("xyz"), "education": [np.nan, "phd", "school"]})
+    X = enc.transform(new)
+    names = enc.feature_names_
+    np.testing.assert_array_equal(X[:, names.index("education=other")], [1, 1, 0])
+    np.testing.assert_allclose(X[:, names.index("education")], [0.5, 0.5, 0.0])
+    assert enc.unseen_ == {"education": {"phd": 1}}
+    back = ProfileEncoder.from_state(json.loads(json.dumps(enc.get_state())))
+    back.transform(new)
+    assert back.unseen_ == {"education": {"phd": 1}}
+    # with no missing band in training, a missing one is unseen (and counted) as before
+    complete = ProfileEncoder().fit(train.dropna(), ordered_attributes={"education": bands})
+    complete.transform(new)
+    assert complete.unseen_ == {"education": {"(missing)": 1, "phd": 1}}
+
+
+def test_popquorn_missing_education_draws_no_unseen_warning(shared_data):
+    """POPQUORN leaves education empty for a few people: encoding the training people warns of nothing."""
+    from crowdllm.crowd.inputs import encode_profiles
+    from crowdllm.data import load_dataset
+
+    ds = load_dataset("popquorn-offensiveness")
+    assert ds.workers["education"].isna().any()  # the case this guards
+    enc = ProfileEncoder().fit(ds.workers, ordered_attributes=ds.ordered_attributes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode_profiles(enc, ds.workers.sample(frac=1.0, random_state=0))
+    assert enc.unseen_ == {}

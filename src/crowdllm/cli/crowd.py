@@ -436,7 +436,6 @@ def demo_cmd(
     backend_options: BackendOptions = None,  # type: ignore[assignment]
 ) -> None:
     """The whole job in minutes: fit a crowd on POPQUORN texts, score it on held-out texts, ask it, report."""
-    import warnings
 
     import pandas as pd
 
@@ -444,9 +443,6 @@ def demo_cmd(
     from crowdllm.study.demo import FULL_REPRODUCTION, compact_table, run_demo
     from crowdllm.study.fit import task_references
 
-    # POPQUORN leaves some profile fields empty; the crowd encodes them as 'other' and says so on every
-    # draw -- true, but noise in a first run (the crowd's own validation numbers already include it)
-    warnings.filterwarnings("ignore", message=r"profile values not seen in training.*'\(missing\)'")
     started = time.perf_counter()
     say = (lambda m: _err(m)) if progress else (lambda _m: None)
     llm = backend_options.open(seed=seed)

@@ -5,7 +5,8 @@
 - **nominal** attributes (gender, race, district, ...) -> one-hot, plus one explicit ``other`` column
   that catches any value not seen at fit time;
 - **ordered** bands (age, education; ``CrowdDataset.ordered_attributes``) -> the level's rank scaled to
-  ``[0, 1]`` (lowest band 0, highest 1), plus an ``other`` indicator (an unseen band is put at 0.5);
+  ``[0, 1]`` (lowest band 0, highest 1), plus an ``other`` indicator (an unseen band is put at 0.5; so is
+  a missing band, which is *seen* when training people had it missing too -- ``missing_seen_``);
 - **numeric** columns -> standardised with the training mean and standard deviation (missing -> 0,
   the training mean);
 - **free-text** columns (a persona ``Description``, a name) -> ignored unless they are listed in
@@ -14,7 +15,9 @@
 Unseen values are never silent: each one is counted in ``unseen_`` (``{column: {value: count}}``,
 cumulative over ``transform`` calls) and summarised by :meth:`ProfileEncoder.report`; with
 ``strict=True`` the first unseen value raises :class:`~crowdllm.errors.CrowdDataError` naming the row
-and column instead. A missing value (NaN) is its own level ``"(missing)"`` for nominal attributes.
+and column instead. A missing value (NaN) is its own level ``"(missing)"`` for nominal attributes; a
+missing value met at fit time is never counted as unseen (POPQUORN leaves education empty for a few
+people: their draws are not "unseen" every time).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ TextEncoder = Callable[[list[str]], np.ndarray]
 
 
 def _as_level(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return MISSING
     return str(value)
 
@@ -102,6 +105,7 @@ class ProfileEncoder:
         self.stats_: dict[str, tuple[float, float]] = {}
         self.ignored_: list[str] = []
         self.text_dim_: dict[str, int] = {}
+        self.missing_seen_: list[str] = []  # ordered columns with missing values among the training rows
         for col in cols:
             values = frame[col]
             if col in self.text_columns:
@@ -112,6 +116,8 @@ class ProfileEncoder:
                     raise ConfigError(f"ordered attribute '{col}' needs at least two distinct levels")
                 self.kinds_[col] = "ordered"
                 self.levels_[col] = levels
+                if values.isna().any():
+                    self.missing_seen_.append(col)
             elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                 self.kinds_[col] = "numeric"
                 x = values.to_numpy(dtype=float)
@@ -186,7 +192,11 @@ class ProfileEncoder:
                 vals = [_as_level(v) for v in frame[col].tolist()]
                 codes = np.fromiter((lookup.get(v, -1) for v in vals), dtype=np.int64, count=n)
                 other = codes < 0
-                self._unseen(frame, col, other, vals)
+                if col in self.missing_seen_:  # a missing band met in training is seen, not 'unseen'
+                    other_unseen = other & ~frame[col].isna().to_numpy(dtype=bool)
+                else:
+                    other_unseen = other
+                self._unseen(frame, col, other_unseen, vals)
                 block = np.zeros((n, 2), dtype=np.float32)
                 block[:, 0] = np.where(other, 0.5, codes / (len(levels) - 1))
                 block[:, 1] = other
@@ -224,6 +234,7 @@ class ProfileEncoder:
             "order": list(self.kinds_), "kinds": self.kinds_, "levels": self.levels_,
             "stats": {k: list(v) for k, v in self.stats_.items()}, "ignored": self.ignored_,
             "text_dim": self.text_dim_, "feature_names": self.feature_names_, "strict": self.strict,
+            "missing_seen": self.missing_seen_,
             "max_categories": self.max_categories,
         }
 
@@ -238,5 +249,6 @@ class ProfileEncoder:
         enc.ignored_ = list(state["ignored"])
         enc.text_dim_ = {k: int(v) for k, v in state.get("text_dim", {}).items()}
         enc.feature_names_ = list(state["feature_names"])
+        enc.missing_seen_ = list(state.get("missing_seen", []))  # absent in states saved before it existed
         enc.unseen_ = {}
         return enc
