@@ -436,7 +436,6 @@ def demo_cmd(
     backend_options: BackendOptions = None,  # type: ignore[assignment]
 ) -> None:
     """The whole job in minutes: fit a crowd on POPQUORN texts, score it on held-out texts, ask it, report."""
-
     import pandas as pd
 
     from crowdllm.report.html import build_report
