@@ -231,7 +231,8 @@ DATA_FLAGS = ("--map", "--kind", "--scale", "--categories", "--tasks", "--task-m
 
 
 @pytest.mark.parametrize("argv", [["data", "validate"], ["data", "info"], ["crowd", "fit"], ["evaluate"],
-                                  ["analyze", "crowd-size"], ["analyze", "simulation"], ["analyze", "theory"]])
+                                  ["analyze", "crowd-size"], ["analyze", "simulation"], ["analyze", "theory"],
+                                  ["reference"]])
 def test_every_command_that_reads_a_crowd_file_has_the_same_data_flags(capsys, argv):
     """One declaration (crowdllm.cli._data_options): the same spelling and help text everywhere."""
     from crowdllm.cli._data_options import MAP_HELP

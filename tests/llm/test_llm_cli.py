@@ -161,3 +161,25 @@ def test_ask_answers_from_the_embedded_test_model(capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.out.strip() != ""
     assert "LLM usage (llama-cpp, SmolLM2-135M-Instruct" in captured.err and "1 calls" in captured.err
+
+
+def test_reference_reads_three_files_like_every_command(
+        tmp_path: Path, three_files: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """The task texts come from --tasks (the responses file has none); a task missing there is named in one
+    warning line and gets no reference; the old spelling --column-map still works, hidden from --help."""
+    out = tmp_path / "refs.csv"
+    with FakeOpenAIServer(answer=lambda req: "Rating: 3") as server:
+        args = ["reference", "--dataset", str(three_files["responses"]), *three_files["args"], "--strategy",
+                "zero-shot", "--k", "1", "--base-url", server.url, "--model", "fake-model", "--out", str(out),
+                "--quiet"]
+        assert main(args) == 0
+        warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+        assert len(warned) == 1 and "'t0029'" in warned[0]
+        refs = pd.read_csv(out)
+        assert len(refs) == 29 and "t0029" not in set(refs["task"])
+        assert server.answered == 29
+        old = [("--column-map" if a == "--map" else a) for a in args]
+        assert main(old) == 0 and server.answered == 29  # same data, same prompts: all from the cache
+    capsys.readouterr()
+    assert main(["reference", "--help"]) == 0
+    assert "--column-map" not in capsys.readouterr().out

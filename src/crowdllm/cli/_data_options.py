@@ -139,27 +139,37 @@ OPTION_NAMES = tuple(name for name, _, _ in _OPTIONS)
 DATA_OPTIONS = tuple(_OPTIONS)
 
 
-def with_data_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator for a Typer command: adds the data flags; the command gets ``data_options``."""
+def with_data_options(func: Callable[..., Any] | None = None, *, without: tuple[str, ...] = ()) -> Any:
+    """Decorator for a Typer command: adds the data flags; the command gets ``data_options``.
+
+    ``@with_data_options(without=("k",))`` leaves flags out for a command where that spelling already
+    means something else (``crowdllm reference --k`` is the number of samples per task)."""
+    if func is None:
+        return functools.partial(with_data_options, without=without)
+    unknown = set(without) - set(OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"with_data_options: no data option(s) {unknown}")
+    options = [o for o in _OPTIONS if o[0] not in without]
+    names = tuple(name for name, _, _ in options)
     sig = inspect.signature(func)
     if "data_options" not in sig.parameters:
         raise TypeError(f"{func.__name__} needs a parameter named 'data_options'")
-    clash = set(OPTION_NAMES) & set(sig.parameters)
+    clash = set(names) & set(sig.parameters)
     if clash:
         raise TypeError(f"{func.__name__} already has parameter(s) {clash}")
     kept = [p for p in sig.parameters.values() if p.name != "data_options"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, annotation, default in _OPTIONS]
+             for name, annotation, default in options]
     positional = [p for p in kept if p.kind != inspect.Parameter.KEYWORD_ONLY]
     keyword = [p for p in kept if p.kind == inspect.Parameter.KEYWORD_ONLY]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
+        values = {name: kwargs.pop(name) for name in names if name in kwargs}
         return func(*args, data_options=DataOptions(**values), **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*positional, *keyword, *added])  # type: ignore[attr-defined]
     annotations = {k: v for k, v in getattr(func, "__annotations__", {}).items() if k != "data_options"}
-    annotations.update({name: annotation for name, annotation, _ in _OPTIONS})
+    annotations.update({name: annotation for name, annotation, _ in options})
     wrapper.__annotations__ = annotations
     return wrapper

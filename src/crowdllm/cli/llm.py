@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from crowdllm.cli._backend import BackendOptions, as_flags, with_backend_options
+from crowdllm.cli._data_options import DataOptions, with_data_options
 from crowdllm.errors import ConfigError
 
 llm_app = typer.Typer(help="Ask the language model directly.", no_args_is_help=True)
@@ -58,6 +59,7 @@ def _default_template(name: str) -> str | None:
 
 
 @with_backend_options
+@with_data_options(without=("k",))  # here --k is the number of samples per task
 def reference(
     dataset: str = typer.Option(..., "--dataset", help="A registered data set name or a responses file."),
     out: Path = typer.Option(..., "--out", help="Where to write the references (.csv or .parquet)."),
@@ -67,24 +69,25 @@ def reference(
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks."),
     template: str | None = typer.Option(None, "--template", help="A prompt template name or .toml/.json file "
                                         "(default: the data set's own, else the generic one)."),
-    column_map: str | None = typer.Option(None, "--map", "--column-map", help="Column map for your own file "
-                                          "(see `crowdllm data --help`)."),
+    column_map_alias: str | None = typer.Option(None, "--column-map", hidden=True),  # the old spelling of --map
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    data_options: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
     """LLM reference decisions per task (the CrowdLLM paper's zero-shot / log-prob / self-consistency)."""
-    import warnings
+    import dataclasses
 
-    from crowdllm.data import load_dataset, parse_column_map
     from crowdllm.llm.reference import STRATEGIES, compute_references, save_references
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out}: use a .csv or .parquet file name")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = load_dataset(dataset, column_map=parse_column_map(column_map) if column_map else None)
+    if column_map_alias is not None:
+        if data_options.column_map is not None:
+            raise ConfigError("--column-map is the old spelling of --map: give one of them")
+        data_options = dataclasses.replace(data_options, column_map=column_map_alias)
+    ds = data_options.load(dataset)
     kind = _kind_for(ds.label)
     scale = (int(ds.label.scale[0]), int(ds.label.scale[1])) if ds.label.scale is not None else (1, 5)
     tpl = template if template is not None else _default_template(ds.name)
