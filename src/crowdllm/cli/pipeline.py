@@ -162,7 +162,8 @@ def run_cmd(
         llm.close()
     if as_json:
         typer.echo(json.dumps({"pipeline": out.pipeline, "method": out.method, "example": out.example_id,
-                               "output": out.output, "complete": out.complete, "notes": out.notes,
+                               "output": out.output, "complete": out.complete, "unchanged": out.unchanged,
+                               "status": out.status, "notes": out.notes,
                                "usage": out.usage, "trace": out.trace_path}, default=str, indent=2))
         return
     console = Console()
@@ -170,7 +171,7 @@ def run_cmd(
         print_trace(read_trace(path), console=console)
         return
     u = out.usage
-    status = "complete" if out.complete else "stopped early: best result so far"
+    status = out.status
     console.print(Panel(out.text or "(empty)", title=f"{spec.title} \u00b7 {method} \u00b7 {status}",
                         title_align="left"))
     console.print(f"{u['calls']} LLM calls, {u['tokens']} tokens, {u['seconds']:.1f} s"

@@ -116,3 +116,10 @@ class Outcome:
     usage: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
     trace_path: str | None = None
+    unchanged: bool = False  #: editing pipelines: the output equals the input text
+
+    @property
+    def status(self) -> str:
+        from crowdllm.pipelines.runner import status_of
+
+        return status_of(self.complete, self.unchanged)
