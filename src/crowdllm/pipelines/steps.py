@@ -217,7 +217,6 @@ def vote(run: Run, workers: Sequence[Worker], question: str, options: Sequence[s
     (versions of a text, which a voter should judge, not echo).
     Returns the tally over option *indices* as strings "0", "1", ..."""
     by_name = _short_options(options) if by_name is None else (by_name and _short_options(options))
-    labels = string.ascii_uppercase[: len(options)]
     orders = balanced_orders(run, len(workers), len(options)) if shuffle else \
         [list(range(len(options))) for _ in workers]
     contents = [_vote_prompt(question, options, order, by_name) for order in orders]
