@@ -80,6 +80,7 @@ class PipelineSpec:
     variants: Mapping[str, Method] = field(default_factory=dict)  #: other crowd designs to compare
     editing: bool = False            #: takes POPQUORN email originals as real inputs
     metrics: tuple[str, ...] = ()    #: the evaluation columns shown in comparison tables
+    judged: bool = True              #: its ``quality`` needs the rater crowd (False: an exact score)
 
     @property
     def methods(self) -> list[str]:
