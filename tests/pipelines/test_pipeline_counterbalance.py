@@ -145,3 +145,45 @@ def test_bias_command_prints_the_swap_table_and_writes_rows(tmp_path, monkeypatc
     assert main(["pipeline", "bias", "--n", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --n must be 1..72") and len(err.strip().splitlines()) == 1
+
+
+def _leaning_reader(messages, choices):
+    """Log-probs of a voter that leans to A by a constant but reads a little: P(A) is 0.9 when A is the
+    undamaged text and 0.6 when it is the damaged one."""
+    a_good = _letters(messages[-1]["content"]).get("A") in GOOD
+    p_a = 0.9 if a_good else 0.6
+    return [p_a, 1 - p_a]
+
+
+def test_log_prob_comparison_cancels_a_constant_lean_to_one_letter():
+    t = base_texts()[1]
+    worse = misspell(t["text"])
+    for first, second, want in ((t["text"], worse, "0"), (worse, t["text"], "1")):
+        run = Run(FakeLLM("A", choice_script=_leaning_reader))
+        res = compare(run, make_workers(1, "R."), "Which is better?", first, second, task="vote", by="logprobs")
+        assert res.winner == want  # (0.9 + (1 - 0.6)) / 2 = 0.65 for the better text, in either order
+        rec = [r for r in run.trace.records if r["kind"] == "vote"][-1]
+        assert rec["probs"]["w1"][int(want)] == 0.65
+        # the same voter answering by its top letter always says A: both orders -> no vote counted
+        run2 = Run(FakeLLM("A", choice_script=_leaning_reader))
+        assert compare(run2, make_workers(1, "R."), "Which?", first, second, task="vote").winner is None
+    summary = swap_test(FakeLLM("A", choice_script=_leaning_reader), n=4, voters=1, logprobs=True).summary
+    assert (summary["log-prob step better"] == 1.0).all() and (summary["step better"] == 0.0).all()
+
+
+def test_iterative_can_read_its_votes_from_log_probs():
+    import pytest
+
+    from crowdllm.errors import ConfigError
+
+    def choice(messages, choices):  # prefers the version ending in "!", leaning to A by a constant
+        opts = _letters(messages[-1]["content"])
+        return [0.9, 0.1] if opts.get("A", "").endswith("!") else [0.6, 0.4]
+
+    llm = FakeLLM(lambda m, i, p: "Please come!", choice_script=choice)
+    out = run_pipeline("iterative", {"id": "x", "text": "Come.", "goal": "polite"}, llm,
+                       settings=Settings(rounds=1, voters=1).updated({"compare_by": "logprobs"}))
+    assert out.output == "Please come!"
+    assert [c["kind"] for c in llm.calls] == ["generate", "choice_probs", "choice_probs"]
+    with pytest.raises(ConfigError, match="compare_by='coin' must be 'answers' or 'logprobs'"):
+        Settings().updated({"compare_by": "coin"})

@@ -21,7 +21,7 @@ _WORKERS = typer.Option(None, "--workers", help="Workers per generative microtas
 _VOTERS = typer.Option(None, "--voters", help="Workers per vote (default 3).")
 _ROUNDS = typer.Option(None, "--rounds", help="Iterative rounds (default 3).")
 _DEPTH = typer.Option(None, "--max-depth", help="Price-Divide-Solve recursion limit (default 2).")
-_SET = typer.Option(None, "--set", help="Other settings as KEY=VALUE (agree, max_parts, max_tokens, temperature).")
+_SET = typer.Option(None, "--set", help="Other settings as KEY=VALUE (agree, max_parts, max_tokens, temperature, compare_by).")
 _SEED = typer.Option(0, "--seed", help="Seed for every sampled answer and shuffle.")
 _PERSONAS = typer.Option(None, "--personas",
                          help="Give workers personas: 'popquorn' (real POPQUORN profiles) or a CSV/JSON/JSONL file.")
@@ -356,6 +356,8 @@ def bias_cmd(
     voters: int = typer.Option(3, "--voters", help="Voters per comparison."),
     temperature: float = typer.Option(0.7, "--temperature", help="The voters' sampling temperature."),
     seed: int = _SEED,
+    logprobs: bool = typer.Option(False, "--logprobs", help="Also run the comparison step by log-probabilities "
+                                  "(averaged over both orders; needs a backend with log-probs)."),
     out: Path | None = typer.Option(None, "--out", help="Write one row per pair and order to this CSV."),
     trace: Path | None = typer.Option(None, "--trace", help="Trace every call to this JSONL file."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]  # filled by with_backend_options
@@ -376,7 +378,8 @@ def bias_cmd(
     tr = Trace(trace)
     try:
         with Console(stderr=True).status(f"swap test: {n} pairs x 2 orders ..."):
-            result = swap_test(llm, pairs, voters=voters, temperature=temperature, seed=seed, trace=tr)
+            result = swap_test(llm, pairs, voters=voters, temperature=temperature, seed=seed, trace=tr,
+                               logprobs=logprobs)
         print_swap(Console(), result, backend=llm.describe())
         if out is not None:
             with atomic_path(out) as tmp:

@@ -100,8 +100,9 @@ class SwapResult:
 
 def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None, *, n: int = 20,
               voters: int = 3, temperature: float = 0.7, seed: int = 0, criterion: str = CRITERION,
-              trace: Trace | None = None) -> SwapResult:
-    """Run the swap test (see the module docstring) and summarise it."""
+              trace: Trace | None = None, logprobs: bool = False) -> SwapResult:
+    """Run the swap test (see the module docstring) and summarise it. ``logprobs=True`` also runs the
+    comparison step by log-probabilities (one voter: its probabilities are deterministic)."""
     pairs = list(pairs) if pairs is not None else swap_pairs(n, seed=seed)
     run = Run(llm, trace=trace, seed=seed)
     crowd = run.workers(voters, ROLE, temperature=temperature, prefix="voter")
@@ -118,13 +119,16 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
             for w, a in zip(crowd, answers, strict=True):
                 picks.setdefault(w.name, []).append(_read_vote(a, options, order, False))
         # the counterbalanced step, given the better text first and second
-        winners = {}
-        for first_is_better in (True, False):
-            a, b = (p["better"], p["worse"]) if first_is_better else (p["worse"], p["better"])
-            with run.step(f"{p['id']} step {'better first' if first_is_better else 'better second'}"):
-                res = compare(run, crowd, criterion, a, b, task="compare")
-            better_key = "0" if first_is_better else "1"
-            winners[first_is_better] = None if res.winner is None else res.winner == better_key
+        winners: dict[str, dict[bool, bool | None]] = {}
+        for by in ("answers", "logprobs") if logprobs else ("answers",):
+            for first_is_better in (True, False):
+                a, b = (p["better"], p["worse"]) if first_is_better else (p["worse"], p["better"])
+                with run.step(f"{p['id']} step by {by} {'better first' if first_is_better else 'better second'}"):
+                    res = compare(run, crowd[:1] if by == "logprobs" else crowd, criterion, a, b,
+                                  task="compare", by=by)
+                better_key = "0" if first_is_better else "1"
+                winners.setdefault(by, {})[first_is_better] = None if res.winner is None else \
+                    res.winner == better_key
         for idx, label in ((0, "better first"), (1, "better second")):
             votes = [v[idx] for v in picks.values()]
             rows.append({
@@ -132,10 +136,15 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
                 "votes": len(votes), "abstained": sum(v is None for v in votes),
                 "picked_better": sum(v == 0 for v in votes),
                 "followed_position": sum(x is not None and y is not None and x != y for x, y in picks.values()),
-                "step_winner": {None: "none", True: "better", False: "worse"}[winners[idx == 0]],
+                "step_winner": _label(winners["answers"][idx == 0]),
+                **({"logprob_winner": _label(winners["logprobs"][idx == 0])} if logprobs else {}),
             })
     frame = pd.DataFrame(rows)
     return SwapResult(rows=frame, summary=summarise_swap(frame), usage=run.usage)
+
+
+def _label(win: bool | None) -> str:
+    return {None: "none", True: "better", False: "worse"}[win]
 
 
 def summarise_swap(rows: pd.DataFrame) -> pd.DataFrame:
@@ -155,5 +164,7 @@ def summarise_swap(rows: pd.DataFrame) -> pd.DataFrame:
             "follows position": sub["followed_position"].sum() / votes if votes else np.nan,
             "step better": float(np.mean(sub["step_winner"] == "better")) if len(sub) else np.nan,
             "step no winner": float(np.mean(sub["step_winner"] == "none")) if len(sub) else np.nan,
+            **({"log-prob step better": float(np.mean(sub["logprob_winner"] == "better")) if len(sub) else np.nan}
+               if "logprob_winner" in sub.columns else {}),
         })
     return pd.DataFrame(out)

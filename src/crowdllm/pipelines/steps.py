@@ -274,15 +274,22 @@ def verify(run: Run, workers: Sequence[Worker], question: str, *, task: str) -> 
 
 
 def compare(run: Run, workers: Sequence[Worker], criterion: str, first: str, second: str, *,
-            task: str) -> VoteResult:
+            task: str, by: str = "answers") -> VoteResult:
     """Which of two versions of a text is better by ``criterion``: winner "0" (first) or "1" (second).
 
-    Counterbalanced: every voter sees both orders (first as A, then first as B). A voter's vote counts
-    only when it picks the same *text* both times; a voter who picks the same *letter* both times
-    follows position, not content, and abstains (as does one whose answer cannot be read). The
-    trace records both answers of every voter and how many followed position."""
+    Counterbalanced: every voter sees both orders (first as A, then first as B). With
+    ``by="answers"`` (sampled answers) a voter's vote counts only when it picks the same *text* both
+    times; a voter who picks the same *letter* both times follows position, not content, and
+    abstains (as does one whose answer cannot be read). With ``by="logprobs"`` each voter's
+    probability of each letter is read in both orders and averaged per text, so a constant lean
+    towards one letter cancels out; the text with the higher mean wins that voter's vote (equal
+    means abstain). The trace records both answers (or probabilities) of every voter."""
     question = f"Which version is better? {criterion}"
     options = [first, second]
+    if by == "logprobs":
+        return _compare_by_logprobs(run, workers, question, options, task)
+    if by != "answers":
+        raise ValueError(f"compare by '{by}': use 'answers' or 'logprobs'")
     crowd = [w for w in workers for _ in range(2)]
     orders = [[0, 1], [1, 0]] * len(workers)
     contents = [_vote_prompt(question, options, order, False) for order in orders]
@@ -309,6 +316,25 @@ def compare(run: Run, workers: Sequence[Worker], criterion: str, first: str, sec
     return _finish(run, question, ["0", "1"], votes, task, labels=[_snippet(o) for o in options],
                    orders={"both": [[0, 1], [1, 0]]}, counterbalanced="both orders", picks=picks,
                    followed_position=followed, unreadable=unreadable)
+
+
+def _compare_by_logprobs(run: Run, workers: Sequence[Worker], question: str, options: list[str],
+                         task: str) -> VoteResult:
+    orders = [[0, 1], [1, 0]]
+    contents = [_vote_prompt(question, options, order, False) for order in orders]
+    crowd = [w for w in workers for _ in orders]
+    dists = run.choose(crowd, contents * len(workers), ["A", "B"], task=task)
+    votes: dict[str, str | None] = {}
+    means: dict[str, list[float]] = {}
+    for i, w in enumerate(workers):
+        d1, d2 = dists[2 * i], dists[2 * i + 1]
+        # P(first text) in order [0, 1] is P(A); in order [1, 0] it is P(B)
+        p_first = (float(d1.probs[0]) + float(d2.probs[1])) / 2
+        means[w.name] = [round(p_first, 4), round(1 - p_first, 4)]
+        votes[w.name] = None if abs(p_first - 0.5) < 1e-9 else ("0" if p_first > 0.5 else "1")
+    return _finish(run, question, ["0", "1"], votes, task, labels=[_snippet(o) for o in options],
+                   orders={"both": orders}, counterbalanced="both orders, log-probs averaged", probs=means,
+                   followed_position=0, unreadable=sum(v is None for v in votes.values()))
 
 
 def solve_or_split(run: Run, workers: Sequence[Worker], job: str) -> VoteResult:
