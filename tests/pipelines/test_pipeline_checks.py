@@ -159,3 +159,24 @@ def test_compare_input_errors_are_one_line_and_exit_2(argv, message, tmp_path, u
     assert main(["pipeline", "compare", "find-fix-verify", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_judge_on_another_server_does_the_judging(tmp_path, capsys, monkeypatch):
+    from pipeline_crowds import sensible_answer
+
+    from fakeserver import FakeOpenAIServer
+
+    monkeypatch.setenv("COLUMNS", "250")
+    inputs = _write(tmp_path / "in.jsonl", LINES[:1])
+    with FakeOpenAIServer(answer=lambda req: sensible_answer(req.messages), model="worker-model") as workers, \
+            FakeOpenAIServer(answer=lambda req: "Yes", model="judge-model") as judge:
+        assert main(["pipeline", "compare", "find-fix-verify", "--inputs", str(inputs), "--raters", "2",
+                     "--base-url", workers.url, "--model", "worker-model", "--no-cache",
+                     "--judge-base-url", judge.url, "--judge-model", "judge-model",
+                     "--trace-dir", str(tmp_path / "tr")]) == 0
+        judged_requests, worker_requests = judge.answered, workers.answered
+    out = capsys.readouterr().out
+    assert "judged* (judge-model)" in out
+    assert judged_requests == 2 * 2  # meaning kept: 2 raters, for the pipeline and the baseline
+    assert worker_requests >= 1 + 3  # the baseline and at least the finders
