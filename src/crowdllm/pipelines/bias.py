@@ -102,30 +102,48 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
               voters: int = 3, temperature: float = 0.7, seed: int = 0, criterion: str = CRITERION,
               trace: Trace | None = None, logprobs: bool = False) -> SwapResult:
     """Run the swap test (see the module docstring) and summarise it. ``logprobs=True`` also runs the
-    comparison step by log-probabilities (one voter: its probabilities are deterministic)."""
+    comparison step by log-probabilities (one voter: its probabilities are deterministic).
+
+    Every measurement of one pair runs with the same seed, so the single prompts and both runs of
+    the step ask the same questions with the same sampling seed: a caching backend answers them
+    once (the step's result cannot depend on the order it was given the texts in, which is the
+    point of counterbalancing), and the single votes and the step read the same answers."""
     pairs = list(pairs) if pairs is not None else swap_pairs(n, seed=seed)
-    run = Run(llm, trace=trace, seed=seed)
-    crowd = run.workers(voters, ROLE, temperature=temperature, prefix="voter")
+    trace = trace if trace is not None else Trace()
+    usage: dict[str, float] = {}
     question = f"Which version is better? {criterion}"
     rows = []
-    for p in pairs:
+
+    def fresh(i: int) -> Run:
+        return Run(llm, trace=trace, seed=seed * 100_003 + i)
+
+    def add(run: Run) -> None:
+        for k, v in run.usage.items():
+            usage[k] = usage.get(k, 0) + v
+
+    for i, p in enumerate(pairs):
         options = [p["better"], p["worse"]]
         # single prompts: every voter, the better text shown first (order [0, 1]) and second ([1, 0])
-        picks: dict[str, list[int | None]] = {}
-        for order in ([0, 1], [1, 0]):
-            with run.step(f"{p['id']} single {'better first' if order[0] == 0 else 'better second'}"):
-                answers = run.ask_each(crowd, _vote_prompt(question, options, order, False), task="vote",
-                                       max_tokens=8)
-            for w, a in zip(crowd, answers, strict=True):
-                picks.setdefault(w.name, []).append(_read_vote(a, options, order, False))
+        run = fresh(i)
+        crowd = run.workers(voters, ROLE, temperature=temperature, prefix="voter")
+        orders = [[0, 1], [1, 0]]
+        with run.step(f"{p['id']} single prompts"):
+            answers = run.ask_each([w for w in crowd for _ in orders],
+                                   [_vote_prompt(question, options, o, False) for o in orders] * len(crowd),
+                                   task="vote", max_tokens=8)
+        add(run)
+        picks = {w.name: [_read_vote(answers[2 * j + k], options, orders[k], False) for k in range(2)]
+                 for j, w in enumerate(crowd)}
         # the counterbalanced step, given the better text first and second
         winners: dict[str, dict[bool, bool | None]] = {}
         for by in ("answers", "logprobs") if logprobs else ("answers",):
             for first_is_better in (True, False):
                 a, b = (p["better"], p["worse"]) if first_is_better else (p["worse"], p["better"])
+                run = fresh(i)
                 with run.step(f"{p['id']} step by {by} {'better first' if first_is_better else 'better second'}"):
                     res = compare(run, crowd[:1] if by == "logprobs" else crowd, criterion, a, b,
                                   task="compare", by=by)
+                add(run)
                 better_key = "0" if first_is_better else "1"
                 winners.setdefault(by, {})[first_is_better] = None if res.winner is None else \
                     res.winner == better_key
@@ -140,7 +158,8 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
                 **({"logprob_winner": _label(winners["logprobs"][idx == 0])} if logprobs else {}),
             })
     frame = pd.DataFrame(rows)
-    return SwapResult(rows=frame, summary=summarise_swap(frame), usage=run.usage)
+    out = {k: (round(v, 3) if k == "seconds" else int(v)) for k, v in usage.items()}
+    return SwapResult(rows=frame, summary=summarise_swap(frame), usage=out)
 
 
 def _label(win: bool | None) -> str:
