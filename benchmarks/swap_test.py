@@ -70,7 +70,7 @@ def main() -> int:
     if args.embedded:
         llm = open_backend(model_path=args.model_path)
         try:
-            result = swap_test(llm, pairs, voters=args.voters, logprobs=True)
+            result = swap_test(llm, pairs, voters=args.voters, by=["answers", "logprobs", "checklist"])
         finally:
             llm.close()
         print_swap(console, result, backend=llm.describe())

@@ -185,5 +185,36 @@ def test_iterative_can_read_its_votes_from_log_probs():
                        settings=Settings(rounds=1, voters=1).updated({"compare_by": "logprobs"}))
     assert out.output == "Please come!"
     assert [c["kind"] for c in llm.calls] == ["generate", "choice_probs", "choice_probs"]
-    with pytest.raises(ConfigError, match="compare_by='coin' must be 'answers' or 'logprobs'"):
+    with pytest.raises(ConfigError, match="compare_by='coin' must be 'answers', 'logprobs' or 'checklist'"):
         Settings().updated({"compare_by": "coin"})
+
+
+def _checklist_reader(messages, choices):
+    """Log-probs of a voter answering the checklist: it spots misspellings and sees what a text lacks."""
+    user = messages[-1]["content"]
+    if "spelling mistakes" in user:
+        text = user.split("Text:\n", 1)[1].split("\n\n", 1)[0]
+        return [0.1, 0.9] if text in GOOD else [0.7, 0.3]
+    if "state every fact" in user:
+        t1 = user.split("Text 1:\n", 1)[1].split("\n\nText 2:", 1)[0]
+        return [0.8, 0.2] if t1 in GOOD else [0.4, 0.6]
+    return [0.5, 0.5]  # contradictions: no idea
+
+
+def test_checklist_comparison_asks_about_each_version_alone():
+    import pytest
+
+    t = base_texts()[2]
+    worse = misspell(t["text"])
+    for first, second, want in ((t["text"], worse, "0"), (worse, t["text"], "1")):
+        run = Run(FakeLLM("A", choice_script=_checklist_reader))
+        res = compare(run, make_workers(1, "R."), "Which is better?", first, second, task="vote", by="checklist")
+        assert res.winner == want
+        asked = [c["messages"][-1]["content"] for c in run.llm.calls]
+        assert len(asked) == 2 * 2 + 2 and not any("A) " in a for a in asked)  # no lettered options at all
+        rec = [r for r in run.trace.records if r["kind"] == "vote"][-1]
+        good, bad = rec["scores"]["w1"][int(want)], rec["scores"]["w1"][1 - int(want)]
+        assert good == pytest.approx(0.9 + 0.5 + 0.8) and bad == pytest.approx(0.3 + 0.5 + 0.4)
+    s = swap_test(FakeLLM("A", choice_script=_checklist_reader), n=6, voters=1, by=["checklist"]).summary
+    typos_only = s["checklist step better"]
+    assert (typos_only >= 0.5).all()  # the reader sees typos and dropped sentences, not contradictions

@@ -358,6 +358,8 @@ def bias_cmd(
     seed: int = _SEED,
     logprobs: bool = typer.Option(False, "--logprobs", help="Also run the comparison step by log-probabilities "
                                   "(averaged over both orders; needs a backend with log-probs)."),
+    checklist: bool = typer.Option(False, "--checklist", help="Also run the comparison step by checklist "
+                                   "(yes/no questions about each version alone, by log-probabilities)."),
     out: Path | None = typer.Option(None, "--out", help="Write one row per pair and order to this CSV."),
     trace: Path | None = typer.Option(None, "--trace", help="Trace every call to this JSONL file."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]  # filled by with_backend_options
@@ -379,7 +381,7 @@ def bias_cmd(
     try:
         with Console(stderr=True).status(f"swap test: {n} pairs x 2 orders ..."):
             result = swap_test(llm, pairs, voters=voters, temperature=temperature, seed=seed, trace=tr,
-                               logprobs=logprobs)
+                               by=["answers"] + ["logprobs"] * logprobs + ["checklist"] * checklist)
         print_swap(Console(), result, backend=llm.describe())
         if out is not None:
             with atomic_path(out) as tmp:

@@ -100,15 +100,23 @@ class SwapResult:
 
 def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None, *, n: int = 20,
               voters: int = 3, temperature: float = 0.7, seed: int = 0, criterion: str = CRITERION,
-              trace: Trace | None = None, logprobs: bool = False) -> SwapResult:
-    """Run the swap test (see the module docstring) and summarise it. ``logprobs=True`` also runs the
-    comparison step by log-probabilities (one voter: its probabilities are deterministic).
+              trace: Trace | None = None, logprobs: bool = False,
+              by: Sequence[str] | None = None) -> SwapResult:
+    """Run the swap test (see the module docstring) and summarise it. ``by`` names the ways the
+    comparison step is run besides sampled answers (always run): ``logprobs`` and ``checklist`` (one
+    voter each: their probabilities are deterministic); ``logprobs=True`` is ``by=["logprobs"]``.
 
     Every measurement of one pair runs with the same seed, so the single prompts and both runs of
     the step ask the same questions with the same sampling seed: a caching backend answers them
     once (the step's result cannot depend on the order it was given the texts in, which is the
     point of counterbalancing), and the single votes and the step read the same answers."""
     pairs = list(pairs) if pairs is not None else swap_pairs(n, seed=seed)
+    ways = list(by) if by else (["answers", "logprobs"] if logprobs else ["answers"])
+    if "answers" not in ways:
+        ways.insert(0, "answers")
+    unknown = [w for w in ways if w not in _COLUMN]
+    if unknown:
+        raise ConfigError(f"unknown comparison '{unknown[0]}' (known: {', '.join(_COLUMN)})")
     trace = trace if trace is not None else Trace()
     usage: dict[str, float] = {}
     question = f"Which version is better? {criterion}"
@@ -136,16 +144,16 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
                  for j, w in enumerate(crowd)}
         # the counterbalanced step, given the better text first and second
         winners: dict[str, dict[bool, bool | None]] = {}
-        for by in ("answers", "logprobs") if logprobs else ("answers",):
+        for how in ways:
             for first_is_better in (True, False):
                 a, b = (p["better"], p["worse"]) if first_is_better else (p["worse"], p["better"])
                 run = fresh(i)
-                with run.step(f"{p['id']} step by {by} {'better first' if first_is_better else 'better second'}"):
-                    res = compare(run, crowd[:1] if by == "logprobs" else crowd, criterion, a, b,
-                                  task="compare", by=by)
+                with run.step(f"{p['id']} step by {how} {'better first' if first_is_better else 'better second'}"):
+                    res = compare(run, crowd if how == "answers" else crowd[:1], criterion, a, b,
+                                  task="compare", by=how)
                 add(run)
                 better_key = "0" if first_is_better else "1"
-                winners.setdefault(by, {})[first_is_better] = None if res.winner is None else \
+                winners.setdefault(how, {})[first_is_better] = None if res.winner is None else \
                     res.winner == better_key
         for idx, label in ((0, "better first"), (1, "better second")):
             votes = [v[idx] for v in picks.values()]
@@ -154,12 +162,14 @@ def swap_test(llm: LanguageModel, pairs: Sequence[dict[str, str]] | None = None,
                 "votes": len(votes), "abstained": sum(v is None for v in votes),
                 "picked_better": sum(v == 0 for v in votes),
                 "followed_position": sum(x is not None and y is not None and x != y for x, y in picks.values()),
-                "step_winner": _label(winners["answers"][idx == 0]),
-                **({"logprob_winner": _label(winners["logprobs"][idx == 0])} if logprobs else {}),
+                **{_COLUMN[how]: _label(winners[how][idx == 0]) for how in ways},
             })
     frame = pd.DataFrame(rows)
     out = {k: (round(v, 3) if k == "seconds" else int(v)) for k, v in usage.items()}
     return SwapResult(rows=frame, summary=summarise_swap(frame), usage=out)
+
+
+_COLUMN = {"answers": "step_winner", "logprobs": "logprob_winner", "checklist": "checklist_winner"}
 
 
 def _label(win: bool | None) -> str:
@@ -185,5 +195,7 @@ def summarise_swap(rows: pd.DataFrame) -> pd.DataFrame:
             "step no winner": float(np.mean(sub["step_winner"] == "none")) if len(sub) else np.nan,
             **({"log-prob step better": float(np.mean(sub["logprob_winner"] == "better")) if len(sub) else np.nan}
                if "logprob_winner" in sub.columns else {}),
+            **({"checklist step better": float(np.mean(sub["checklist_winner"] == "better")) if len(sub) else np.nan}
+               if "checklist_winner" in sub.columns else {}),
         })
     return pd.DataFrame(out)

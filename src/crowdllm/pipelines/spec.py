@@ -34,8 +34,8 @@ class Settings:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "compare_by":
-                if v not in ("answers", "logprobs"):
-                    raise ConfigError(f"setting compare_by={v!r} must be 'answers' or 'logprobs'")
+                if v not in ("answers", "logprobs", "checklist"):
+                    raise ConfigError(f"setting compare_by={v!r} must be 'answers', 'logprobs' or 'checklist'")
                 continue
             if f.name == "temperature":
                 if not isinstance(v, int | float) or not 0 <= v <= 2:

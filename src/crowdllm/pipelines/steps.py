@@ -288,8 +288,10 @@ def compare(run: Run, workers: Sequence[Worker], criterion: str, first: str, sec
     options = [first, second]
     if by == "logprobs":
         return _compare_by_logprobs(run, workers, question, options, task)
+    if by == "checklist":
+        return _compare_by_checklist(run, workers, question, options, task)
     if by != "answers":
-        raise ValueError(f"compare by '{by}': use 'answers' or 'logprobs'")
+        raise ValueError(f"compare by '{by}': use 'answers', 'logprobs' or 'checklist'")
     crowd = [w for w in workers for _ in range(2)]
     orders = [[0, 1], [1, 0]] * len(workers)
     contents = [_vote_prompt(question, options, order, False) for order in orders]
@@ -335,6 +337,49 @@ def _compare_by_logprobs(run: Run, workers: Sequence[Worker], question: str, opt
     return _finish(run, question, ["0", "1"], votes, task, labels=[_snippet(o) for o in options],
                    orders={"both": orders}, counterbalanced="both orders, log-probs averaged", probs=means,
                    followed_position=0, unreadable=sum(v is None for v in votes.values()))
+
+
+#: ``compare(by="checklist")``: yes/no questions asked about each version on its own (no order to
+#: follow), each with the answer that counts against the version
+CHECKLIST = (
+    ("Does this text contain any spelling mistakes or misspelled words?", "yes"),
+    ("Does any sentence of this text contradict another sentence of it?", "yes"),
+)
+
+
+def _compare_by_checklist(run: Run, workers: Sequence[Worker], question: str, options: list[str],
+                          task: str) -> VoteResult:
+    """Each voter answers, by log-probabilities, the :data:`CHECKLIST` about each version alone, and
+    whether each version states every fact of the other (asked both ways round, so neither is
+    favoured by its place). A version's score: the expected number of checks it passes plus the
+    probability it covers the other; the higher score gets the voter's vote (equal: abstain)."""
+    contents: list[str] = []
+    for text in options:
+        contents += [f"Text:\n{text}\n\n{q}" for q, _ in CHECKLIST]
+    for i, j in ((0, 1), (1, 0)):
+        contents.append(f"Text 1:\n{options[i]}\n\nText 2:\n{options[j]}\n\n"
+                        "Does Text 1 state every fact that Text 2 states?")
+    contents = [f"{c}\nAnswer yes or no." for c in contents]
+    crowd = [w for w in workers for _ in contents]
+    dists = run.choose(crowd, contents * len(workers), ["yes", "no"], task=task)
+    k = len(contents)
+    votes: dict[str, str | None] = {}
+    scores: dict[str, list[float]] = {}
+    for n, w in enumerate(workers):
+        d = dists[n * k:(n + 1) * k]
+        score = [0.0, 0.0]
+        for v in range(2):
+            for c, (_, bad) in enumerate(CHECKLIST):
+                p_yes = float(d[v * len(CHECKLIST) + c].probs[0])
+                score[v] += (1 - p_yes) if bad == "yes" else p_yes
+        covers = len(CHECKLIST) * 2
+        score[0] += float(d[covers].probs[0])
+        score[1] += float(d[covers + 1].probs[0])
+        scores[w.name] = [round(x, 4) for x in score]
+        votes[w.name] = None if abs(score[0] - score[1]) < 1e-9 else ("0" if score[0] > score[1] else "1")
+    return _finish(run, question, ["0", "1"], votes, task, labels=[_snippet(o) for o in options],
+                   orders={"each version alone": True}, counterbalanced="checklist, each version alone",
+                   scores=scores, followed_position=0, unreadable=sum(v is None for v in votes.values()))
 
 
 def solve_or_split(run: Run, workers: Sequence[Worker], job: str) -> VoteResult:
