@@ -323,7 +323,7 @@ def print_comparison(console: Any, spec: Any, result: Any, *, detail: bool = Fal
     agreement = result.agreement
     agree = (f" Judge vs checks: same order in {agreement['agreement']:.0%} of {agreement['pairs']} "
              "method pair(s) whose checks differ." if agreement else "")
-    judged = "no judge" if result.judge is None else \
+    judged = "" if not spec.judged else "no judge" if result.judge is None else \
         f"judged* = rated by a virtual rater crowd ({_judge_who(result)}); {result.eval_usage['calls']} " \
         "rater calls, not counted above."
     table = Table(title=f"{spec.title}: pipeline vs single-LLM baseline{be}",
