@@ -13,6 +13,7 @@ from crowdllm.blend import (
     blender_from_dict,
     make_blender,
 )
+from crowdllm.crowd.kinds import crowd_kind
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 
@@ -38,13 +39,13 @@ def test_ordinal_sigma_is_recovered_by_maximum_likelihood():
     mu = rng.uniform(1.2, 4.8, size=20_000)
     for true_sigma in (0.4, 1.0):
         y = OrdinalBlender(LEVELS, sigma=true_sigma).sample(mu, rng)
-        fitted = OrdinalBlender(LEVELS).fit(mu, y).sigma
+        fitted = OrdinalBlender(LEVELS).fit(mu, y).scale_
         assert fitted == pytest.approx(true_sigma, rel=0.08)
 
 
 def test_normal_blender_sigma_is_the_rms_residual_and_clips_to_the_scale():
     b = NormalBlender(scale=(0.0, 1.0)).fit(np.zeros(4), np.array([0.3, -0.3, 0.3, -0.3]))
-    assert b.sigma == pytest.approx(0.3)
+    assert b.scale_ == pytest.approx(0.3) and b.sigma is None  # fit never overwrites an argument
     draws = b.sample(np.full(1000, 0.95), np.random.default_rng(0))
     assert draws.max() <= 1.0 and draws.min() >= 0.0
 
@@ -58,7 +59,7 @@ def test_softmax_blender_samples_the_softmax_and_recovers_its_temperature():
     freq = np.array([(draws == c).mean() for c in "abc"])
     np.testing.assert_allclose(freq, p, atol=0.01)
     codes = np.array([list("abc").index(x) for x in b.sample(logits, rng)])
-    assert SoftmaxBlender(("a", "b", "c")).fit(logits, codes).temperature == pytest.approx(2.0, rel=0.1)
+    assert SoftmaxBlender(("a", "b", "c")).fit(logits, codes).scale_ == pytest.approx(2.0, rel=0.1)
 
 
 def test_topk_blender_picks_exactly_k_favouring_high_utility_and_recovers_beta():
@@ -69,23 +70,28 @@ def test_topk_blender_picks_exactly_k_favouring_high_utility_and_recovers_beta()
     assert (picks.sum(axis=1) == 3).all()
     best = np.argmax(U, axis=1)
     assert picks[np.arange(600), best].mean() > 0.9
-    chosen = np.argsort(-picks, axis=1, kind="stable")[:, :3]
-    assert TopKBlender(3).fit(U, chosen).beta == pytest.approx(0.5, rel=0.2)
+    # the same fit(mu, y) contract as every blender: y has the shape sample() returns
+    assert TopKBlender(3).fit(U, picks).scale_ == pytest.approx(0.5, rel=0.2)
     with pytest.raises(ConfigError, match="k=3 but only 2 items"):
         b.sample(U[:, :2], rng)
 
 
 def test_blender_factory_checks_the_label_kind_and_round_trips():
     ordinal = LabelSpec("ordinal", scale=(1, 5))
-    assert make_blender(ordinal).name == "ordinal"
-    assert make_blender(ordinal, "round").name == "round"
+    kind = crowd_kind(ordinal)
+    assert kind.make_blender(ordinal, None, None, 1.0).name == "ordinal"
+    assert kind.make_blender(ordinal, "round", None, 1.0).name == "round"
+    assert make_blender("round", ordinal).name == "round"
+    categorical = LabelSpec("categorical", categories=("no", "yes"))
     with pytest.raises(ConfigError, match="does not fit a categorical"):
-        make_blender(LabelSpec("categorical", categories=("no", "yes")), "ordinal")
+        crowd_kind(categorical).make_blender(categorical, "ordinal", None, 1.0)
     b = OrdinalBlender(LEVELS, sigma=0.7)
     back = blender_from_dict(b.to_dict())
     np.testing.assert_allclose(back.probs(np.array([2.5])), b.probs(np.array([2.5])))
     with pytest.raises(ConfigError, match="unknown blender"):
         blender_from_dict({"name": "magic"})
+    fixed = OrdinalBlender(LEVELS, sigma=0.5, factor=2.0).fit(np.array([2.0]), np.array([2.0]))
+    assert (fixed.scale_, fixed.sigma) == (1.0, 0.5)  # a fixed noise is kept, times the factor
     with pytest.raises(ConfigError, match="call fit"):
         OrdinalBlender(LEVELS).sample(np.array([2.0]), np.random.default_rng(0))
 
@@ -99,5 +105,5 @@ def test_group_sigmas_find_each_groups_noise_and_shrink_small_groups_to_the_glob
     b = OrdinalBlender(LEVELS).fit(mu, y)
     sig = b.group_sigmas(mu, y, groups, 4, kappa=50.0)
     assert sig[0] == pytest.approx(0.4, rel=0.1) and sig[1] == pytest.approx(1.5, rel=0.1)
-    assert abs(np.log(sig[2]) - np.log(b.sigma)) < abs(np.log(1.5) - np.log(b.sigma))  # 20 answers: pulled in
-    assert sig[3] == b.sigma  # no answers: the global noise
+    assert abs(np.log(sig[2]) - np.log(b.scale_)) < abs(np.log(1.5) - np.log(b.scale_))  # 20 answers: pulled in
+    assert sig[3] == b.scale_  # no answers: the global noise

@@ -19,8 +19,17 @@ depends on the label kind:
   perturbed by Gumbel noise of scale ``beta`` and the ``k`` largest are chosen (Gumbel-top-k, i.e. a
   Plackett-Luce draw of k items without order).
 
-``fit(mu, y)`` estimates the noise (``sigma`` / ``T`` / ``beta``) from training residuals by maximum
-likelihood (``normal``: the root-mean-square residual). Everything is vectorised numpy.
+Every blender has the same contract: the constructor's noise (``sigma`` / ``temperature`` / ``beta``)
+is a fixed value or None; ``fit(mu, y)`` learns the noise it samples with into ``scale_`` -- the
+constructor's value if one was given, else the maximum-likelihood estimate from the training residuals
+(``normal``: the root-mean-square residual) -- times ``factor``. ``fit`` never overwrites a
+constructor argument. ``mu`` and ``y`` have the shapes ``sample`` takes and returns (top-k: voters x
+items utilities and 0/1 choices). Everything is vectorised numpy.
+
+>>> import numpy as np
+>>> b = NormalBlender().fit(np.zeros(4), np.array([0.5, -0.5, 0.5, -0.5]))
+>>> b.scale_, b.sigma
+(0.5, None)
 """
 
 from __future__ import annotations
@@ -41,10 +50,25 @@ _SIGMA_GRID = np.geomspace(0.03, 6.0, 120)
 
 
 class Blender(ABC):
+    """A noise model ``F(mu, scale)``: ``fit`` learns ``scale_``, ``sample`` draws answers."""
+
     name: str = "abstract"
 
-    @abstractmethod
+    def __init__(self, noise: float | None = None, factor: float = 1.0) -> None:
+        self._fixed = noise
+        self.factor = factor
+
     def fit(self, mu: np.ndarray, y: np.ndarray) -> Blender:
+        """Learn ``scale_``: the fixed noise if the constructor got one, else maximum likelihood."""
+        if self._fixed is not None:
+            self.scale_ = float(self._fixed) * self.factor if self.factor != 1.0 else float(self._fixed)
+            return self
+        estimate = self._estimate(mu, y)
+        self.scale_ = estimate * self.factor if self.factor != 1.0 else estimate
+        return self
+
+    @abstractmethod
+    def _estimate(self, mu: np.ndarray, y: np.ndarray) -> float:
         ...
 
     @abstractmethod
@@ -52,36 +76,45 @@ class Blender(ABC):
         ...
 
     @abstractmethod
-    def to_dict(self) -> dict[str, Any]:
+    def _params(self) -> dict[str, Any]:
         ...
 
-    def _check_fitted(self, value: float | None, what: str) -> float:
+    def noise(self) -> float:
+        """The noise used to sample: the fitted ``scale_``, else the constructor's fixed value."""
+        value = getattr(self, "scale_", None)
         if value is None:
-            raise ConfigError(f"blender '{self.name}': {what} is not set; call fit() or pass it")
+            value = self._fixed
+        if value is None:
+            raise ConfigError(f"blender '{self.name}': its noise is not set; call fit() or pass it")
         return float(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``name``, the noise to sample with (under its constructor name) and the other parameters."""
+        return {"name": self.name, **self._params()}
 
 
 # ---------------------------------------------------------------------------------------- continuous
 class NormalBlender(Blender):
     name = "normal"
 
-    def __init__(self, sigma: float | None = None, scale: tuple[float, float] | None = None) -> None:
+    def __init__(self, sigma: float | None = None, scale: tuple[float, float] | None = None,
+                 factor: float = 1.0) -> None:
+        super().__init__(sigma, factor)
         self.sigma = sigma
-        self.scale = scale
+        self.scale = scale  # the label's (low, high) bounds: samples are clipped to them
 
-    def fit(self, mu: np.ndarray, y: np.ndarray) -> NormalBlender:
-        self.sigma = float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(mu, float)) ** 2)))
-        return self
+    def _estimate(self, mu: np.ndarray, y: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(mu, float)) ** 2)))
 
     def sample(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        sigma = self._check_fitted(self.sigma, "sigma")
+        sigma = self.noise()
         out = np.asarray(mu, dtype=np.float64) + sigma * rng.standard_normal(np.shape(mu))
         if self.scale is not None:
             out = np.clip(out, self.scale[0], self.scale[1])
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sigma": self.sigma, "scale": list(self.scale) if self.scale else None}
+    def _params(self) -> dict[str, Any]:
+        return {"sigma": getattr(self, "scale_", self.sigma), "scale": list(self.scale) if self.scale else None}
 
 
 # ---------------------------------------------------------------------------------------- ordinal
@@ -90,7 +123,8 @@ class OrdinalBlender(Blender):
     latent location whose label mean equals ``mu`` (``ordinal``) or uses ``mu`` itself (``round``)."""
 
     def __init__(self, levels: np.ndarray | list[float], sigma: float | None = None, *,
-                 mean_matching: bool = True) -> None:
+                 mean_matching: bool = True, factor: float = 1.0) -> None:
+        super().__init__(sigma, factor)
         self.levels = np.asarray(levels, dtype=np.float64)
         if self.levels.ndim != 1 or len(self.levels) < 2 or np.any(np.diff(self.levels) <= 0):
             raise ConfigError("ordinal blender needs at least two increasing levels")
@@ -116,7 +150,7 @@ class OrdinalBlender(Blender):
 
     def location(self, mu: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """The latent location for expected decisions ``mu``."""
-        s = self._check_fitted(self.sigma if sigma is None else sigma, "sigma")
+        s = self.noise() if sigma is None else float(sigma)
         mu = np.asarray(mu, dtype=np.float64)
         if not self.mean_matching:
             return mu
@@ -125,7 +159,7 @@ class OrdinalBlender(Blender):
 
     def probs(self, mu: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """``(n, n_levels)`` probability of each level."""
-        s = self._check_fitted(self.sigma if sigma is None else sigma, "sigma")
+        s = self.noise() if sigma is None else float(sigma)
         loc = self.location(mu, s)
         cdf = ndtr((self.cuts[None, :] - loc[:, None]) / s)
         cdf = np.concatenate([np.zeros((len(loc), 1)), cdf, np.ones((len(loc), 1))], axis=1)
@@ -150,18 +184,17 @@ class OrdinalBlender(Blender):
             raise ConfigError("ordinal blender: labels must be on the levels of the scale")
         return idx
 
-    def fit(self, mu: np.ndarray, y: np.ndarray) -> OrdinalBlender:
+    def _estimate(self, mu: np.ndarray, y: np.ndarray) -> float:
         """Maximum-likelihood ``sigma`` (grid of 120 values from 0.03 to 6, log-spaced)."""
         mu = np.asarray(mu, dtype=np.float64)
         codes = self.codes(y)
         nll = np.array([self._nll(mu, codes, s) for s in _SIGMA_GRID])
-        self.sigma = float(_SIGMA_GRID[int(np.argmin(nll))])
         self.nll_ = float(nll.min())
-        return self
+        return float(_SIGMA_GRID[int(np.argmin(nll))])
 
     def sample(self, mu: np.ndarray, rng: np.random.Generator, sigma: np.ndarray | None = None) -> np.ndarray:
         """One label per ``mu``; ``sigma`` (optional, one per row) overrides the fitted noise row by row."""
-        s = self._check_fitted(self.sigma, "sigma")
+        s = self.noise()
         mu = np.asarray(mu, dtype=np.float64)
         if sigma is None:
             loc = self.location(mu, s)
@@ -181,7 +214,7 @@ class OrdinalBlender(Blender):
         """Per-group noise (e.g. per task): each group's maximum-likelihood sigma on the grid, shrunk in
         log space towards the fitted global sigma with ``kappa`` pseudo-answers, snapped to the grid.
         Groups without answers get the global sigma."""
-        s = self._check_fitted(self.sigma, "sigma")
+        s = self.noise()
         mu = np.asarray(mu, dtype=np.float64)
         codes = self.codes(y)
         nll = np.empty((len(_SIGMA_GRID), n_groups))
@@ -202,8 +235,8 @@ class OrdinalBlender(Blender):
         idx = np.abs(np.log(_SIGMA_GRID)[None, :] - np.log(shrunk)[:, None]).argmin(axis=1)
         return _SIGMA_GRID[idx]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "sigma": self.sigma, "levels": self.levels.tolist()}
+    def _params(self) -> dict[str, Any]:
+        return {"sigma": getattr(self, "scale_", self.sigma), "levels": self.levels.tolist()}
 
 
 # ---------------------------------------------------------------------------------------- categorical
@@ -213,13 +246,17 @@ def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class SoftmaxBlender(Blender):
+    """``mu``: (n, C) logits; a category is drawn from ``softmax(mu / temperature)``."""
+
     name = "softmax"
 
-    def __init__(self, categories: tuple[str, ...] | list[str], temperature: float | None = 1.0) -> None:
+    def __init__(self, categories: tuple[str, ...] | list[str], temperature: float | None = None,
+                 factor: float = 1.0) -> None:
+        super().__init__(temperature, factor)
         self.categories = tuple(categories)
         self.temperature = temperature
 
-    def fit(self, mu: np.ndarray, y: np.ndarray) -> SoftmaxBlender:
+    def _estimate(self, mu: np.ndarray, y: np.ndarray) -> float:
         """Maximum-likelihood temperature; ``y`` are category indices."""
         mu = np.asarray(mu, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
@@ -228,18 +265,17 @@ class SoftmaxBlender(Blender):
             z = mu / t
             nll = float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(y)), y]))
             best = min(best, (nll, float(t)))
-        self.temperature = best[1]
         self.nll_ = best[0]
-        return self
+        return best[1]
 
     def sample(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        t = self._check_fitted(self.temperature, "temperature")
+        t = self.noise()
         mu = np.asarray(mu, dtype=np.float64)
         idx = np.argmax(mu / t + _gumbel(rng, mu.shape), axis=1)
         return np.asarray(self.categories, dtype=object)[idx]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "temperature": self.temperature, "categories": list(self.categories)}
+    def _params(self) -> dict[str, Any]:
+        return {"temperature": getattr(self, "scale_", self.temperature), "categories": list(self.categories)}
 
 
 # ---------------------------------------------------------------------------------------- top-k votes
@@ -248,7 +284,8 @@ class TopKBlender(Blender):
 
     name = "topk"
 
-    def __init__(self, k: int, beta: float | None = 1.0) -> None:
+    def __init__(self, k: int, beta: float | None = None, factor: float = 1.0) -> None:
+        super().__init__(beta, factor)
         self.k = int(k)
         self.beta = beta
 
@@ -281,16 +318,20 @@ class TopKBlender(Blender):
             ll = ll - np.log(len(orders)) + math.lgamma(k + 1)
         return float(np.mean(ll))
 
-    def fit(self, utilities: np.ndarray, chosen: np.ndarray) -> TopKBlender:  # type: ignore[override]
-        """Maximum-likelihood ``beta`` from voters' utilities (V, N) and chosen item indices (V, k)."""
+    def _estimate(self, mu: np.ndarray, y: np.ndarray) -> float:
+        """Maximum-likelihood ``beta`` from (voters, items) utilities and 0/1 choices; voters who did
+        not choose exactly ``k`` items are left out."""
+        mask = np.asarray(y) > 0.5
+        ok = mask.sum(axis=1) == self.k
+        chosen = np.argsort(~mask[ok], axis=1, kind="stable")[:, :self.k]
+        utilities = np.asarray(mu)[ok]
         ll = np.array([self.set_log_likelihood(utilities, chosen, b) for b in _SIGMA_GRID])
-        self.beta = float(_SIGMA_GRID[int(np.argmax(ll))])
         self.nll_ = float(-ll.max())
-        return self
+        return float(_SIGMA_GRID[int(np.argmax(ll))])
 
     def sample(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``mu``: (V, N) utilities -> (V, N) 0/1 selections, exactly ``k`` ones per row."""
-        beta = self._check_fitted(self.beta, "beta")
+        beta = self.noise()
         mu = np.asarray(mu, dtype=np.float64)
         if self.k > mu.shape[1]:
             raise ConfigError(f"top-k blender: k={self.k} but only {mu.shape[1]} items to choose from")
@@ -300,43 +341,41 @@ class TopKBlender(Blender):
         np.put_along_axis(out, top, 1, axis=1)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "beta": self.beta, "k": self.k}
+    def _params(self) -> dict[str, Any]:
+        return {"beta": getattr(self, "scale_", self.beta), "k": self.k}
 
 
 # ---------------------------------------------------------------------------------------- factory
-def default_blender(label: LabelSpec) -> str:
-    return {"continuous": "normal", "ordinal": "ordinal", "categorical": "softmax", "topk": "topk"}.get(
-        label.kind, "")
-
-
-def make_blender(label: LabelSpec, name: str | None = None) -> Blender:
-    """A blender for ``label`` (``name`` None -> the default for the label kind)."""
-    name = name or default_blender(label)
-    allowed = {"continuous": ("normal",), "ordinal": ("ordinal", "round", "normal"),
-               "categorical": ("softmax",), "topk": ("topk",)}.get(label.kind, ())
-    if name not in allowed:
-        raise ConfigError(f"blender '{name}' does not fit a {label.kind} label (use one of: "
-                          f"{', '.join(allowed) or 'none: text labels are not sampled'})")
+def make_blender(name: str, label: LabelSpec, noise: float | None = None, factor: float = 1.0) -> Blender:
+    """The blender called ``name`` for the levels/categories/k of ``label`` (which blender suits which
+    label kind is the kind's business: :mod:`crowdllm.crowd.kinds`)."""
     if name == "normal":
-        return NormalBlender(scale=label.scale)
+        return NormalBlender(noise, scale=label.scale, factor=factor)
     if name in ("ordinal", "round"):
-        return OrdinalBlender(label.levels, mean_matching=name == "ordinal")
+        return OrdinalBlender(label.levels, noise, mean_matching=name == "ordinal", factor=factor)
     if name == "softmax":
         assert label.categories is not None
-        return SoftmaxBlender(label.categories)
-    assert label.k is not None
-    return TopKBlender(label.k)
+        return SoftmaxBlender(label.categories, noise, factor=factor)
+    if name == "topk":
+        assert label.k is not None
+        return TopKBlender(label.k, noise, factor=factor)
+    raise ConfigError(f"unknown blender '{name}' (known: {', '.join(BLENDERS)})")
 
 
 def blender_from_dict(d: dict[str, Any]) -> Blender:
+    """A fitted blender from :meth:`Blender.to_dict` (its noise becomes ``scale_``)."""
     name = d.get("name")
     if name == "normal":
-        return NormalBlender(d.get("sigma"), tuple(d["scale"]) if d.get("scale") else None)  # type: ignore[arg-type]
-    if name in ("ordinal", "round"):
-        return OrdinalBlender(d["levels"], d.get("sigma"), mean_matching=name == "ordinal")
-    if name == "softmax":
-        return SoftmaxBlender(d["categories"], d.get("temperature"))
-    if name == "topk":
-        return TopKBlender(int(d["k"]), d.get("beta"))
-    raise ConfigError(f"unknown blender '{name}' in saved config (known: {', '.join(BLENDERS)})")
+        b: Blender = NormalBlender(scale=tuple(d["scale"]) if d.get("scale") else None)  # type: ignore[arg-type]
+        noise = d.get("sigma")
+    elif name in ("ordinal", "round"):
+        b, noise = OrdinalBlender(d["levels"], mean_matching=name == "ordinal"), d.get("sigma")
+    elif name == "softmax":
+        b, noise = SoftmaxBlender(d["categories"]), d.get("temperature")
+    elif name == "topk":
+        b, noise = TopKBlender(int(d["k"])), d.get("beta")
+    else:
+        raise ConfigError(f"unknown blender '{name}' in saved config (known: {', '.join(BLENDERS)})")
+    if noise is not None:
+        b.scale_ = float(noise)
+    return b

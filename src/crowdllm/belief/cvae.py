@@ -33,6 +33,7 @@ Adam (lr 1e-3), minibatches, early stopping on the validation rows' prediction l
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
@@ -212,6 +213,15 @@ class BeliefModel:
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments, as stored."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters
+                if name != "self"}
+
+    def clone(self, **changes: Any) -> BeliefModel:
+        """An unfitted copy with the same hyper-parameters, except ``changes``."""
+        return type(self)(**{**self.get_params(), **changes})
 
     # ------------------------------------------------------------------ training
     def fit(self, data: TrainData, loss: str) -> BeliefModel:

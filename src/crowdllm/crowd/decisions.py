@@ -1,0 +1,64 @@
+"""Expected decisions: ``mu = y_ref + offset + delta`` per (task, person) pair, before blending.
+
+The base per task is the (calibrated) reference in model units plus the task memory's offset and the
+belief model's linear skip path; the belief deviation ``delta`` is averaged over ``J`` samples of the
+person's belief (J = 0: the prior mean). Pairs are processed in blocks so the (pairs x hidden)
+activations stay in cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crowdllm.blend import OrdinalBlender
+from crowdllm.crowd import inputs
+from crowdllm.crowd.kinds import CrowdKind
+from crowdllm.crowd.reference import features as reference_features
+from crowdllm.crowd.state import CrowdState
+
+CHUNK = 32_768  # pairs per block
+
+
+def task_inputs(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, ref: pd.DataFrame, *,
+                use_distribution: bool, calibrate: str) -> tuple[np.ndarray, np.ndarray]:
+    """Task features for g_x and the base per task (reference + task offset, model units)."""
+    assert st.featurizer is not None and st.belief is not None and st.memory is not None
+    emb, meta = st.featurizer.transform(tasks)
+    ref_x, base, _ = reference_features(st, kind, ref, use_distribution)
+    task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
+    base = inputs.calibrated_base(st, calibrate, tasks, (emb, meta, ref_x), base)
+    offsets = st.memory.for_tasks(tasks["task"])
+    return task_x, (base + offsets + st.belief.task_shift(task_x)).astype(np.float32)
+
+
+def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd.DataFrame, ti: np.ndarray,
+              wi: np.ndarray, ref: pd.DataFrame, rng: np.random.Generator, *, J: int, with_mean: bool,
+              use_distribution: bool, calibrate: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Expected decisions ``mu`` (label units / logits), the prior-mean ones if asked, and the
+    log-variance of the belief (with the prior-mean ones), per pair."""
+    belief = st.belief
+    assert belief is not None and st.profile_encoder is not None
+    task_x, base = task_inputs(st, kind, tasks, ref, use_distribution=use_distribution, calibrate=calibrate)
+    A = belief.task_part(task_x)
+    B = belief.profile_part(inputs.encode_profiles(st.profile_encoder, profiles))
+    mu = np.empty((len(ti), base.shape[1]), dtype=np.float64)
+    mean = np.empty_like(mu) if with_mean else None
+    lvs = []
+    for s in range(0, len(ti), CHUNK):
+        sl = slice(s, s + CHUNK)
+        m, lv = belief.belief(A, B, ti[sl], wi[sl])
+        b = base[ti[sl]]
+        mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, J, rng))
+        if mean is not None:
+            mean[sl] = kind.to_label_units(st, b + m)
+            lvs.append(lv)
+    return mu, mean, (np.concatenate(lvs) if lvs else np.zeros((0, 0)))
+
+
+def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray) -> np.ndarray | None:
+    """Per-row ordinal noise from the per-task sigmas (None: the blender's one noise for all)."""
+    if not isinstance(st.blender, OrdinalBlender) or not len(st.task_sigma):
+        return None
+    per_task = st.task_sigma.reindex(tasks["task"].to_numpy(dtype=object))
+    return per_task.fillna(st.blender.noise()).to_numpy(dtype=float)[ti]

@@ -1,0 +1,69 @@
+"""Hyper-parameters of the DigitalCrowd, scikit-learn style: ``get_params`` / ``set_params``.
+
+Each hyper-parameter is written once: the crowd's own in ``DigitalCrowd.__init__``, the belief
+model's in :class:`~crowdllm.belief.cvae.BeliefModel`, the task memory's in
+:class:`~crowdllm.crowd.memory.TaskMemory`. For convenience (and for crowds saved before the parts
+were split) a belief hyper-parameter may be given flat -- ``DigitalCrowd(epochs=50)`` is
+``DigitalCrowd(belief=BeliefModel(epochs=50))`` -- and ``memory_kappa=k`` is ``memory=TaskMemory(k)``.
+
+>>> from crowdllm.crowd import DigitalCrowd
+>>> crowd = DigitalCrowd(epochs=50, memory_kappa=None)
+>>> crowd.belief.epochs, crowd.memory.kappa, crowd.get_params()["belief__epochs"]
+(50, None, 50)
+>>> crowd.set_params(belief__latent_dim=4).belief.latent_dim
+4
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from crowdllm.belief.cvae import BeliefModel
+from crowdllm.crowd.memory import TaskMemory
+
+BELIEF_PARAMS = tuple(n for n in inspect.signature(BeliefModel.__init__).parameters
+                      if n not in ("self", "random_state", "verbose"))
+
+
+class CrowdParams:
+    """``get_params`` / ``set_params`` over the constructor's arguments and the nested belief model."""
+
+    belief: BeliefModel | None
+    memory: TaskMemory | None
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "flat")]
+        out = {n: getattr(self, n) for n in names}
+        if deep:
+            out.update({f"belief__{k}": v for k, v in self._belief_template().get_params().items()})
+        return out
+
+    def set_params(self, **params: Any) -> Any:
+        """Set parameters; ``belief__x`` or a bare belief hyper-parameter name (``epochs``) reaches the
+        belief model, ``memory_kappa`` the task memory."""
+        belief = {k.removeprefix("belief__"): params.pop(k) for k in list(params)
+                  if k.removeprefix("belief__") in BELIEF_PARAMS}
+        if belief:
+            self.belief = self._belief_template().clone(**belief)
+        if "memory_kappa" in params:
+            self.memory = TaskMemory(kappa=params.pop("memory_kappa"))
+        for name, value in params.items():
+            if name not in self.get_params(deep=False):
+                raise TypeError(f"DigitalCrowd has no parameter '{name}'")
+            setattr(self, name, value)
+        return self
+
+    def _belief_template(self) -> BeliefModel:
+        return self.belief if self.belief is not None else BeliefModel()
+
+    def _hyper(self) -> dict[str, Any]:
+        """The parameters as flat JSON values (the saved ``hyper``: ``DigitalCrowd(**hyper)`` rebuilds it)."""
+        out = {k: v for k, v in self.get_params(deep=False).items() if k not in ("belief", "memory", "verbose")}
+        out.update({k: self._belief_template().get_params()[k] for k in BELIEF_PARAMS})
+        out["memory_kappa"] = (self.memory or TaskMemory()).kappa
+        out["meta_columns"] = list(self.meta_columns) if self.meta_columns is not None else None
+        out["profile_text_columns"] = list(self.profile_text_columns)
+        out["embedder"] = self.embedder if isinstance(self.embedder, str) else self.embedder.model
+        return out
+

@@ -1,0 +1,165 @@
+"""What a fitted DigitalCrowd knows, in one dataclass, and how it is written to and read from disk.
+
+The saved folder holds the belief network (``belief.safetensors`` + ``belief.json``) and
+``crowd.json`` with everything else (no pickle, no training texts). ``crowd.json`` is written last
+and carries the digests of the belief files, so an interrupted save (or files copied from another
+model) is refused at load instead of mixing two models. Format version 1 is the layout written since
+the first release; a newer version is refused with a one-line error.
+
+A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
+and one in :func:`from_json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crowdllm.belief.calibration import ReferenceCalibrator
+from crowdllm.belief.cvae import BeliefModel
+from crowdllm.belief.embeddings import TaskFeaturizer
+from crowdllm.blend import Blender, blender_from_dict
+from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.reference import reference_frame
+from crowdllm.data.dataset import LabelSpec
+from crowdllm.errors import ConfigError
+from crowdllm.profiles.encoding import ProfileEncoder
+
+FORMAT_VERSION = 1
+BELIEF_FILES = ("belief.safetensors", "belief.json")
+_KIND = "crowdllm.DigitalCrowd"
+
+
+@dataclass
+class CrowdState:
+    """The fitted crowd. Label scale: ``center``/``scale`` (model units = (label - center) / scale
+    for numeric labels), ``ref_default`` (the VAE-only reference), ``ref_fill`` (for a missing one),
+    ``global_dist`` (categorical: the training answer distribution)."""
+
+    label: LabelSpec
+    center: float = 0.0
+    scale: float = 1.0
+    ref_default: float = 0.0
+    ref_fill: float = 0.0
+    global_dist: np.ndarray | None = None
+    # the LLM reference of every task the caller gave one for
+    has_reference: bool = False
+    p_columns: list[str] = field(default_factory=list)
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference_missing: int = 0
+    # task and profile inputs
+    embedder_name: str = ""
+    featurizer: TaskFeaturizer | None = None
+    emb_mean: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    emb_std: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
+    calibrator: ReferenceCalibrator | None = None
+    calibrated_base: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    profile_encoder: ProfileEncoder | None = None
+    profile_columns: list[str] = field(default_factory=list)
+    pool: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the model's parts
+    belief: BeliefModel | None = None
+    memory: TaskMemory | None = None
+    blender: Blender | None = None
+    task_sigma: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    n_train_responses: int = 0
+    tasks: pd.DataFrame | None = None  # training tasks, in memory only (lets sample() take task ids)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _table(frame: pd.DataFrame | pd.Series) -> dict[str, Any]:
+    if isinstance(frame, pd.Series):
+        return {"tasks": frame.index.tolist(), "values": frame.tolist()}
+    return {"tasks": frame.index.tolist(), "columns": list(frame.columns), "values": frame.to_numpy().tolist()}
+
+
+def _frame(d: dict[str, Any], dtype: Any = None) -> pd.DataFrame:
+    return pd.DataFrame(d["values"], index=pd.Index(d["tasks"], dtype=str), columns=d["columns"], dtype=dtype)
+
+
+def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The ``crowd.json`` content for state ``s`` (the belief files must be written already)."""
+    assert s.featurizer is not None and s.profile_encoder is not None and s.blender is not None
+    assert s.memory is not None
+    cal = None if s.calibrator is None else {"state": s.calibrator.get_state(), **_table(s.calibrated_base)}
+    return {
+        "format_version": FORMAT_VERSION, "kind": _KIND, "hyper": hyper, "label": s.label.to_dict(),
+        "center": s.center, "scale": s.scale, "ref_default": s.ref_default, "ref_fill": s.ref_fill,
+        "global_dist": s.global_dist.tolist() if s.global_dist is not None else None,
+        "has_reference": s.has_reference, "p_columns": s.p_columns,
+        "reference": _table(s.reference), "reference_missing": s.reference_missing,
+        "embedder": s.embedder_name, "featurizer": s.featurizer.get_state(),
+        "emb_mean": s.emb_mean.tolist(), "emb_std": s.emb_std.tolist(),
+        "profile_encoder": s.profile_encoder.get_state(), "profile_columns": s.profile_columns,
+        "pool": s.pool.to_dict(orient="list"),
+        "memory": {**_table(s.memory.offsets_table), "kappa": s.memory.kappa_},
+        "calibration": cal, "blender": s.blender.to_dict(), "task_sigma": _table(s.task_sigma),
+        "n_train_responses": s.n_train_responses,
+        "files": {name: _sha256(directory / name) for name in BELIEF_FILES},
+    }
+
+
+def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
+    """The state written by :func:`to_json` (format version 1)."""
+    featurizer = TaskFeaturizer.from_state(d["featurizer"])
+    text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
+    cal = d.get("calibration")
+    ts = d.get("task_sigma") or {"tasks": [], "values": []}
+    return CrowdState(
+        label=LabelSpec.from_dict(d["label"]),
+        center=float(d["center"]), scale=float(d["scale"]),
+        ref_default=float(d["ref_default"]), ref_fill=float(d["ref_fill"]),
+        global_dist=None if d.get("global_dist") is None else np.asarray(d["global_dist"], dtype=float),
+        has_reference=bool(d["has_reference"]), p_columns=list(d["p_columns"]),
+        reference=reference_frame(_frame(d["reference"])),
+        reference_missing=int(d.get("reference_missing", 0)),
+        embedder_name=d["embedder"], featurizer=featurizer,
+        emb_mean=np.asarray(d["emb_mean"], dtype=np.float32), emb_std=np.asarray(d["emb_std"], dtype=np.float32),
+        calibrator=None if cal is None else ReferenceCalibrator.from_state(cal["state"]),
+        calibrated_base=(pd.Series(dtype=float) if cal is None else
+                         pd.Series(cal["values"], index=pd.Index(cal["tasks"], dtype=str), dtype=float)),
+        profile_encoder=ProfileEncoder.from_state(
+            d["profile_encoder"], text_encoder=featurizer.embedder.embed if text_cols else None),
+        profile_columns=list(d["profile_columns"]), pool=pd.DataFrame(d["pool"]),
+        memory=TaskMemory.from_table(_frame(d["memory"], dtype=float), float(d["memory"]["kappa"])),
+        blender=blender_from_dict(d["blender"]),
+        task_sigma=pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float),
+        n_train_responses=int(d.get("n_train_responses", 0)),
+        belief=BeliefModel.load(directory),
+    )
+
+
+def read_json(directory: Path) -> dict[str, Any]:
+    """``crowd.json`` of a saved crowd, checked: a DigitalCrowd, a known version, its own belief files."""
+    path = directory / "crowd.json"
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no saved digital crowd here") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8 JSON) file") from None
+    if not isinstance(d, dict) or d.get("kind") != _KIND:
+        raise ConfigError(f"{path}: not a saved DigitalCrowd")
+    try:
+        version = int(d.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: format_version {d.get('format_version')!r} is not a number") from None
+    if version > FORMAT_VERSION:
+        raise ConfigError(f"{path}: format version {version} is newer than this crowdllm understands "
+                          f"({FORMAT_VERSION}); upgrade crowdllm to load it")
+    for name, digest in dict(d.get("files") or {}).items():
+        if not (directory / name).is_file() or _sha256(directory / name) != digest:
+            raise ConfigError(f"{directory / name} does not belong with {path} (an interrupted save, or a "
+                              f"file of another model?); save the crowd again")
+    return d
