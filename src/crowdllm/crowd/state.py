@@ -27,6 +27,7 @@ from crowdllm.belief.embeddings import TaskFeaturizer
 from crowdllm.blend import Blender, blender_from_dict
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.reference import reference_frame
+from crowdllm.crowd.twins import PersonTwins
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
@@ -66,6 +67,7 @@ class CrowdState:
     # the model's parts
     belief: BeliefModel | None = None
     memory: TaskMemory | None = None
+    twins: PersonTwins | None = None  # known people's own habits (numeric labels)
     blender: Blender | None = None
     task_sigma: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     n_train_responses: int = 0
@@ -104,6 +106,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "memory": {**_table(s.memory.offsets_table), "kappa": s.memory.kappa_},
         "calibration": cal, "blender": s.blender.to_dict(), "task_sigma": _table(s.task_sigma),
         "n_train_responses": s.n_train_responses,
+        "twins": s.twins.to_dict() if s.twins is not None else None,
         "files": {name: _sha256(directory / name) for name in BELIEF_FILES},
     }
 
@@ -134,6 +137,7 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         blender=blender_from_dict(d["blender"]),
         task_sigma=pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float),
         n_train_responses=int(d.get("n_train_responses", 0)),
+        twins=PersonTwins.from_dict(d["twins"]) if d.get("twins") else None,
         belief=BeliefModel.load(directory),
     )
 
