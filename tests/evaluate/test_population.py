@@ -116,3 +116,20 @@ def test_bad_settings_are_refused() -> None:
         evaluate_distributions(probs, gold, ORDINAL)
     with pytest.raises(ConfigError, match="ds has no meaning"):
         evaluate_distributions(probs, gold, ORDINAL, ["ds"])
+
+
+def test_the_runner_scores_both_protocols_with_their_floors(synthetic) -> None:
+    from crowdllm.evaluate.runner import run_experiment, summarize
+    from crowdllm.evaluate.table import to_markdown
+
+    out = run_experiment(synthetic.dataset, methods=["global", "text-ridge"], split="task", seeds=[0],
+                         aggregators=["mean"], options={"embedder": "hashing"}, progress=False, per_answer=20)
+    mae = out[(out["metric"] == "mae")].set_index(["protocol", "method"])["value"]
+    assert set(out["protocol"]) == {"matched", "population"}
+    assert ("matched", "sampling-oracle") in mae.index and ("population", "sampling-oracle") not in mae.index
+    assert ("population", "noise-ceiling") in mae.index
+    for method in ("global", "text-ridge"):  # the population protocol has no sampling noise of its own
+        assert mae[("population", method)] < mae[("matched", method)]
+    assert mae[("matched", "sampling-oracle")] > mae[("population", "noise-ceiling")]
+    assert "protocol" in summarize(out).columns
+    assert "split by task, population protocol" in to_markdown(out)

@@ -90,13 +90,7 @@ def format_cell(mean: float, std: float, n: int, digits: int = 2) -> str:
 def _ensure_summary(frame: pd.DataFrame) -> pd.DataFrame:
     if "mean" in frame.columns and "value" not in frame.columns:
         return frame
-    if "protocol" not in frame.columns:
-        return summarize(frame)
-    parts = [summarize(part).assign(protocol=str(name))
-             for name, part in frame.groupby("protocol", sort=False)]
-    out = pd.concat(parts, ignore_index=True)
-    out.attrs["notes"] = list(frame.attrs.get("notes", []))
-    return out
+    return summarize(frame)
 
 
 def _groups(summary: pd.DataFrame) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
