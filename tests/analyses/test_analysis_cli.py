@@ -69,7 +69,7 @@ def test_every_analysis_writes_csv_png_and_settings_then_one_report(crowd_file, 
     (["--fractions", "a,b"], "--fractions"),
     (["--methods", "no-such-method"], "unknown method 'no-such-method'"),
     (["--sizes", "0,3"], "sizes"),
-    (["--crowd-param", "epochs"], "--crowd-param 'epochs' is not KEY=VALUE"),
+    (["--crowd-param", "epochs"], "--crowd-param: 'epochs' is not KEY=VALUE"),
     (["--max-tasks", "1"], "--max-tasks must be at least 2"),
 ])
 def test_bad_settings_are_one_line_errors(crowd_file, tmp_path, capsys, argv, message):
@@ -168,3 +168,41 @@ def test_max_tasks_cuts_the_data_to_a_seeded_choice_of_tasks(crowd_file, tmp_pat
                     "global", "--sizes", "1", "--fractions", "100", "--max-tasks", "8", "--out", str(tmp_path))
     assert rc == 0
     assert pd.read_csv(tmp_path / "predictions.csv")["task"].nunique() <= 8
+
+
+def test_the_help_texts_name_the_librarys_defaults():
+    """The library is the one source of the defaults; the help texts must say the same values."""
+    import inspect
+
+    from crowdllm.cli import analyze as cli
+    from crowdllm.evaluate.analyses import crowd_size, data_efficiency, people_needed, theory_checks
+    from crowdllm.evaluate.analyses.crowd_size import PAPER as CS_PAPER
+    from crowdllm.evaluate.analyses.data_efficiency import PAPER as DE_PAPER
+
+    def default(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    def helps(func):
+        return {p.name: (p.default.help or "") for p in inspect.signature(func).parameters.values()
+                if hasattr(p.default, "help")}
+
+    de, cs, cost, theory = (helps(f) for f in (cli.data_efficiency_cmd, cli.crowd_size_cmd, cli.cost_cmd, cli.theory_cmd))
+    assert f"default {cli.shown(default(data_efficiency, 'sizes'))})" in de["sizes"]
+    assert f"default {cli.shown(default(data_efficiency, 'fractions'))};" in de["fractions"]
+    assert f"--paper: {cli.shown(DE_PAPER['fractions'])})" in de["fractions"]
+    assert f"default {cli.shown(default(crowd_size, 'sizes'))})" in cs["sizes"]
+    assert f"default {cli.shown(default(crowd_size, 'fractions'))};" in cs["fractions"]
+    assert f"--paper: {cli.shown(CS_PAPER['fractions'])})" in cs["fractions"]
+    assert f"default {cli.shown(default(crowd_size, 'tolerances'))};" in cs["tolerances"]
+    assert f"default {cli.shown(default(people_needed, 'tolerances'))};" in cost["tolerances"]
+    assert f"default {default(people_needed, 'max_people')})" in cost["max_people"]
+    assert f"default {cli.shown(default(theory_checks, 'alphas'))})" in theory["alphas"]
+
+
+def test_seeds_option_and_crowd_param_mean_the_same_in_every_command(capsys):
+    """--seeds N or a list, --option and --crowd-param: one declaration, in analyze, evaluate and reproduce."""
+    for argv in (["analyze", "growth"], ["analyze", "theory"], ["evaluate"], ["reproduce", "voting"]):
+        rc, out, _ = _run(capsys, *argv, "--help")
+        flat = " ".join(out.replace("│", " ").split())
+        assert rc == 0 and "--seeds" in flat and "0..N-1" in flat, argv
+        assert "--crowd-param" in flat and "--option" in flat, argv

@@ -137,8 +137,8 @@ def test_weights_of_another_crowd_are_not_loaded_as_this_one(saved, tmp_path: Pa
 def test_an_interrupted_save_leaves_the_previous_model_loadable(saved, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The process dies while writing crowd.json (after the new weights are in place)."""
-    from crowdllm.crowd import model as crowd_module
     from crowdllm.crowd import DigitalCrowd
+    from crowdllm.crowd import model as crowd_module
 
     directory, crowd, ds = saved
     directory = _copy(directory, tmp_path)

@@ -8,11 +8,9 @@ How to use it in a CLI module (``src/crowdllm/cli/<name>.py``)::
         @app.command()
         @with_backend_options
         def mycommand(dataset: str, backend_options: BackendOptions, seed: int = 0) -> None:
-            llm = backend_options.open(seed=seed)       # the LanguageModel, cached + metered
-            try:
+            # the LanguageModel, cached + metered; usage printed and saved, backend closed at the end
+            with backend_options.session(usage_file="results/x.usage.json") as llm:
                 ...                                      # llm.choice_probs(...), compute_references(...)
-            finally:
-                backend_options.finish(llm, out="results/x.csv")   # prints usage, writes x.csv.usage.json
 
 ``with_backend_options`` adds these flags to the command and hands the command one
 :class:`BackendOptions` in the parameter named ``backend_options``:
@@ -26,10 +24,11 @@ How to use it in a CLI module (``src/crowdllm/cli/<name>.py``)::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,25 @@ class BackendOptions:
             cache=not self.no_cache, price_in=self.price_in, price_out=self.price_out, n_ctx=self.n_ctx,
             seed=seed, endpoint=self.endpoint,
         )
+
+    @contextlib.contextmanager
+    def session(self, needed: bool = True, *, usage_file: str | Path | None = None, seed: int = 0,
+                quiet: bool = False) -> Iterator[LanguageModel | None]:
+        """The one way a command opens and closes the LLM: opened only when ``needed`` (else None);
+        at the end, also after a failure, the usage is printed (unless ``quiet``) and written to
+        ``usage_file``, and the backend closed."""
+        llm = self.open(seed=seed) if needed else None
+        try:
+            yield llm
+        finally:
+            if llm is not None:
+                self.finish(llm, quiet=quiet)
+                usage = getattr(llm, "usage", None)
+                if usage is not None and usage_file is not None:
+                    usage.save(str(usage_file))
+                close = getattr(llm, "close", None)
+                if close is not None:
+                    close()
 
     @staticmethod
     def finish(llm: LanguageModel, *, out: str | Path | None = None, quiet: bool = False) -> None:

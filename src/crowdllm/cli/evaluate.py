@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from crowdllm.cli import _options as opt
 from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
@@ -33,33 +34,6 @@ def _split_list(text: str | None, setting: str) -> list[str] | None:
     if not items:
         raise ConfigError(f"{setting}: give at least one name (comma-separated)")
     return items
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"5"`` -> seeds 0..4; ``"3,7,11"`` -> those seeds."""
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            n = int(text)
-            if n < 1:
-                raise ValueError
-            seeds = list(range(n))
-    except ValueError:
-        raise ConfigError(f"--seeds: '{text}' is not a positive number of seeds or a list like 0,1,2") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: '{text}' must name distinct seeds")
-    return seeds
-
-
-def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in pairs or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--option: '{item}' is not KEY=VALUE")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: str | None,
@@ -83,83 +57,80 @@ def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: st
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
-    @with_backend_options
-    def evaluate_cmd(
-        dataset: str = typer.Option(..., "--dataset", "-d", help="A registered data set name or a responses file."),
-        column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
-        kind: str = typer.Option(None, "--kind", help="Label kind of your file (default: inferred)."),
-        scale: str = typer.Option(None, "--scale", help="Label scale of your file, e.g. 1-5."),
-        categories: str = typer.Option(None, "--categories", help="Categories of your file, comma-separated."),
-        k: int = typer.Option(None, "--k", help="Items each voter selects (top-k votes)."),
-        split: str = typer.Option("worker", "--split", help="Hold out unseen workers, tasks, or both."),
-        seeds: str = typer.Option("5", "--seeds", help="Number of seeds (0..N-1), or a list like 0,3,7."),
-        methods: str = typer.Option(None, "--methods",
-                                    help="Comma-separated methods (default: random,global,per-task,profile-group)."),
-        aggregators: str = typer.Option(None, "--aggregators",
-                                        help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
-        test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
-        option: list[str] = typer.Option(None, "--option", help="KEY=VALUE passed to method factories (repeat)."),
-        reference: Path = typer.Option(None, "--reference", help="Precomputed LLM references (CSV/Parquet from "
-                                       "'crowdllm llm reference'); tasks missing from it are asked of the LLM."),
-        embedder: str = typer.Option(None, "--embedder",
-                                     help="Task text embedder of the digital crowd: auto, minilm or hashing."),
-        out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-        backend_options: BackendOptions = None,  # type: ignore[assignment]
-    ) -> None:
-        """Score virtual crowds against held-out real responses (mean ± std over seeds, with the noise ceiling)."""
-        from rich.console import Console
+    app.command("evaluate")(evaluate_cmd)
 
-        from crowdllm._io import atomic_path
-        from crowdllm.data.splits import SPLIT_BY
-        from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
-        from crowdllm.evaluate.runner import DEFAULT_METHODS, RESULT_COLUMNS, method_spec, run_experiment
-        from crowdllm.evaluate.table import to_rich, write_results
 
-        if split not in SPLIT_BY:
-            raise ConfigError(f"--split: '{split}' is not one of {', '.join(SPLIT_BY)}")
-        seed_list = parse_seeds(seeds)
-        method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
-        agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
-        needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
-        options: dict[str, Any] = {"_refs": {}, **_parse_options(option)}
-        if reference is not None:
-            from crowdllm.llm.reference import load_references
+@with_backend_options
+def evaluate_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="A registered data set name or a responses file."),
+    column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
+    kind: str = typer.Option(None, "--kind", help="Label kind of your file (default: inferred)."),
+    scale: str = typer.Option(None, "--scale", help="Label scale of your file, e.g. 1-5."),
+    categories: str = typer.Option(None, "--categories", help="Categories of your file, comma-separated."),
+    k: int = typer.Option(None, "--k", help="Items each voter selects (top-k votes)."),
+    split: str = typer.Option("worker", "--split", help="Hold out unseen workers, tasks, or both."),
+    seeds: str = typer.Option("5", "--seeds", help=opt.SEEDS_HELP),
+    methods: str = typer.Option(None, "--methods",
+                                help="Comma-separated methods (default: random,global,per-task,profile-group)."),
+    aggregators: str = typer.Option(None, "--aggregators",
+                                    help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
+    option: list[str] = opt.OPTION,
+    crowd_param: list[str] = opt.CROWD_PARAM,
+    reference: Path = opt.REFERENCE,
+    embedder: str = opt.EMBEDDER,
+    out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    backend_options: BackendOptions = None,  # type: ignore[assignment]
+) -> None:
+    """Score virtual crowds against held-out real responses (mean ± std over seeds, with the noise ceiling)."""
+    from crowdllm.data.splits import SPLIT_BY
+    from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
+    from crowdllm.evaluate.runner import DEFAULT_METHODS, method_spec, run_experiment
 
-            options["reference"] = load_references(reference)
-        if embedder is not None:
-            options["embedder"] = embedder
-        started = time.perf_counter()
-        ds = _load(dataset, column_map, kind, scale, categories, k)
-
-        partial = out / "results.partial.csv" if out is not None else None
-
-        def save_partial(frame: Any) -> None:
-            if partial is not None:
-                with atomic_path(partial) as tmp:
-                    frame[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
-
-        llm = backend_options.open(seed=0) if needs_llm else None
+    if split not in SPLIT_BY:
+        raise ConfigError(f"--split: '{split}' is not one of {', '.join(SPLIT_BY)}")
+    seed_list = opt.parse_seeds(seeds)
+    method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
+    agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
+    needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
+    options = opt.method_options(option=option, crowd_param=crowd_param, reference=reference, embedder=embedder)
+    started = time.perf_counter()
+    ds = _load(dataset, column_map, kind, scale, categories, k)
+    usage = out / "results.csv.usage.json" if out is not None else None
+    with backend_options.session(needs_llm, usage_file=usage) as llm:
         if llm is not None:
             options["llm"] = llm
-        try:
-            results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list,
-                                     aggregators=agg_names, options=options, progress=progress,
-                                     test_size=test_size, on_step=save_partial)
-        finally:
-            if llm is not None:
-                backend_options.finish(llm, out=out / "results.csv" if out is not None else None)
-                close = getattr(llm, "close", None)
-                if close is not None:
-                    close()
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=240)
-        console.print(to_rich(results))
+        results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list, aggregators=agg_names,
+                                 options=options, progress=progress, test_size=test_size,
+                                 on_step=_partial_saver(out))
+    _show(results, out, started)
+
+
+def _partial_saver(out: Path | None) -> Any:
+    """Keep the results so far in ``out/results.partial.csv`` (atomically), so a failed run keeps them."""
+    from crowdllm._io import atomic_path
+    from crowdllm.evaluate.runner import RESULT_COLUMNS
+
+    def save_partial(frame: Any) -> None:
         if out is not None:
-            csv_path, md_path = write_results(results, out)
-            if partial is not None and partial.exists():
-                partial.unlink()
-            console.print(f"wrote {csv_path} and {md_path}")
-        console.print(f"done in {time.perf_counter() - started:.1f} s")
+            with atomic_path(out / "results.partial.csv") as tmp:
+                frame[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
+
+    return save_partial
+
+
+def _show(results: Any, out: Path | None, started: float) -> None:
+    from rich.console import Console
+
+    from crowdllm.evaluate.table import to_rich, write_results
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=240)
+    console.print(to_rich(results))
+    if out is not None:
+        csv_path, md_path = write_results(results, out)
+        (out / "results.partial.csv").unlink(missing_ok=True)
+        console.print(f"wrote {csv_path} and {md_path}")
+    console.print(f"done in {time.perf_counter() - started:.1f} s")

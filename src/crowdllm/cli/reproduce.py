@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from crowdllm.cli import _options as opt
 from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
@@ -33,15 +34,15 @@ def _names(text: str | None, setting: str) -> list[str] | None:
 
 def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, aggregators: str | None,
          out: Path | None, embedder: str | None, persona_budget: int, reference: Path | None, theory: bool,
-         progress: bool, backend_options: BackendOptions) -> Any:
+         progress: bool, backend_options: BackendOptions, option: list[str] | None = None,
+         crowd_param: list[str] | None = None) -> Any:
     from rich.console import Console
 
-    from crowdllm.cli.evaluate import parse_seeds
     from crowdllm.data.splits import SPLIT_BY
     from crowdllm.evaluate.reproduce import reproduce
     from crowdllm.evaluate.runner import method_spec
 
-    seed_list = parse_seeds(seeds)
+    seed_list = opt.parse_seeds(seeds)
     for split in splits:  # check every setting before the model is loaded
         if split not in SPLIT_BY:
             raise ConfigError(f"--splits: '{split}' is not one of {', '.join(SPLIT_BY)}")
@@ -49,27 +50,17 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
         method_spec(name)
     if persona_budget < 0:
         raise ConfigError(f"--persona-budget must be >= 0, got {persona_budget}")
-    options: dict[str, Any] = {"persona_budget": persona_budget}
-    if embedder is not None:
-        if embedder not in ("auto", "minilm", "hashing"):
-            raise ConfigError(f"--embedder '{embedder}' is not one of auto, minilm, hashing")
-        options["embedder"] = embedder
-    if reference is not None:
-        from crowdllm.llm.reference import load_references
-
-        options["reference"] = load_references(reference)
+    if embedder is not None and embedder not in ("auto", "minilm", "hashing"):
+        raise ConfigError(f"--embedder '{embedder}' is not one of auto, minilm, hashing")
+    options = {"persona_budget": persona_budget,
+               **opt.method_options(option=option, crowd_param=crowd_param, reference=reference, embedder=embedder)}
     console = Console(stderr=True)
     show = progress and sys.stderr.isatty()
-    llm = backend_options.open(seed=0)
-    try:
+    usage = out / "results.csv.usage.json" if out is not None else None
+    with backend_options.session(usage_file=usage, quiet=True) as llm:
         result = reproduce(dataset, llm=llm, seeds=seed_list, splits=splits, methods=_names(methods, "--methods"),
                            aggregators=_names(aggregators, "--aggregators"), out=out, options=options,
                            theory=theory, progress=show, log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    finally:
-        backend_options.finish(llm, out=(out / "results.csv") if out is not None else None, quiet=True)
-        close = getattr(llm, "close", None)
-        if close is not None:
-            close()
     typer.echo(result.markdown)
     if out is not None:
         typer.echo(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'references.csv'} and {out / 'run.json'}")
@@ -83,14 +74,16 @@ def register(app: typer.Typer) -> None:
     @group.command("offensiveness")
     @with_backend_options
     def offensiveness(
-        seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7."),
+        seeds: str = typer.Option("1", "--seeds", help=opt.SEEDS_HELP),
         splits: str = typer.Option("worker,task,both", "--splits", help="Splits: worker, task, both (comma-separated)."),
         methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
         aggregators: str = typer.Option(None, "--aggregators", help="Default: mean,median,mv,ds,glad."),
         out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto (MiniLM if installed), minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona LLM calls per fit."),
-        reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
+        reference: Path = opt.REFERENCE,
+        option: list[str] = opt.OPTION,
+        crowd_param: list[str] = opt.CROWD_PARAM,
         theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
         backend_options: BackendOptions = None,  # type: ignore[assignment]
@@ -100,7 +93,7 @@ def register(app: typer.Typer) -> None:
         split_list = _names(splits, "--splits") or []
         _run("popquorn-offensiveness", seeds=seeds, splits=split_list, methods=methods, aggregators=aggregators,
              out=out, embedder=embedder, persona_budget=persona_budget, reference=reference, theory=theory,
-             progress=progress, backend_options=backend_options)
+             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param)
         if seeds.strip() == "1":
             typer.echo(f"This was 1 seed ({time.perf_counter() - started:.0f} s; LLM answers are now cached). "
                        f"The full table, 5 seeds: {FULL_OFFENSIVENESS} (about 5x the non-LLM time; no new LLM calls "
@@ -109,12 +102,14 @@ def register(app: typer.Typer) -> None:
     @group.command("voting")
     @with_backend_options
     def voting(
-        seeds: str = typer.Option("5", "--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7."),
+        seeds: str = typer.Option("5", "--seeds", help=opt.SEEDS_HELP),
         methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
         out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto, minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona ballots per fit."),
-        reference: Path = typer.Option(None, "--reference", help="Precomputed references (from 'crowdllm reference')."),
+        reference: Path = opt.REFERENCE,
+        option: list[str] = opt.OPTION,
+        crowd_param: list[str] = opt.CROWD_PARAM,
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
@@ -122,6 +117,6 @@ def register(app: typer.Typer) -> None:
         virtual voters vs the held-out real voters (MAE, RMSE, CS, WD)."""
         _run("zurich-pb-top5", seeds=seeds, splits=["worker"], methods=methods, aggregators=None, out=out,
              embedder=embedder, persona_budget=persona_budget, reference=reference, theory=False,
-             progress=progress, backend_options=backend_options)
+             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param)
 
     app.add_typer(group, name="reproduce")

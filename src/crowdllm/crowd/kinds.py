@@ -60,6 +60,10 @@ class CrowdKind:
     calibratable: ClassVar[bool] = False
     #: expected decisions report the spread of the belief deviation (``delta_sd``)
     has_spread: ClassVar[bool] = False
+    #: a rating on a number line (continuous or ordinal): means, intervals and the theory apply
+    rating: ClassVar[bool] = False
+    #: top-k votes: answers are 0/1 choices among all items, counted in votes
+    votes: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ labels and the reference
     def choice_names(self, label: LabelSpec) -> list[str]:
@@ -138,6 +142,7 @@ class NumericKind(CrowdKind):
 
     calibratable = True
     has_spread = True
+    rating = True
 
     def __init__(self, name: str, blenders: tuple[str, ...]) -> None:
         self.name = name
@@ -256,6 +261,7 @@ class TopKKind(CrowdKind):
     name = "topk"
     loss = "bce"
     blenders = ("topk",)
+    votes = True
 
     def fit_scale(self, state: CrowdState, y: np.ndarray, responses: pd.DataFrame) -> None:
         assert state.label.k is not None
@@ -314,6 +320,11 @@ KINDS: dict[str, CrowdKind] = {
     "categorical": CategoricalKind(),
     "topk": TopKKind(),
 }
+
+
+def kind_of(label: LabelSpec) -> CrowdKind | None:
+    """The kind object for ``label``, None for free text."""
+    return KINDS.get(label.kind)
 
 
 def crowd_kind(label: LabelSpec) -> CrowdKind:

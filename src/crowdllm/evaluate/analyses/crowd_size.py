@@ -40,7 +40,9 @@ from crowdllm.evaluate.analyses._progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "profiles", "n_virtual", "tolerance",
            "resolution_rate", "mae"]
-DEFAULT_SIZES = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 40, 50)
+DEFAULT_SIZES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50)
+#: the paper's settings (``crowdllm analyze crowd-size --paper``)
+PAPER = {"fractions": (0.1, 0.5, 1.0), "seeds": (0, 1, 2, 3, 4)}
 PROFILE_KINDS = ("diverse", "fixed")
 
 

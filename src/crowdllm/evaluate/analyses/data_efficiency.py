@@ -32,8 +32,10 @@ from crowdllm.evaluate.analyses._common import (
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "n_train_workers", "n_train_responses",
            "n_virtual", "metric", "value"]
-DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
-DEFAULT_SIZES = (1, 2, 3, 5, 10, 20, 50)
+DEFAULT_FRACTIONS = (0.1, 0.5, 1.0)
+DEFAULT_SIZES = (1, 2, 5, 10, 20, 50)
+#: the paper's settings (``crowdllm analyze data-efficiency --paper``)
+PAPER = {"fractions": (0.1, 0.25, 0.5, 0.75, 1.0), "seeds": (0, 1, 2, 3, 4)}
 
 
 def data_efficiency(
