@@ -133,3 +133,19 @@ def test_the_runner_scores_both_protocols_with_their_floors(synthetic) -> None:
     assert mae[("matched", "sampling-oracle")] > mae[("population", "noise-ceiling")]
     assert "protocol" in summarize(out).columns
     assert "split by task, population protocol" in to_markdown(out)
+
+
+def test_the_cli_flag_turns_the_population_protocol_on(tmp_path, capsys) -> None:
+    from crowdllm.cli import main
+    from crowdllm.data.synthetic import make_synthetic_crowd
+
+    path = tmp_path / "crowd.csv"
+    make_synthetic_crowd(n_tasks=20, n_workers=12, random_state=0).dataset.merged().to_csv(path, index=False)
+    code = main(["evaluate", "-d", str(path), "--methods", "global", "--seeds", "1", "--aggregators", "mean",
+                 "--virtual-per-answer", "5", "--no-progress", "--out", str(tmp_path / "o")])
+    assert code == 0
+    assert "population protocol" in (tmp_path / "o" / "results.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "-d", str(path), "--virtual-per-answer", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--virtual-per-answer" in err and "Traceback" not in err

@@ -202,6 +202,8 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
         raise ConfigError(f"data set '{ds.name}' has free-text labels, which the numeric metrics cannot score")
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
+    if isinstance(per_answer, bool) or not isinstance(per_answer, int) or per_answer < 0:
+        raise ConfigError(f"per_answer={per_answer!r}: give 0 (matched protocol only) or a positive whole number")
     names = [str(m).strip() for m in methods]
     if not names:
         raise ConfigError("methods: give at least one method")
