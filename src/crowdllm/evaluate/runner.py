@@ -212,15 +212,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     aggs = _usable_aggregators(aggregators, label, notes)
     if not aggs and label.kind != "topk":
         raise ConfigError("aggregators: none of the given aggregators can score these labels")
-    runnable: list[MethodSpec] = []
-    for spec in specs:
-        if spec.seen_tasks_only and split in ("task", "both"):
-            notes.append(f"method '{spec.name}' skipped: it answers only tasks seen in training, and a "
-                         f"'{split}' split holds out whole tasks")
-        elif spec.label_kinds is not None and label.kind not in spec.label_kinds:
-            notes.append(f"method '{spec.name}' skipped: not defined for '{label.kind}' labels")
-        else:
-            runnable.append(spec)
+    runnable = _runnable(specs, split, label, notes)
 
     frames: list[pd.DataFrame] = []
 
@@ -262,6 +254,20 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
                         add(part.drop(columns="method"), seed, str(method_name), protocol)
                 bar.done()
     return _finish(frames, notes)
+
+
+def _runnable(specs: list[MethodSpec], split: str, label: LabelSpec, notes: list[str]) -> list[MethodSpec]:
+    """The methods that can run on this split and label kind; a note says why each other one cannot."""
+    runnable: list[MethodSpec] = []
+    for spec in specs:
+        if spec.seen_tasks_only and split in ("task", "both"):
+            notes.append(f"method '{spec.name}' skipped: it answers only tasks seen in training, and a "
+                         f"'{split}' split holds out whole tasks")
+        elif spec.label_kinds is not None and label.kind not in spec.label_kinds:
+            notes.append(f"method '{spec.name}' skipped: not defined for '{label.kind}' labels")
+        else:
+            runnable.append(spec)
+    return runnable
 
 
 def _finish(frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
