@@ -8,7 +8,8 @@ embedded model; cached on disk, so a rerun makes no call). It writes into ``out`
 - ``results.md``: one table per split (mean ± std over seeds, noise-ceiling rows), the LLM used, its
   cost (calls, cache hits, tokens, time), the text embedder, and the theory numbers;
 - ``references.csv``: the references (``y_ref``, ``p_*``) the methods used;
-- ``theory.csv``: Theorem 5 per-task intervals for the first seed of each split (numeric labels);
+- ``theory.csv``: Theorem 5 per-task intervals for the first seed of each split (numeric labels), with
+  the split-conformal interval calibrated on validation tasks/people beside them (``conformal_*``);
 - ``run.json``: settings, timings, usage.
 
 While it runs, ``results.partial.csv`` holds what is finished, so an interrupted run loses nothing
@@ -70,20 +71,27 @@ def _reference_table(ds: Any, llm: Any, options: Mapping[str, Any], progress: bo
 
 def _theory(ds: Any, split: str, seed: int, options: Mapping[str, Any], reference: pd.DataFrame | None
             ) -> tuple[str, pd.DataFrame | None]:
-    """Theorem 5 and Theorem 2 numbers for CrowdLLM on one split (numeric labels only)."""
+    """Theorem 5 (and the split-conformal interval beside it) and Theorem 2 numbers for CrowdLLM on one
+    split (numeric labels only)."""
     if ds.label.kind not in ("continuous", "ordinal"):
         return "", None
     from crowdllm.data.splits import split_dataset
     from crowdllm.evaluate.methods.crowd import CrowdMethod
-    from crowdllm.evaluate.theory import risk_decomposition, theorem5_intervals
+    from crowdllm.evaluate.theory import conformal_intervals, risk_decomposition, theorem5_intervals
 
     parts = split_dataset(ds, by=split, random_state=int(seed))  # type: ignore[arg-type]
     method = CrowdMethod(use_reference=True, dataset=ds.name, split=split, seed=seed, options=dict(options)).fit(
         parts.train)
     intervals = theorem5_intervals(method.crowd_, parts.train, parts.test, reference=reference, random_state=seed)
+    conformal = conformal_intervals(
+        method.crowd_, lambda train: CrowdMethod(use_reference=True, dataset=ds.name, split=split, seed=seed,
+                                                 options=dict(options)).fit(train).crowd_,
+        parts.train, parts.test, split=split, reference=reference, random_state=seed)
     risk = risk_decomposition(method.crowd_, parts.test, reference=reference, random_state=seed)
-    frame = intervals.per_task.assign(split=split, seed=seed)
-    return f"- split by {split} (seed {seed}): {intervals.render()}\n  {risk.render()}", frame
+    conf = conformal.per_task.set_index("task")[["lower", "upper", "half_width", "covered"]].add_prefix("conformal_")
+    frame = intervals.per_task.join(conf, on="task").assign(split=split, seed=seed)
+    return (f"- split by {split} (seed {seed}): {intervals.render()}\n  {conformal.render()}\n  {risk.render()}",
+            frame)
 
 
 def reproduce(

@@ -231,17 +231,38 @@ def crowd_task_moments(crowd: Any, tasks: pd.DataFrame, people: pd.DataFrame, *,
     return out
 
 
-def conformal_intervals(crowd: Any, refit: Any, train: CrowdDataset, test: CrowdDataset, *, split: str = "task",
-                        alpha: float = 0.05, n_virtual: int = 200, valid_size: float = 0.2, reference: Any = None,
-                        random_state: int = 0) -> IntervalReport:
-    """Split-conformal intervals (:class:`SplitConformal`) for the real-crowd mean of every test task.
+@dataclass
+class ConformalInputs:
+    """What a split-conformal interval is built from: the crowd's predicted moments and the real answers,
+    on calibration tasks (a crowd fitted without them) and on the test tasks."""
 
-    ``crowd``: the crowd fitted on ``train``; ``refit(calibration_train) -> crowd``: fits the same
-    kind of crowd on a part of ``train`` (called once). ``split`` says how ``train`` is cut for
-    calibration, like the test split: ``task`` holds out training tasks, ``worker`` training people
-    (their answers to the training tasks), ``both`` both. Returns per-task ``virtual_mean``,
-    ``gold_mean``, ``gold_n``, ``lower``, ``upper``, ``half_width``, ``covered`` and a summary
-    (``coverage``, ``half_width``, ``tau``, ``q``, ``calibration_tasks``)."""
+    calibration: pd.DataFrame
+    calibration_gold: pd.DataFrame
+    test: pd.DataFrame
+    test_gold: pd.DataFrame
+    n_virtual: int
+
+    def report(self, alpha: float = 0.05) -> ConformalReport:
+        """Calibrate at level ``1 - alpha`` and measure coverage of the test tasks' real-crowd means."""
+        conf = SplitConformal(alpha=alpha).fit(self.calibration, self.calibration_gold)
+        gold = self.test_gold.astype({"task": str}).groupby("task")["label"].agg(["mean", "count"])
+        iv = conf.predict(self.test, gold["count"])
+        frame = pd.DataFrame({"task": iv.index, "virtual_mean": iv["mean"].to_numpy(),
+                              "gold_mean": gold["mean"].reindex(iv.index).to_numpy(float),
+                              "gold_n": gold["count"].reindex(iv.index).to_numpy(float),
+                              "lower": iv["lower"].to_numpy(), "upper": iv["upper"].to_numpy(),
+                              "half_width": iv["half_width"].to_numpy()})
+        frame["covered"] = (frame["gold_mean"] >= frame["lower"]) & (frame["gold_mean"] <= frame["upper"])
+        summary = {"tasks": float(len(frame)), "N": float(self.n_virtual), "nominal": 1 - alpha,
+                   "coverage": float(frame["covered"].mean()), "half_width": float(frame["half_width"].mean()),
+                   "tau": conf.tau_, "q": conf.q_, "calibration_tasks": float(conf.n_calibration_)}
+        return ConformalReport(frame, summary)
+
+
+def conformal_inputs(crowd: Any, refit: Any, train: CrowdDataset, test: CrowdDataset, *, split: str = "task",
+                     n_virtual: int = 200, valid_size: float = 0.2, reference: Any = None,
+                     random_state: int = 0) -> ConformalInputs:
+    """Predicted moments on calibration and test tasks (see :func:`conformal_intervals`); fits one crowd."""
     _numeric(train)
     from crowdllm.data.splits import split_dataset
     from crowdllm.profiles.pool import PoolProfiles
@@ -251,24 +272,27 @@ def conformal_intervals(crowd: Any, refit: Any, train: CrowdDataset, test: Crowd
     cal_crowd = refit(inner.train)
     cal_tasks = inner.test.tasks[inner.test.tasks["task"].isin(set(inner.test.responses["task"]))]
     people_cal = PoolProfiles(inner.train.workers).sample(n_virtual, rng)
-    cal_pred = crowd_task_moments(cal_crowd, cal_tasks, people_cal, reference=reference, random_state=rng)
-    conf = SplitConformal(alpha=alpha).fit(cal_pred, inner.test.responses)
-
+    cal = crowd_task_moments(cal_crowd, cal_tasks, people_cal, reference=reference, random_state=rng)
     test_tasks = test.tasks[test.tasks["task"].isin(set(test.responses["task"]))].reset_index(drop=True)
     people = PoolProfiles(train.workers).sample(n_virtual, rng)
     pred = crowd_task_moments(crowd, test_tasks, people, reference=reference, random_state=rng)
-    gold = test.responses.astype({"task": str}).groupby("task")["label"].agg(["mean", "count"])
-    iv = conf.predict(pred, gold["count"])
-    frame = pd.DataFrame({"task": iv.index, "virtual_mean": iv["mean"].to_numpy(),
-                          "gold_mean": gold["mean"].reindex(iv.index).to_numpy(float),
-                          "gold_n": gold["count"].reindex(iv.index).to_numpy(float),
-                          "lower": iv["lower"].to_numpy(), "upper": iv["upper"].to_numpy(),
-                          "half_width": iv["half_width"].to_numpy()})
-    frame["covered"] = (frame["gold_mean"] >= frame["lower"]) & (frame["gold_mean"] <= frame["upper"])
-    summary = {"tasks": float(len(frame)), "N": float(n_virtual), "nominal": 1 - alpha,
-               "coverage": float(frame["covered"].mean()), "half_width": float(frame["half_width"].mean()),
-               "tau": conf.tau_, "q": conf.q_, "calibration_tasks": float(conf.n_calibration_)}
-    return ConformalReport(frame, summary)
+    return ConformalInputs(cal, inner.test.responses, pred, test.responses, n_virtual)
+
+
+def conformal_intervals(crowd: Any, refit: Any, train: CrowdDataset, test: CrowdDataset, *, split: str = "task",
+                        alpha: float = 0.05, n_virtual: int = 200, valid_size: float = 0.2, reference: Any = None,
+                        random_state: int = 0) -> ConformalReport:
+    """Split-conformal intervals (:class:`SplitConformal`) for the real-crowd mean of every test task.
+
+    ``crowd``: the crowd fitted on ``train``; ``refit(calibration_train) -> crowd``: fits the same
+    kind of crowd on a part of ``train`` (called once). ``split`` says how ``train`` is cut for
+    calibration, like the test split: ``task`` holds out training tasks, ``worker`` training people
+    (their answers to the training tasks), ``both`` both. ``reference``: the LLM reference of the
+    calibration and test tasks (a frame covering them, or a function ``tasks -> frame``). Returns
+    per-task ``virtual_mean``, ``gold_mean``, ``gold_n``, ``lower``, ``upper``, ``half_width``,
+    ``covered`` and a summary (``coverage``, ``half_width``, ``tau``, ``q``, ``calibration_tasks``)."""
+    return conformal_inputs(crowd, refit, train, test, split=split, n_virtual=n_virtual, valid_size=valid_size,
+                            reference=reference, random_state=random_state).report(alpha)
 
 
 @dataclass
