@@ -38,6 +38,7 @@ from crowdllm.blend import OrdinalBlender
 from crowdllm.crowd import decisions, inputs, state
 from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.mixture import AnswerMixture, fit_mixture, mix_labels
 from crowdllm.crowd.params import CrowdParams
 from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
 from crowdllm.crowd.reference import features as reference_features
@@ -59,7 +60,9 @@ class DigitalCrowd(CrowdParams):
     its hyper-parameters may also be passed flat, ``DigitalCrowd(epochs=50)``), ``memory`` (a
     :class:`~crowdllm.crowd.memory.TaskMemory`; ``memory_kappa=`` may be passed flat; ``task_memory=False``
     switches it off), ``twins`` (a :class:`~crowdllm.crowd.twins.PersonTwins`: known people's own offset
-    and scale use, numeric labels; ``person_twins=False``
+    and scale use, numeric labels; ``person_twins=False`` switches them off), ``mixture`` (an
+    :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's answers mixed with the
+    real ones, the weight learned on validation people, ordinal labels; ``answer_mixture=False``
     switches it off), ``blender`` (a blender name, None = the default for the label kind).
     Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
@@ -73,6 +76,7 @@ class DigitalCrowd(CrowdParams):
 
     def __init__(self, *, belief: BeliefModel | None = None, memory: TaskMemory | None = None,
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
+                 mixture: AnswerMixture | None = None, answer_mixture: bool = True,
                  blender: str | None = None, sigma: float | None = None,
                  sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "linear",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text",
@@ -81,6 +85,7 @@ class DigitalCrowd(CrowdParams):
                  valid_fraction: float = 0.15, refit: bool = False, random_state: int = 0,
                  verbose: bool = False, **flat: Any) -> None:
         self.belief, self.memory, self.twins, self.person_twins = belief, memory, twins, person_twins
+        self.mixture, self.answer_mixture = mixture, answer_mixture
         self.task_memory, self.blender, self.sigma, self.sigma_scale = task_memory, blender, sigma, sigma_scale
         self.task_sigma, self.J, self.calibrate, self.embedder = task_sigma, J, calibrate, embedder
         self.text_column, self.meta_columns, self.profile_text_columns = text_column, meta_columns, profile_text_columns
@@ -186,6 +191,8 @@ class DigitalCrowd(CrowdParams):
         if self.person_twins and kind.has_spread:
             st.twins = fit_twins(self.twins or PersonTwins(), kind, st, base + m + offsets, y, mu, ti, wi,
                                  len(task_ids), worker_ids)
+        if self.answer_mixture:
+            st.mixture = fit_mixture(self.mixture or AnswerMixture(), st, mu, y, ti, data.valid, task_ids)
         if self.task_sigma > 0 and isinstance(st.blender, OrdinalBlender) and self.sigma is None:
             sig = st.blender.group_sigmas(mu[:, 0], y, ti, len(task_ids), self.task_sigma)
             seen = np.bincount(ti, minlength=len(task_ids)) > 0
@@ -248,6 +255,8 @@ class DigitalCrowd(CrowdParams):
         labels = self.kind_.blend(self.state_.blender, mu, ti, wi, len(task_frame), len(prof), rng,
                                   decisions.row_noise(self.state_, task_frame, ti,
                                                      prof["worker"].astype(str).to_numpy()[wi]))
+        labels = mix_labels(self.state_, labels, mu, task_frame["task"].to_numpy()[ti], prof["worker"].to_numpy()[wi],
+                            rng)
         out = pd.DataFrame({"task": pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"])),
                             "worker": pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str)),
                             "label": labels})

@@ -26,6 +26,7 @@ from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
 from crowdllm.blend import Blender, blender_from_dict
 from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.reference import reference_frame
 from crowdllm.crowd.twins import PersonTwins
 from crowdllm.data.dataset import LabelSpec
@@ -68,6 +69,7 @@ class CrowdState:
     belief: BeliefModel | None = None
     memory: TaskMemory | None = None
     twins: PersonTwins | None = None  # known people's own habits (numeric labels)
+    mixture: AnswerMixture | None = None  # seen tasks: real answers mixed in (ordinal labels)
     blender: Blender | None = None
     task_sigma: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     n_train_responses: int = 0
@@ -107,6 +109,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "calibration": cal, "blender": s.blender.to_dict(), "task_sigma": _table(s.task_sigma),
         "n_train_responses": s.n_train_responses,
         "twins": s.twins.to_dict() if s.twins is not None else None,
+        "mixture": s.mixture.to_dict() if s.mixture is not None else None,
         "files": {name: _sha256(directory / name) for name in BELIEF_FILES},
     }
 
@@ -138,6 +141,7 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         task_sigma=pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float),
         n_train_responses=int(d.get("n_train_responses", 0)),
         twins=PersonTwins.from_dict(d["twins"]) if d.get("twins") else None,
+        mixture=AnswerMixture.from_dict(d["mixture"]) if d.get("mixture") else None,
         belief=BeliefModel.load(directory),
     )
 
