@@ -33,9 +33,10 @@ from crowdllm.errors import ConfigError
 OFFENSIVENESS = "popquorn-offensiveness"
 VOTING = "zurich-pb-top5"
 RATING_METHODS: tuple[str, ...] = ("random", "global", "per-task", "profile-group", "supervised-text",
-                                   "llm-zero-shot", "llm-multi-persona", "llm-self-consistency", "vae-only",
+                                   "text-ridge", "text+reference", "llm-zero-shot", "llm-multi-persona", "llm-self-consistency", "vae-only",
                                    "crowdllm")
-VOTING_METHODS: tuple[str, ...] = ("random", "global", "profile-group", "supervised-text", "llm-zero-shot",
+VOTING_METHODS: tuple[str, ...] = ("random", "global", "profile-group", "supervised-text", "text-ridge",
+                                   "text+reference", "llm-zero-shot",
                                    "llm-multi-persona", "llm-self-consistency", "vae-only", "crowdllm")
 
 
@@ -107,9 +108,10 @@ def reproduce(
     theory: bool = True,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    per_answer: int = 0,
 ) -> Reproduction:
     """Run the paper's comparison on ``dataset`` (a registered name, or a CrowdDataset; see the module
-    docstring)."""
+    docstring). ``per_answer > 0`` adds the population protocol (see ``run_experiment``)."""
     from crowdllm.data import load_dataset
     from crowdllm.data.splits import SPLIT_BY
     from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
@@ -149,7 +151,8 @@ def reproduce(
         if partial is not None:
             both = pd.concat([*frames, frame], ignore_index=True)
             with atomic_path(partial) as tmp:
-                both[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
+                both[[c for c in (*RESULT_COLUMNS, "protocol") if c in both.columns]].to_csv(
+                    tmp, index=False, float_format="%.6g")
 
     timings: dict[str, float] = {}
     for split in splits:
@@ -157,7 +160,7 @@ def reproduce(
         say(f"split by {split}: {', '.join(names)} x {len(seeds)} seed(s)")
         res = run_experiment(ds, methods=names, split=split, seeds=list(seeds),
                              aggregators=list(aggregators or DEFAULT_AGGREGATORS), options=opts, progress=progress,
-                             on_step=save_partial)
+                             on_step=save_partial, per_answer=per_answer)
         frames.append(res)
         notes += [n for n in res.attrs.get("notes", []) if n not in notes]
         timings[split] = round(time.perf_counter() - t1, 1)
