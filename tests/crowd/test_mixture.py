@@ -26,7 +26,7 @@ def test_the_weight_follows_whichever_source_predicts_the_validation_people() ->
     tasks = [f"t{i}" for i in range(300)]
     blind = np.full((int(valid.sum()), 5), 0.2)  # a model that knows nothing: the real answers should win
     mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=blind)
-    # ~8 real answers a task keep >= 80 % of the weight (a little of the flat model smooths their zeros)
+    # ~8 real answers a task beat a flat model: they keep most of the weight (w >= 8 / (8 + 2))
     assert mix.k_ <= 2.0
     oracle = dist[ti[valid]]  # a model that knows each task's distribution: it should win
     mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=oracle)

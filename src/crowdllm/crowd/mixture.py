@@ -6,7 +6,7 @@ the model expects this person to differ from the people who gave those answers (
 mean ``c_t``; so a profile's effect survives the mixture), and snapped to the nearest level -- and
 otherwise the model's answer. ``n_t`` is the task's number of training answers, so a task many people answered
 leans on them and a task with two answers leans on the model. ``k`` is chosen from ``grid`` by the
-likelihood of the *validation people's* answers (the crowd's ``validation="workers"`` rows) under
+1-Wasserstein distance, task by task, between the mixture and the *validation people's* answers (the crowd's ``validation="workers"`` rows) under
 ``w_t P_emp(t) + (1 - w_t) P_model(t, person)``, with ``P_emp`` counted from the other training people
 (only validation answers on tasks that other people answered say anything about ``k``; without any,
 ``k`` is the largest grid value: the model decides). ``k`` may also be given. A person seen in
@@ -50,7 +50,7 @@ class AnswerMixture:
             valid: np.ndarray | None = None, model_probs: np.ndarray | None = None) -> AnswerMixture:
         """``codes``: the level index of each training answer, on task ``tasks[ti]``. With ``valid`` (a mask
         of validation rows) and ``model_probs`` (the model's level probabilities for those rows), ``k`` is
-        chosen by their likelihood; the counts kept are always of all rows."""
+        chosen on them (the mean per-task W1 distance); the counts kept are always of all rows."""
         codes, ti = np.asarray(codes, dtype=np.int64), np.asarray(ti, dtype=np.int64)
         if self.k is not None and not float(self.k) >= 0:
             raise ConfigError(f"k={self.k!r}: give a number of pseudo-answers >= 0, or None to choose it")
@@ -73,12 +73,17 @@ class AnswerMixture:
             return float(max(self.grid))
         model_probs = model_probs[rows[valid]]
         t, y = ti[rows], codes[rows]
-        emp = counts[t, y] / np.maximum(n[t], 1)
-        model = model_probs[np.arange(len(y)), y]
-        scores = [np.log(np.clip(n[t] / (n[t] + k) * emp + k / (n[t] + k) * model, 1e-12, None)).sum()
-                  for k in self.grid]
-        self.validation_loglik_ = dict(zip((float(k) for k in self.grid), scores, strict=True))
-        return float(self.grid[int(np.argmax(scores))])
+        emp = counts[t] / n[t, None]
+        onehot = np.eye(n_levels)[y]
+        scores = []
+        for k in self.grid:  # per task: W1 between the mixed distribution and the validation answers
+            w = (n[t] / (n[t] + k))[:, None]
+            gap = np.zeros((n_tasks, n_levels))
+            np.add.at(gap, t, np.cumsum(w * emp + (1 - w) * model_probs - onehot, axis=1))
+            m = np.bincount(t, minlength=n_tasks)
+            scores.append(float(np.abs(gap[m > 0] / m[m > 0, None]).sum(axis=1).mean()))
+        self.validation_wd_ = dict(zip((float(k) for k in self.grid), scores, strict=True))
+        return float(self.grid[int(np.argmin(scores))])
 
     def weights(self, task_ids: np.ndarray) -> np.ndarray:
         """``w_t`` of each task id (0 for a task without training answers)."""
@@ -125,14 +130,25 @@ class AnswerMixture:
 
 
 def fit_mixture(mixture: AnswerMixture, st: Any, mu: np.ndarray, y: np.ndarray, ti: np.ndarray, valid: np.ndarray,
-                task_ids: pd.Index) -> AnswerMixture | None:
-    """Fit the mixture of an ordinal crowd from its training decisions ``mu`` (label units) and labels."""
+                task_ids: pd.Index, r: np.ndarray | None = None) -> AnswerMixture | None:
+    """Fit the mixture of an ordinal crowd from its training decisions ``mu`` (label units) and labels.
+
+    ``r``: the residuals (model units) the task memory was fitted on; the validation people's decisions
+    are then judged with the task offsets their own answers did not enter (otherwise the model would be
+    credited with the very answers it is judged on)."""
     from crowdllm.blend import OrdinalBlender
 
     if not isinstance(st.blender, OrdinalBlender):
         return None
     levels = np.asarray(st.label.levels, dtype=float)
     codes = np.searchsorted(levels, y)
+    if r is not None and valid.any() and np.isfinite(st.memory.kappa_):
+        n_all, n_nv = (np.bincount(ti[m], minlength=len(task_ids)) for m in (np.ones(len(ti), bool), ~valid))
+        s_all, s_nv = (np.bincount(ti[m], weights=r[m], minlength=len(task_ids)) for m in (np.ones(len(ti), bool),
+                                                                                          ~valid))
+        k = st.memory.kappa_
+        mu = mu.copy()
+        mu[:, 0] -= (s_all / (n_all + k) - s_nv / (n_nv + k))[ti] * st.scale
     probs = st.blender.probs(mu[valid, 0]) if valid.any() else None
     mixture.fit(codes, ti, list(task_ids), n_levels=len(levels), valid=valid, model_probs=probs)
     sums, n = np.bincount(ti, weights=mu[:, 0], minlength=len(task_ids)), np.bincount(ti, minlength=len(task_ids))
