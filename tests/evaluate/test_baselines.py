@@ -36,9 +36,33 @@ def gendered_crowd() -> CrowdDataset:
     return CrowdDataset(responses, tasks, workers, ORDINAL).validate()
 
 
-def test_every_baseline_follows_the_method_protocol() -> None:
-    for cls in (UniformRandom, GlobalDistribution, PerTaskEmpirical, ProfileGroup):
-        assert isinstance(cls(), Method)
+@pytest.mark.parametrize("cls", [UniformRandom, GlobalDistribution, PerTaskEmpirical, ProfileGroup])
+def test_every_baseline_does_what_the_method_protocol_promises(cls: type) -> None:
+    """The Method protocol by behaviour, as the runner relies on it: a registered name; fit returns the
+    method itself; sample answers exactly the given pairs, in their order, with labels on the scale, the same
+    for the same seed (int or Generator), and changes nothing on the fitted method."""
+    from crowdllm.evaluate.runner import METHODS
+
+    train = gendered_crowd()
+    method = cls()
+    assert isinstance(method.name, str) and method.name in METHODS
+    assert method.fit(train) is method
+    fitted = {k: repr(v) for k, v in vars(method).items()}
+    gen = np.random.default_rng(7)
+    # a shuffled subset of (task, worker) pairs, with one pair asked twice: the answer follows the rows
+    pairs = train.responses[["task", "worker"]].sample(n=50, random_state=3).reset_index(drop=True)
+    pairs = pd.concat([pairs, pairs.iloc[[4]]], ignore_index=True)
+    out = method.sample(train.tasks, train.workers, pairs=pairs, random_state=11)
+    assert list(out.columns) == ["task", "worker", "label"]
+    pd.testing.assert_frame_equal(out[["task", "worker"]].astype(str), pairs.astype(str))
+    assert out["label"].isin([1.0, 2.0, 3.0, 4.0, 5.0]).all()
+    pd.testing.assert_frame_equal(out, method.sample(train.tasks, train.workers, pairs=pairs, random_state=11))
+    a = method.sample(train.tasks, train.workers, pairs=pairs, random_state=np.random.default_rng(5))
+    b = method.sample(train.tasks, train.workers, pairs=pairs, random_state=np.random.default_rng(5))
+    pd.testing.assert_frame_equal(a, b)
+    method.sample(train.tasks, train.workers, pairs=pairs, random_state=gen)
+    assert {k: repr(v) for k, v in vars(method).items()} == fitted
+    assert isinstance(method, Method)  # and the static protocol, for type checkers
 
 
 def test_uniform_random_is_uniform_over_the_scale_and_seeded() -> None:

@@ -89,6 +89,30 @@ def test_seen_tasks_only_methods_are_skipped_on_task_splits(small_crowd: CrowdDa
     assert set(kept["method"]) == {"per-task"}
 
 
+def test_the_runner_and_the_analyses_skip_and_wrap_errors_the_same_way(small_crowd: CrowdDataset,
+                                                                        restore_registry) -> None:
+    """One MethodFactory contract: the analyses take the registered methods with the runner's skip rules
+    and the runner's error wrapping (method name and seed in the one-line message)."""
+    from crowdllm.errors import BackendError
+    from crowdllm.evaluate.analyses._common import registered_methods
+
+    notes: list[str] = []
+    trainers = registered_methods(["per-task", "global"], small_crowd, split="task", notes=notes)
+    out = run_experiment(small_crowd, methods=["per-task", "global"], split="task", seeds=[0],
+                         aggregators=["mean"], noise=False, progress=False)
+    assert list(trainers) == ["global"] and notes == out.attrs["notes"]
+
+    class Broken(Cheater):
+        def fit(self, train):
+            raise BackendError("no good")
+
+    register_method("broken", lambda ctx: Broken(small_crowd))
+    with pytest.raises(BackendError, match=r"^method 'broken' \(seed 2\): no good$"):
+        run_experiment(small_crowd, methods=["broken"], seeds=[2], noise=False, progress=False)
+    with pytest.raises(BackendError, match=r"^method 'broken' \(seed 2\): no good$"):
+        registered_methods(["broken"], small_crowd, split="worker")["broken"](small_crowd, 2)
+
+
 def test_factories_get_the_context(small_crowd: CrowdDataset, restore_registry) -> None:
     seen: list[ExperimentContext] = []
 

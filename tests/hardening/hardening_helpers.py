@@ -31,9 +31,11 @@ class Result:
         return self.out + self.err
 
     def error_line(self) -> str:
-        """The one ``error: ...`` line on stderr (fails unless there is exactly one)."""
-        lines = [line for line in self.err.splitlines() if line.startswith("error:")]
-        assert len(lines) == 1, f"expected one 'error:' line on stderr, got:\n{self.err}"
+        """stderr, which must be exactly one line starting with ``error:`` (nothing before or after it:
+        the README promises one line, not one error line among others)."""
+        lines = self.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), (
+            f"expected stderr to be exactly one 'error:' line, got {len(lines)} line(s):\n{self.err}")
         return lines[0]
 
 

@@ -194,6 +194,12 @@ CASES = [
     Case("pipeline-trace-that-is-not-a-trace", lambda d: ["pipeline", "show", str(csv(d, GOOD))],
          ["{file}", "row 1"]),
     Case("report-on-a-missing-folder", lambda d: ["report", str(d / "results")], ["results", "does not exist"]),
+    # fails mid-run, after the progress bar started: still only the one line
+    Case("analyze-with-an-unreachable-server", lambda d: ["analyze", "theory", "--dataset", str(csv(d, GOOD)),
+                                                          "--map", MAP, "--methods", "crowdllm", "--seeds", "1",
+                                                          "--base-url", f"http://127.0.0.1:{closed_port()}/v1",
+                                                          "--model", "m", "--out", str(d / "out")],
+         ["--base-url"], process=True),
 ]
 
 

@@ -89,44 +89,76 @@ KEY = "sk-canary-3f9a1c77e0b24d58aa61"
 
 def _profile_crowd(path: Path) -> Path:
     rows = [(f"t{t}", f"w{w}", 1 + (t * w) % 5, f"comment {t} on topic {t % 3}", "Woman" if w % 2 else "Man")
-            for t in range(8) for w in range(5)]
+            for t in range(14) for w in range(5)]
     pd.DataFrame(rows, columns=["task", "worker", "label", "text", "gender"]).to_csv(path, index=False)
     return path
 
 
+#: every command that can talk to a model, each on a tiny input; "{data}" / "{tmp}" are filled in per test
+MODEL_COMMANDS = [
+    ["reference", "--dataset", "{data}", "--out", "{tmp}/refs.csv", "--quiet"],
+    ["pipeline", "run", "map-reduce", "--text", "Cats and dogs.", "--trace", "{tmp}/trace.jsonl", "--usage"],
+    ["pipeline", "compare", "iterative", "--n", "1", "--raters", "1", "--rounds", "1", "--out", "{tmp}/compare.csv",
+     "--trace-dir", "{tmp}/compare-traces"],
+    ["evaluate", "-d", "{data}", "--methods", "llm-zero-shot,llm-multi-persona", "--seeds", "1",
+     "--aggregators", "mean", "--out", "{tmp}/results", "--no-progress"],
+    ["analyze", "theory", "--dataset", "{data}", "--methods", "crowdllm", "--seeds", "1", "--n-virtual", "4",
+     "--draws", "2", "--no-simulated", "--embedder", "hashing", "--crowd-param", "epochs=2", "--out",
+     "{tmp}/analyses", "--no-cache"],  # the earlier commands cached these tasks' references: ask again
+    ["reproduce", "voting", "--methods", "llm-zero-shot", "--seeds", "1", "--embedder", "hashing", "--no-progress",
+     "--out", "{tmp}/voting"],
+    ["llm", "ask", "Rate this: hello", "--usage"],
+]
+
+
 @pytest.mark.slow
 def test_the_api_key_is_read_from_the_environment_and_written_nowhere(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, require) -> None:
+    """Every command that can talk to a model runs against a server that answers only requests carrying
+    the key; then every file any of them wrote (results, traces, usage, references, figures, the report,
+    the answer cache, a saved digital crowd) and everything they printed is searched for the key."""
+    require("shared-data")  # reproduce voting reads the Zurich votes
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CROWD_TEST_KEY", KEY)
     data = _profile_crowd(tmp_path / "crowd.csv")
     outputs: list[str] = []
     with FakeOpenAIServer(api_key=KEY) as server:  # answers only requests that carry the key
         backend = ["--base-url", server.url, "--model", "fake-model", "--api-key-env", "CROWD_TEST_KEY"]
-        runs = [
-            ["reference", "--dataset", data, "--out", tmp_path / "refs.csv", "--quiet"],
-            ["pipeline", "run", "map-reduce", "--text", "Cats and dogs.", "--trace", tmp_path / "trace.jsonl",
-             "--usage"],
-            ["evaluate", "-d", data, "--methods", "llm-zero-shot,llm-multi-persona", "--seeds", "1",
-             "--aggregators", "mean", "--out", tmp_path / "results", "--no-progress"],
-            ["llm", "ask", "Rate this: hello", "--usage"],
-        ]
-        for args in runs:
+        for command in MODEL_COMMANDS:
+            args = [str(a).format(data=data, tmp=tmp_path) for a in command]
+            before = server.answered
             res = run_cli(capsys, *args, *backend)
-            assert res.rc == 0, f"{args[0]}: {res.text}"
+            assert res.rc == 0, f"{' '.join(args[:2])}: {res.text}"
+            assert server.answered > before, f"{' '.join(args[:2])} did not ask the model"
             outputs.append(res.text)
-        answered = server.answered
+        # a digital crowd fitted on references from the same server, saved the way a user saves one
+        from crowdllm.crowd import DigitalCrowd
+        from crowdllm.data import load_dataset
+        from crowdllm.llm import open_backend
+        from crowdllm.llm.reference import compute_references
+
+        crowd_data = load_dataset(str(data))
+        llm = open_backend(base_url=[server.url], model="fake-model", api_key_env="CROWD_TEST_KEY")
+        try:
+            refs = compute_references(crowd_data.tasks, llm, kind="rating", strategy="logprob", progress=False)
+        finally:
+            llm.close()
+        DigitalCrowd(epochs=2, embedder="hashing", random_state=0).fit(crowd_data, reference=refs).save(
+            tmp_path / "saved-crowd")
     for args in (["report", tmp_path / "results"], ["cache", "info"]):
         res = run_cli(capsys, *args)
         assert res.rc == 0, res.text
         outputs.append(res.text)
-    assert answered > 20  # the key was used: the server refuses requests without it
 
     cache = Path(os.environ["CROWDLLM_CACHE"])
     files = [p for d in (tmp_path, cache) for p in d.rglob("*") if p.is_file()]
-    names = {p.name for p in files}
-    assert {"refs.csv", "refs.csv.usage.json", "trace.jsonl", "results.csv", "report.html",
-            "llm-cache.sqlite"} <= names
+    names = {p.relative_to(tmp_path).as_posix() if p.is_relative_to(tmp_path) else p.name for p in files}
+    expected = {"refs.csv", "refs.csv.usage.json", "trace.jsonl", "compare.csv", "results/results.csv",
+                "results/report.html", "voting/results.csv", "saved-crowd/crowd.json",
+                "saved-crowd/belief.safetensors", "llm-cache.sqlite"}
+    assert expected <= names, sorted(expected - names)
+    assert any(n.startswith("analyses/") and n.endswith(".csv") for n in names), sorted(names)
+    assert any(n.startswith("compare-traces/") for n in names), sorted(names)
     leaks = [str(p) for p in files if KEY.encode() in p.read_bytes()]
     assert not leaks, f"the API key was written to {leaks}"
     assert not any(KEY in text for text in outputs)

@@ -146,8 +146,8 @@ def test_a_served_model_name_without_a_server_is_a_clear_error(capsys: pytest.Ca
 
 
 @pytest.mark.embedded
+@pytest.mark.requires("llama-cpp")
 def test_ask_answers_from_the_embedded_test_model(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("crowdllm.llm.llama")
     assert main(["llm", "ask", "Is the sky blue? Answer yes or no.", "--model-path", "test", "--max-tokens", "8",
                  "--usage"]) == 0
     captured = capsys.readouterr()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -11,11 +10,8 @@ import pytest
 from crowdllm.llm.llama import LlamaCppLLM
 from crowdllm.llm.prompts import build_prompt
 
-# skip without importing llama_cpp here: crowdllm sets OMP_WAIT_POLICY before its first import
-if importlib.util.find_spec("llama_cpp") is None:
-    pytest.skip("llama-cpp-python is not installed", allow_module_level=True)
-
-pytestmark = pytest.mark.embedded
+# the requirement is checked without importing llama_cpp here: crowdllm sets OMP_WAIT_POLICY before its first import
+pytestmark = [pytest.mark.embedded, pytest.mark.requires("llama-cpp")]
 SCALE = list("12345")
 # a short template keeps every forward pass small (the test model carries no signal anyway)
 SHORT = {"rating": {"system": "Rate the text from {low} to {high}. Reply with a number.", "answer_prefix": "Rating: "}}

@@ -85,11 +85,13 @@ class BackendOptions:
 
     @staticmethod
     def finish(llm: LanguageModel, *, out: str | Path | None = None, quiet: bool = False) -> None:
-        """Print the usage summary (stderr) and, with ``out``, write it to ``<out>.usage.json``."""
+        """Print the usage summary (stderr) and, with ``out``, write it to ``<out>.usage.json``. When the
+        command is failing (called while an exception propagates) nothing is printed: the one ``error:``
+        line is all a failed command says; the file is still written."""
         usage = getattr(llm, "usage", None)
         if usage is None:
             return
-        if not quiet:
+        if not quiet and sys.exc_info()[0] is None:
             print(usage.render(), file=sys.stderr)
         if out is not None:
             usage.save(str(out) + ".usage.json")

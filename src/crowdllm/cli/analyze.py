@@ -70,7 +70,7 @@ def load(dataset: str, column_map: str | None, max_tasks: int | None = None) -> 
         return ds
     if max_tasks < 2:
         raise ConfigError(f"--max-tasks must be at least 2 (got {max_tasks})")
-    if ds.label.kind == "topk":
+    if _votes(ds):
         raise ConfigError("--max-tasks cannot cut top-k votes: every ballot selects among all the items")
     import numpy as np
 

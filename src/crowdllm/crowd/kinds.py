@@ -20,7 +20,7 @@ package asks the kind (``kind.base(...)``) instead of testing a string.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -48,10 +48,19 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def rating_scale(label: LabelSpec) -> tuple[int, int]:
+    """``(low, high)`` of a rating label, for LLM rating prompts."""
+    if label.scale is None:
+        raise ConfigError("LLM rating prompts need a label scale (e.g. 1..5)")
+    return int(label.scale[0]), int(label.scale[1])
+
+
 class CrowdKind:
     """What the crowd model does differently for one label kind (subclasses fill it in)."""
 
     name: str = ""
+    #: what the LLM is asked for this kind (:mod:`crowdllm.llm.reference`): rating, choice or topk
+    reference_kind: ClassVar[str] = ""
     loss: ClassVar[str] = "mse"  # the belief model's prediction loss
     blenders: tuple[str, ...] = ()  # the blenders that fit this kind; the first is the default
     #: the reference names an answer (``y_ref`` keeps strings) instead of a number
@@ -64,6 +73,21 @@ class CrowdKind:
     rating: ClassVar[bool] = False
     #: top-k votes: answers are 0/1 choices among all items, counted in votes
     votes: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ asking the LLM
+    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
+        """The keyword arguments that describe the answer to the LLM (``scale=``, ``choices=``, ``top_k=``)."""
+        return {}
+
+    def prompt_choices(self, label: LabelSpec) -> list[str]:
+        """The answers an LLM prompt offers (rating levels, categories; none for votes)."""
+        return []
+
+    def answer_value(self, choice: Any) -> Any:
+        """An LLM's answer (a choice name) as a label value; missing stays NaN."""
+        if choice is None or (isinstance(choice, float) and np.isnan(choice)):
+            return np.nan
+        return str(choice) if self.names_answers else float(choice)
 
     # ------------------------------------------------------------------ labels and the reference
     def choice_names(self, label: LabelSpec) -> list[str]:
@@ -143,13 +167,22 @@ class NumericKind(CrowdKind):
     calibratable = True
     has_spread = True
     rating = True
+    reference_kind = "rating"
 
-    def __init__(self, name: str, blenders: tuple[str, ...]) -> None:
+    def __init__(self, name: str, blenders: tuple[str, ...], *, on_levels: bool) -> None:
         self.name = name
         self.blenders = blenders
+        self.on_levels = on_levels  # ordinal: a finite set of levels; continuous: any number
 
     def choice_names(self, label: LabelSpec) -> list[str]:
-        return [_choice_name(v) for v in label.levels] if self.name == "ordinal" else []
+        return [_choice_name(v) for v in label.levels] if self.on_levels else []
+
+    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
+        return {"scale": rating_scale(label)}
+
+    def prompt_choices(self, label: LabelSpec) -> list[str]:
+        lo, hi = rating_scale(label)
+        return [str(v) for v in range(lo, hi + 1)]
 
     def fit_scale(self, state: CrowdState, y: np.ndarray, responses: pd.DataFrame) -> None:
         state.center = float(np.mean(y))
@@ -183,10 +216,17 @@ class CategoricalKind(CrowdKind):
     loss = "ce"
     blenders = ("softmax",)
     names_answers = True
+    reference_kind = "choice"
 
     def choice_names(self, label: LabelSpec) -> list[str]:
         assert label.categories is not None
         return list(label.categories)
+
+    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
+        return {"choices": list(label.categories or ())}
+
+    def prompt_choices(self, label: LabelSpec) -> list[str]:
+        return list(label.categories or ())
 
     def encode(self, dataset: CrowdDataset, labels: pd.Series) -> np.ndarray:
         return dataset.label_codes(labels).astype(np.int64)
@@ -262,6 +302,10 @@ class TopKKind(CrowdKind):
     loss = "bce"
     blenders = ("topk",)
     votes = True
+    reference_kind = "topk"
+
+    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
+        return {"top_k": int(label.k or 1)}
 
     def fit_scale(self, state: CrowdState, y: np.ndarray, responses: pd.DataFrame) -> None:
         assert state.label.k is not None
@@ -315,8 +359,8 @@ class TopKKind(CrowdKind):
 
 
 KINDS: dict[str, CrowdKind] = {
-    "continuous": NumericKind("continuous", ("normal",)),
-    "ordinal": NumericKind("ordinal", ("ordinal", "round", "normal")),
+    "continuous": NumericKind("continuous", ("normal",), on_levels=False),
+    "ordinal": NumericKind("ordinal", ("ordinal", "round", "normal"), on_levels=True),
     "categorical": CategoricalKind(),
     "topk": TopKKind(),
 }

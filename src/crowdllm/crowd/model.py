@@ -97,7 +97,7 @@ class DigitalCrowd(CrowdParams):
         """Fitted attributes (``label_``, ``blender_``, ``task_offsets_`` ...) read from ``state_``."""
         st = self.__dict__.get("state_")
         if st is None or not name.endswith("_") or name.startswith("_"):
-            raise AttributeError(name)
+            return super().__getattr__(name)
         if name in _RENAMED:
             return _RENAMED[name](st)
         if not hasattr(st, name[:-1]):
@@ -134,7 +134,6 @@ class DigitalCrowd(CrowdParams):
         st.embedder_name = embedder.name
         st.featurizer = TaskFeaturizer(embedder, text_column=self.text_column, meta_columns=self.meta_columns)
         emb, meta = st.featurizer.fit(tasks).transform(tasks)
-        st.emb_mean, st.emb_std = emb.mean(axis=0), emb.std(axis=0) + 1e-6
         task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
         ti = pd.Index(tasks["task"]).get_indexer(resp["task"].astype(str))
         wi = pd.Index(workers["worker"]).get_indexer(resp["worker"].astype(str))
@@ -151,7 +150,8 @@ class DigitalCrowd(CrowdParams):
         target, target_enc = kind.targets(st, y, base)
         valid = inputs.validation_rows(self.validation, self.valid_fraction, self.random_state, ti, wi,
                                        len(tasks), len(workers))
-        data = TrainData(task_x=task_x, recon=((emb - st.emb_mean) / st.emb_std).astype(np.float32),
+        recon = (emb - emb.mean(axis=0)) / (emb.std(axis=0) + 1e-6)  # the decoder's target: standardised text
+        data = TrainData(task_x=task_x, recon=recon.astype(np.float32),
                          profile_x=profile_x, ti=ti, wi=wi, base=base, target=target, target_enc=target_enc,
                          valid=valid, n_ref=ref_x.shape[1])
         st.belief = self._train(data, kind.loss)
@@ -179,8 +179,8 @@ class DigitalCrowd(CrowdParams):
         assert model is not None
         m, lv = model.belief(model.task_part(data.task_x), model.profile_part(data.profile_x), ti, wi)
         base = data.base + model.task_shift(data.task_x)[ti]
-        if self.task_memory:
-            st.memory = (self.memory or TaskMemory()).fit(kind, st, base + m, y, ti, task_ids)
+        if self.task_memory:  # a fresh copy: the constructor's TaskMemory is never fitted in place
+            st.memory = TaskMemory(kappa=(self.memory or TaskMemory()).kappa).fit(kind, st, base + m, y, ti, task_ids)
         else:
             st.memory = TaskMemory.disabled(task_ids, base.shape[1])
         rng = np.random.default_rng(self.random_state + 104729)
@@ -189,10 +189,11 @@ class DigitalCrowd(CrowdParams):
         st.blender = kind.make_blender(st.label, self.blender, self.sigma, self.sigma_scale)
         st.blender.fit(*kind.blender_data(mu, y, ti, wi, len(task_ids), len(worker_ids)))
         if self.person_twins and kind.has_spread:
-            st.twins = fit_twins(self.twins or PersonTwins(), kind, st, base + m + offsets, y, mu, ti, wi,
-                                 len(task_ids), worker_ids)
+            st.twins = fit_twins(PersonTwins(**(self.twins or PersonTwins()).get_params()), kind, st,
+                                 base + m + offsets, y, mu, ti, wi, len(task_ids), worker_ids)
         if self.answer_mixture:
-            st.mixture = fit_mixture(self.mixture or AnswerMixture(), st, mu, y, ti, data.valid, task_ids,
+            st.mixture = fit_mixture(AnswerMixture(**(self.mixture or AnswerMixture()).get_params()), st, mu, y, ti,
+                                     data.valid, task_ids,
                                      kind.residuals(st, base + m, y)[0][:, 0] if kind.has_spread else None)
         if self.task_sigma > 0 and isinstance(st.blender, OrdinalBlender) and self.sigma is None:
             sig = st.blender.group_sigmas(mu[:, 0], y, ti, len(task_ids), self.task_sigma)

@@ -14,6 +14,9 @@ were split) a belief hyper-parameter may be given flat -- ``DigitalCrowd(epochs=
 (50, None, 50)
 >>> crowd.set_params(belief__latent_dim=4).belief.latent_dim
 4
+>>> crowd.epochs = 20  # a flat name reads and writes the belief model's parameter
+>>> crowd.belief.epochs, crowd.epochs
+(20, 20)
 """
 
 from __future__ import annotations
@@ -64,6 +67,21 @@ class CrowdParams:
                 raise TypeError(f"DigitalCrowd has no parameter '{name}'")
             setattr(self, name, value)
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        """A flat belief hyper-parameter (``crowd.epochs``) or ``memory_kappa`` reads the nested estimator."""
+        if name in BELIEF_PARAMS and "belief" in self.__dict__:
+            return getattr(self._belief_template(), name)
+        if name == "memory_kappa" and "memory" in self.__dict__:
+            return (self.memory or TaskMemory()).kappa
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``crowd.epochs = 50`` is ``crowd.set_params(epochs=50)``: never a copy the belief model ignores."""
+        if name in BELIEF_PARAMS or name == "memory_kappa":
+            self.set_params(**{name: value})
+        else:
+            super().__setattr__(name, value)
 
     def _belief_template(self) -> BeliefModel:
         return self.belief if self.belief is not None else BeliefModel()

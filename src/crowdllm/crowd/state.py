@@ -3,8 +3,11 @@
 The saved folder holds the belief network (``belief.safetensors`` + ``belief.json``) and
 ``crowd.json`` with everything else (no pickle, no training texts). ``crowd.json`` is written last
 and carries the digests of the belief files, so an interrupted save (or files copied from another
-model) is refused at load instead of mixing two models. Format version 1 is the layout written since
-the first release; a newer version is refused with a one-line error.
+model) is refused at load instead of mixing two models. Format version 2 dropped what was saved but
+never read (the text embeddings' mean and sd, used only while fitting); version 3 added the digital
+twins of known people and the seen-task mixture (``twins``, ``mixture``; a reader of version 2 would
+ignore them and sample differently, hence the new number). Version 1 and 2 files still load (without
+twins or mixture). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -33,7 +36,7 @@ from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
 
@@ -58,13 +61,11 @@ class CrowdState:
     # task and profile inputs
     embedder_name: str = ""
     featurizer: TaskFeaturizer | None = None
-    emb_mean: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    emb_std: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=np.float32))
     calibrator: ReferenceCalibrator | None = None
     calibrated_base: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     profile_encoder: ProfileEncoder | None = None
-    profile_columns: list[str] = field(default_factory=list)
-    pool: pd.DataFrame = field(default_factory=pd.DataFrame)
+    profile_columns: list[str] = field(default_factory=list)  # in the data's order
+    pool: pd.DataFrame = field(default_factory=pd.DataFrame)  # the real training profiles
     # the model's parts
     belief: BeliefModel | None = None
     memory: TaskMemory | None = None
@@ -102,7 +103,6 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "has_reference": s.has_reference, "p_columns": s.p_columns,
         "reference": _table(s.reference), "reference_missing": s.reference_missing,
         "embedder": s.embedder_name, "featurizer": s.featurizer.get_state(),
-        "emb_mean": s.emb_mean.tolist(), "emb_std": s.emb_std.tolist(),
         "profile_encoder": s.profile_encoder.get_state(), "profile_columns": s.profile_columns,
         "pool": s.pool.to_dict(orient="list"),
         "memory": {**_table(s.memory.offsets_table), "kappa": s.memory.kappa_},
@@ -115,7 +115,8 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
 
 
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
-    """The state written by :func:`to_json` (format version 1)."""
+    """The state written by :func:`to_json` (format versions 1 and 2; version 1's extra keys,
+    ``emb_mean`` and ``emb_std``, were never read)."""
     featurizer = TaskFeaturizer.from_state(d["featurizer"])
     text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
     cal = d.get("calibration")
@@ -129,7 +130,6 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         reference=reference_frame(_frame(d["reference"])),
         reference_missing=int(d.get("reference_missing", 0)),
         embedder_name=d["embedder"], featurizer=featurizer,
-        emb_mean=np.asarray(d["emb_mean"], dtype=np.float32), emb_std=np.asarray(d["emb_std"], dtype=np.float32),
         calibrator=None if cal is None else ReferenceCalibrator.from_state(cal["state"]),
         calibrated_base=(pd.Series(dtype=float) if cal is None else
                          pd.Series(cal["values"], index=pd.Index(cal["tasks"], dtype=str), dtype=float)),

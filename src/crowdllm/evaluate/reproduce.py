@@ -52,29 +52,25 @@ def _reference_table(ds: Any, llm: Any, options: Mapping[str, Any], progress: bo
     from crowdllm.evaluate.methods._common import (
         default_strategy,
         default_template,
-        rating_scale,
+        reference_args,
         reference_kind,
     )
     from crowdllm.llm.reference import compute_references
 
-    kind = reference_kind(ds.label)
-    extra: dict[str, Any] = {}
-    if kind == "rating":
-        extra["scale"] = rating_scale(ds.label)
-    elif kind == "choice":
-        extra["choices"] = list(ds.label.categories or ())
-    elif kind == "topk":
-        extra["top_k"] = int(ds.label.k or 1)
     strategy = default_strategy(llm, options)
-    return compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=int(options.get("reference_k", 8)),
-                              template=default_template(ds.name, options), progress=progress, **extra)
+    return compute_references(ds.tasks, llm, kind=reference_kind(ds.label), strategy=strategy,
+                              k=int(options.get("reference_k", 8)), template=default_template(ds.name, options),
+                              progress=progress, **reference_args(ds.label))
 
 
 def _theory(ds: Any, split: str, seed: int, options: Mapping[str, Any], reference: pd.DataFrame | None
             ) -> tuple[str, pd.DataFrame | None]:
     """Theorem 5 (and the split-conformal interval beside it) and Theorem 2 numbers for CrowdLLM on one
-    split (numeric labels only)."""
-    if ds.label.kind not in ("continuous", "ordinal"):
+    split (ratings only)."""
+    from crowdllm.crowd.kinds import kind_of
+
+    kind = kind_of(ds.label)
+    if kind is None or not kind.rating:
         return "", None
     from crowdllm.data.splits import split_dataset
     from crowdllm.evaluate.methods.crowd import CrowdMethod
@@ -113,21 +109,13 @@ def reproduce(
     """Run the paper's comparison on ``dataset`` (a registered name, or a CrowdDataset; see the module
     docstring). ``per_answer > 0`` adds the population protocol (see ``run_experiment``)."""
     from crowdllm.data import load_dataset
-    from crowdllm.data.splits import SPLIT_BY
-    from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
-    from crowdllm.evaluate.runner import RESULT_COLUMNS, run_experiment
     from crowdllm.evaluate.table import to_markdown
 
     say = log or (lambda msg: None)
     started = time.perf_counter()
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    if ds.label.kind == "topk":
-        if any(s != "worker" for s in splits):
-            raise ConfigError("top-k votes split only by worker (every voter picks k of all items)")
-    for s in splits:
-        if s not in SPLIT_BY:
-            raise ConfigError(f"--splits: '{s}' is not one of {', '.join(SPLIT_BY)}")
-    names = list(methods) if methods else list(VOTING_METHODS if ds.label.kind == "topk" else RATING_METHODS)
+    votes = _check_splits(ds, splits)
+    names = list(methods) if methods else list(VOTING_METHODS if votes else RATING_METHODS)
     opts: dict[str, Any] = {"_refs": {}, **dict(options or {}), "llm": llm}
     out_dir = Path(out) if out is not None else None
     # 1. the LLM reference of every task, once
@@ -142,15 +130,62 @@ def reproduce(
 
         out_dir.mkdir(parents=True, exist_ok=True)
         save_references(refs, out_dir / "references.csv")
-    # 2. every method, split and seed
+    # 2. every method, split and seed; 3. the theory numbers
+    results, timings = _run_splits(ds, names, splits, seeds, aggregators, opts, progress, out_dir, say, per_answer)
+    theory_text: dict[str, str] = {}
+    theory_frames = []
+    for split in splits if theory else ():
+        text, frame = _theory(ds, split, int(seeds[0]), opts, refs)
+        if text:
+            theory_text[split] = text
+            theory_frames.append(frame)
+    # 4. tables and the record of the run
+    info = {
+        "dataset": ds.name, "splits": list(splits), "seeds": list(seeds), "methods": names,
+        "llm": {"backend": getattr(llm, "backend", "?"), "model": getattr(llm, "model", "?"),
+                "logprobs": bool(getattr(llm, "supports_logprobs", False))},
+        "reference_strategy": str(refs.attrs.get("strategy", opts.get("reference_strategy", "logprob"))),
+        "reference_seconds": round(ref_seconds, 1), "split_seconds": timings,
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "usage": llm.usage.as_dict() if getattr(llm, "usage", None) is not None else {},
+        "embedder": _embedder_name(opts), "persona_budget": int(opts.get("persona_budget", 300)),
+        "python": platform.python_version(),
+    }
+    markdown = _markdown(results, info, theory_text, to_markdown)
+    if out_dir is not None:
+        _write(out_dir, results, markdown, info, theory_frames)
+    return Reproduction(results=results, markdown=markdown, info=info, theory=theory_text)
+
+
+def _check_splits(ds: Any, splits: Sequence[str]) -> bool:
+    """Check the splits for ``ds``; True when its labels are top-k votes."""
+    from crowdllm.crowd.kinds import kind_of
+    from crowdllm.data.splits import SPLIT_BY
+
+    kind = kind_of(ds.label)
+    votes = kind is not None and kind.votes
+    if votes and any(s != "worker" for s in splits):
+        raise ConfigError("top-k votes split only by worker (every voter picks k of all items)")
+    for s in splits:
+        if s not in SPLIT_BY:
+            raise ConfigError(f"splits: '{s}' is not one of {', '.join(SPLIT_BY)}")
+    return votes
+
+
+def _run_splits(ds: Any, names: list[str], splits: Sequence[str], seeds: Sequence[int],
+                aggregators: Sequence[str] | None, opts: dict[str, Any], progress: bool, out_dir: Path | None,
+                say: Callable[[str], None], per_answer: int = 0) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every method on every split and seed; the rows so far are kept in ``results.partial.csv``."""
+    from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
+    from crowdllm.evaluate.runner import RESULT_COLUMNS, run_experiment
+
     frames: list[pd.DataFrame] = []
     notes: list[str] = []
-    partial = out_dir / "results.partial.csv" if out_dir is not None else None
 
     def save_partial(frame: pd.DataFrame) -> None:
-        if partial is not None:
+        if out_dir is not None:
             both = pd.concat([*frames, frame], ignore_index=True)
-            with atomic_path(partial) as tmp:
+            with atomic_path(out_dir / "results.partial.csv") as tmp:
                 both[[c for c in (*RESULT_COLUMNS, "protocol") if c in both.columns]].to_csv(
                     tmp, index=False, float_format="%.6g")
 
@@ -166,40 +201,20 @@ def reproduce(
         timings[split] = round(time.perf_counter() - t1, 1)
     results = pd.concat(frames, ignore_index=True)
     results.attrs["notes"] = notes
-    # 3. theory numbers
-    theory_text: dict[str, str] = {}
-    theory_frames = []
-    if theory:
-        for split in splits:
-            text, frame = _theory(ds, split, int(seeds[0]), opts, refs)
-            if text:
-                theory_text[split] = text
-                theory_frames.append(frame)
-    # 4. tables and the record of the run
-    usage = llm.usage.as_dict() if getattr(llm, "usage", None) is not None else {}
-    embedder = _embedder_name(opts)
-    info = {
-        "dataset": ds.name, "splits": list(splits), "seeds": list(seeds), "methods": names,
-        "llm": {"backend": getattr(llm, "backend", "?"), "model": getattr(llm, "model", "?"),
-                "logprobs": bool(getattr(llm, "supports_logprobs", False))},
-        "reference_strategy": str(refs.attrs.get("strategy", opts.get("reference_strategy", "logprob"))),
-        "reference_seconds": round(ref_seconds, 1), "split_seconds": timings,
-        "total_seconds": round(time.perf_counter() - started, 1), "usage": usage, "embedder": embedder,
-        "persona_budget": int(opts.get("persona_budget", 300)), "python": platform.python_version(),
-    }
-    markdown = _markdown(results, info, theory_text, to_markdown)
-    if out_dir is not None:
-        from crowdllm.evaluate.table import write_results
+    return results, timings
 
-        write_results(results, out_dir)
-        atomic_write_text(out_dir / "results.md", markdown)
-        atomic_write_json(out_dir / "run.json", info)
-        if theory_frames:
-            with atomic_path(out_dir / "theory.csv") as tmp:
-                pd.concat(theory_frames, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
-        if partial is not None and partial.exists():
-            partial.unlink()
-    return Reproduction(results=results, markdown=markdown, info=info, theory=theory_text)
+
+def _write(out_dir: Path, results: pd.DataFrame, markdown: str, info: Mapping[str, Any],
+           theory_frames: list[pd.DataFrame]) -> None:
+    from crowdllm.evaluate.table import write_results
+
+    write_results(results, out_dir)
+    atomic_write_text(out_dir / "results.md", markdown)
+    atomic_write_json(out_dir / "run.json", info)
+    if theory_frames:
+        with atomic_path(out_dir / "theory.csv") as tmp:
+            pd.concat(theory_frames, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
+    (out_dir / "results.partial.csv").unlink(missing_ok=True)
 
 
 def _embedder_name(options: Mapping[str, Any]) -> str:

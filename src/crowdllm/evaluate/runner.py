@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm.aggregate import NUMERIC_ONLY, get_aggregator
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError, CrowdLLMError
 from crowdllm.evaluate.baselines import (
@@ -49,6 +50,7 @@ from crowdllm.evaluate.baselines import (
 )
 from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS, MATCHED, POPULATION, evaluate_predictions
 from crowdllm.evaluate.noise import CEILING_METHODS, NOISE_CEILING, SAMPLING_ORACLE, SPLIT_HALF, noise_ceiling
+from crowdllm.evaluate.progress import ProgressBar
 from crowdllm.evaluate.protocols import population_scores
 
 RESULT_COLUMNS: tuple[str, ...] = ("dataset", "split", "seed", "method", "aggregator", "metric", "value")
@@ -71,6 +73,9 @@ class ExperimentContext:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: The one contract of a method: built from the experiment's context, then ``fit(train)`` and
+#: ``sample(tasks, workers, pairs=..., random_state=...)``. The analyses take the same registered
+#: methods (:func:`crowdllm.evaluate.analyses._common.registered_methods`).
 MethodFactory = Callable[[ExperimentContext], Method]
 
 
@@ -82,6 +87,22 @@ class MethodSpec:
     seen_tasks_only: bool = False
     label_kinds: tuple[str, ...] | None = None  # None: every scored kind
     description: str = ""
+
+    def skip_reason(self, split: str, label: LabelSpec) -> str | None:
+        """Why this method cannot run on a ``split`` split of ``label`` labels (None: it can)."""
+        if self.seen_tasks_only and split in ("task", "both"):
+            return (f"method '{self.name}' skipped: it answers only tasks seen in training, and a "
+                    f"'{split}' split holds out whole tasks")
+        if self.label_kinds is not None and label.kind not in self.label_kinds:
+            return f"method '{self.name}' skipped: not defined for '{label.kind}' labels"
+        return None
+
+    def fit(self, ctx: ExperimentContext, train: CrowdDataset) -> Method:
+        """Build the method for ``ctx`` and fit it; a library error names the method and seed."""
+        try:
+            return self.factory(ctx).fit(train)
+        except CrowdLLMError as err:
+            raise type(err)(f"method '{self.name}' (seed {ctx.seed}): {err}") from err
 
 
 #: name -> factory (``ExperimentContext -> Method``); see :func:`register_method`.
@@ -173,7 +194,7 @@ def _usable_aggregators(aggregators: Sequence[str], label: LabelSpec, notes: lis
     names = [str(a).strip().lower() for a in aggregators]
     for name in names:
         get_aggregator(name)  # unknown name -> ConfigError before any work
-    if label.kind == "categorical":
+    if not label.is_numeric:
         dropped = [a for a in names if a in NUMERIC_ONLY]
         if dropped:
             notes.append(f"aggregator(s) {', '.join(dropped)} skipped: categorical labels have no mean/median")
@@ -198,7 +219,8 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
 
     ds = _load(dataset)
     label = ds.label
-    if label.kind == "text":
+    kind = kind_of(label)
+    if kind is None:
         raise ConfigError(f"data set '{ds.name}' has free-text labels, which the numeric metrics cannot score")
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
@@ -210,7 +232,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     specs = [method_spec(n) for n in names]
     notes: list[str] = []
     aggs = _usable_aggregators(aggregators, label, notes)
-    if not aggs and label.kind != "topk":
+    if not aggs and not kind.votes:
         raise ConfigError("aggregators: none of the given aggregators can score these labels")
     runnable = _runnable(specs, split, label, notes)
 
@@ -224,7 +246,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
             on_step(_finish(frames, notes))
 
     steps = len(seeds) * (len(runnable) + (1 if noise else 0))
-    with _Progress(progress, steps) as bar:
+    with ProgressBar(progress, steps) as bar:
         for seed in seeds:
             parts = split_dataset(ds, by=split, test_size=test_size, random_state=int(seed))  # type: ignore[arg-type]
             tasks, workers, pairs = _test_inputs(parts.test)
@@ -233,8 +255,8 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
                 bar.start(f"seed {seed}: {spec.name}")
                 ctx = ExperimentContext(dataset=ds.name, split=split, seed=int(seed), label=label,
                                         options=dict(options or {}))
+                method = spec.fit(ctx, parts.train)
                 try:
-                    method = spec.factory(ctx).fit(parts.train)
                     pred = method.sample(tasks, workers, pairs=pairs, random_state=method_seed(seed, spec.name))
                 except CrowdLLMError as err:
                     raise type(err)(f"method '{spec.name}' (seed {seed}): {err}") from err
@@ -260,13 +282,11 @@ def _runnable(specs: list[MethodSpec], split: str, label: LabelSpec, notes: list
     """The methods that can run on this split and label kind; a note says why each other one cannot."""
     runnable: list[MethodSpec] = []
     for spec in specs:
-        if spec.seen_tasks_only and split in ("task", "both"):
-            notes.append(f"method '{spec.name}' skipped: it answers only tasks seen in training, and a "
-                         f"'{split}' split holds out whole tasks")
-        elif spec.label_kinds is not None and label.kind not in spec.label_kinds:
-            notes.append(f"method '{spec.name}' skipped: not defined for '{label.kind}' labels")
-        else:
+        reason = spec.skip_reason(split, label)
+        if reason is None:
             runnable.append(spec)
+        else:
+            notes.append(reason)
     return runnable
 
 
@@ -277,38 +297,6 @@ def _finish(frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
     out["value"] = out["value"].astype(float)
     out.attrs["notes"] = list(notes)
     return out
-
-
-class _Progress:
-    """A rich progress bar on stderr, or nothing: ``start(description)`` before a step, ``done()`` after."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task("evaluating", total=self.total)
-        return self
-
-    def start(self, description: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=description)
-
-    def done(self) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 # ---------------------------------------------------------------- summaries

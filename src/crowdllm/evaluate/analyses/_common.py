@@ -31,10 +31,14 @@ import numpy as np
 import pandas as pd
 
 from crowdllm._io import rng
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError, CrowdLLMError
 
-MethodFactory = Callable[[CrowdDataset, int], Any]
+#: What the analyses take per method: ``(train, seed) -> fitted model`` with ``sample(...)``. Registered
+#: methods (the runner's one :data:`~crowdllm.evaluate.runner.MethodFactory` contract) become trainers
+#: through :func:`registered_methods`; tests and notebooks may pass any such callable.
+Trainer = Callable[[CrowdDataset, int], Any]
 
 # ---------------------------------------------------------------------------------------- settings
 
@@ -58,7 +62,7 @@ def check_sizes(sizes: Sequence[int], setting: str) -> list[int]:
     return out
 
 
-def check_methods(methods: Mapping[str, MethodFactory]) -> dict[str, MethodFactory]:
+def check_methods(methods: Mapping[str, Trainer]) -> dict[str, Trainer]:
     if not methods:
         raise ConfigError("give at least one method")
     for name, factory in methods.items():
@@ -260,19 +264,20 @@ def error_curves(dataset: CrowdDataset, matrix: np.ndarray, gold: Sequence[np.nd
     cummean = np.cumsum(matrix, axis=1) / counts
     idx = np.array(sizes) - 1
     virtual_mean = cummean[:, idx]
-    kind = dataset.label.kind
-    unit = float(np.max(gold_n_all)) if kind == "topk" else 1.0
+    kind = kind_of(dataset.label)
+    votes = kind is not None and kind.votes
+    unit = float(np.max(gold_n_all)) if votes else 1.0
     abs_err = np.abs(virtual_mean - gold_mean[:, None]) * unit
 
     wd = np.empty((n_tasks, len(sizes)))
     if n_tasks == 0:
         pass
-    elif kind == "topk":
+    elif votes:
         from scipy.stats import wasserstein_distance
 
         for j in range(len(sizes)):
             wd[:, j] = wasserstein_distance(virtual_mean[:, j] * unit, gold_mean * unit)
-    elif kind in ("ordinal", "categorical"):
+    elif kind is not None and kind.choice_names(dataset.label):  # a finite set of levels (ordinal, categorical)
         levels = dataset.label.levels
         onehot = (matrix[:, :, None] == levels[None, None, :]).astype(float)
         if not np.allclose(onehot.sum(axis=2), 1.0):
@@ -321,7 +326,7 @@ def tidy(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
 
 def registered_methods(names: Sequence[str], dataset: CrowdDataset, *, split: str,
                        options: Mapping[str, Any] | None = None,
-                       notes: list[str] | None = None) -> dict[str, MethodFactory]:
+                       notes: list[str] | None = None) -> dict[str, Trainer]:
     """Factories for methods registered with the experiment runner (``crowdllm evaluate --methods``).
 
     Each factory builds the method for the seed (through the runner's :class:`ExperimentContext`, so
@@ -330,29 +335,22 @@ def registered_methods(names: Sequence[str], dataset: CrowdDataset, *, split: st
     the reason appended to ``notes``."""
     from crowdllm.evaluate.runner import ExperimentContext, method_spec
 
-    out: dict[str, MethodFactory] = {}
+    out: dict[str, Trainer] = {}
     for raw in names:
         name = str(raw).strip()
         spec = method_spec(name)
-        if spec.seen_tasks_only and split in ("task", "both"):
+        reason = spec.skip_reason(split, dataset.label)
+        if reason is not None:
             if notes is not None:
-                notes.append(f"method '{name}' skipped: it answers only tasks seen in training "
-                             f"and a '{split}' split holds whole tasks out")
-            continue
-        if spec.label_kinds is not None and dataset.label.kind not in spec.label_kinds:
-            if notes is not None:
-                notes.append(f"method '{name}' skipped: not defined for '{dataset.label.kind}' labels")
+                notes.append(reason)
             continue
 
-        def factory(train: CrowdDataset, seed: int, spec: Any = spec) -> Any:
+        def trainer(train: CrowdDataset, seed: int, spec: Any = spec) -> Any:
             ctx = ExperimentContext(dataset=dataset.name, split=split, seed=int(seed), label=dataset.label,
                                     options=dict(options or {}))
-            try:
-                return spec.factory(ctx).fit(train)
-            except CrowdLLMError as err:
-                raise type(err)(f"method '{spec.name}' (seed {seed}): {err}") from err
+            return spec.fit(ctx, train)
 
-        out[name] = factory
+        out[name] = trainer
     if not out:
         raise ConfigError("none of the methods can run on this data and split"
                           + (f" ({'; '.join(notes)})" if notes else ""))

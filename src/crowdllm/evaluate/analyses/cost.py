@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from crowdllm.crowd.kinds import crowd_kind
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_methods,
     check_numeric,
     draw_people,
@@ -33,7 +34,7 @@ from crowdllm.evaluate.analyses._common import (
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
            "n_train_responses", "train_judgements"]
@@ -76,7 +77,7 @@ def first_within(abs_err: np.ndarray, tol: float, rule: str = "stays") -> np.nda
 
 def people_needed(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     tolerances: Sequence[float] = DEFAULT_TOLERANCES,
     max_people: int = 50,
@@ -119,7 +120,7 @@ def people_needed(
                 curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
                 # tasks the method could not answer count as never matched
                 real_n = test.responses.groupby("task").size()
-                votes = dataset.label.kind == "topk"
+                votes = crowd_kind(dataset.label).votes
                 per_judgement = 1.0 / max(1, len(real_n)) if votes else 1.0
                 train_judgements = (train.responses["worker"].nunique() if votes else len(train.responses))
                 for tol in tols:

@@ -24,7 +24,7 @@ import pandas as pd
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_fractions,
     check_methods,
     check_numeric,
@@ -36,7 +36,7 @@ from crowdllm.evaluate.analyses._common import (
     subsample_workers,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "profiles", "n_virtual", "tolerance",
            "resolution_rate", "mae"]
@@ -48,7 +48,7 @@ PROFILE_KINDS = ("diverse", "fixed")
 
 def crowd_size(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     sizes: Sequence[int] = DEFAULT_SIZES,
     tolerances: Sequence[float] = (0.5,),

@@ -17,7 +17,7 @@ import pandas as pd
 from crowdllm._io import rng
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_fractions,
     check_methods,
     check_numeric,
@@ -40,7 +40,7 @@ PAPER = {"fractions": (0.1, 0.25, 0.5, 0.75, 1.0), "seeds": (0, 1, 2, 3, 4)}
 
 def data_efficiency(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     sizes: Sequence[int] = DEFAULT_SIZES,
@@ -68,7 +68,7 @@ def data_efficiency(
     fractions = check_fractions(fractions)
     sizes = check_sizes(sizes, "sizes")
     rows: list[dict] = []
-    from crowdllm.evaluate.analyses._progress import steps
+    from crowdllm.evaluate.progress import steps
 
     jobs = [(s, f, m) for s in seeds for f in fractions for m in methods]
     with steps(len(jobs), "data efficiency", enabled=progress) as advance:

@@ -24,7 +24,7 @@ from crowdllm._io import rng
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_methods,
     check_numeric,
     draw_people,
@@ -34,7 +34,7 @@ from crowdllm.evaluate.analyses._common import (
     tidy,
     worker_order,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "factor", "level", "n_train_responses", "metric", "value"]
 FACTORS = ("problems", "people", "ratings_per_person", "people_per_problem")
@@ -90,7 +90,7 @@ def full_level(train: CrowdDataset, factor: str) -> int:
 
 def growth_curves(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     factors: Sequence[str] = FACTORS,
     levels: Mapping[str, Sequence[int]] | None = None,

@@ -36,11 +36,12 @@ import pandas as pd
 from scipy.stats import norm
 
 from crowdllm._io import rng
+from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.data.synthetic import make_synthetic_crowd
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
-    MethodFactory,
+    Trainer,
     check_methods,
     draw_people,
     label_matrix,
@@ -48,7 +49,7 @@ from crowdllm.evaluate.analyses._common import (
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.progress import steps
 
 NOISE_LEVELS = (0.0, 1.0, 2.0)
 DIVERSITY_LEVELS = (0.0, 1.0, 2.0)
@@ -136,7 +137,8 @@ def make_simulated_crowd(
 
 def _simulate_on_base(base: CrowdDataset, *, noise: float, diversity: float, n_workers: int,
                       participation: float, n_tasks: int, random_state: int) -> SimulatedCrowd:
-    if base.label.kind != "ordinal":
+    kind = kind_of(base.label)
+    if kind is None or not (kind.rating and kind.choice_names(base.label)):  # a rating on levels: ordinal
         raise ConfigError(f"the simulation study needs an ordinal base data set; '{base.name}' has "
                           f"{base.label.kind} labels")
     lo, hi = (int(v) for v in base.label.scale)  # type: ignore[misc]
@@ -174,7 +176,7 @@ def _simulate_on_base(base: CrowdDataset, *, noise: float, diversity: float, n_w
 
 
 def simulation_study(
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     noise_levels: Sequence[float] = NOISE_LEVELS,
     diversity_levels: Sequence[float] = DIVERSITY_LEVELS,

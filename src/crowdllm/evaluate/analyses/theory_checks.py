@@ -25,7 +25,7 @@ An interval is *calibrated* when coverage is close to the nominal level; the the
 conservative by design (``eps0`` bounds the mean residual), so it should cover at least as often.
 
 **Risk terms.** L1 human bias, L2 human noise, L3 twin discrepancy, L4 allowed uncertainty, L5 digital
-diversity, their combination ``L1 + L2 + L3 + L4 - L5`` and the directly measured risk, per method and
+diversity, their combination ``2 L1 + L2 + L3 + L4 - L5`` and the directly measured risk, per method and
 seed, on the held-out pairs.
 """
 
@@ -40,8 +40,8 @@ from scipy.stats import norm
 
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
-from crowdllm.evaluate.analyses._common import MethodFactory, check_methods, split_train_test, tidy
-from crowdllm.evaluate.analyses._progress import steps
+from crowdllm.evaluate.analyses._common import Trainer, check_methods, split_train_test, tidy
+from crowdllm.evaluate.progress import steps
 
 COVERAGE_COLUMNS = ["dataset", "split", "seed", "method", "target", "variant", "nominal", "coverage",
                     "mean_half_width", "n_tasks"]
@@ -49,7 +49,7 @@ TERM_COLUMNS = ["dataset", "split", "seed", "method", "term", "value"]
 DEFAULT_ALPHAS = (0.5, 0.32, 0.2, 0.1, 0.05)
 TERMS = ("L1", "L2", "L3", "L4", "L5", "L_terms", "L_direct")
 TERM_NAMES = {"L1": "L1 human bias", "L2": "L2 human noise", "L3": "L3 twin discrepancy",
-              "L4": "L4 allowed uncertainty", "L5": "L5 digital diversity", "L_terms": "L1+L2+L3+L4-L5",
+              "L4": "L4 allowed uncertainty", "L5": "L5 digital diversity", "L_terms": "2 L1+L2+L3+L4-L5",
               "L_direct": "risk (direct)"}
 HELD_OUT = "held-out mean"
 TRUTH = "truth"
@@ -104,7 +104,7 @@ def coverage_table(per_task: pd.DataFrame, alphas: Sequence[float], *, truth: pd
 
 def theory_checks(
     dataset: CrowdDataset,
-    methods: Mapping[str, MethodFactory],
+    methods: Mapping[str, Trainer],
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     n_virtual: int = 200,
@@ -157,7 +157,7 @@ def theory_checks(
     return tidy(cov_rows, COVERAGE_COLUMNS), tidy(term_rows, TERM_COLUMNS)
 
 
-def _conformal_rows(fitted: Any, crowd: Any, factory: MethodFactory, train: CrowdDataset, test: CrowdDataset,
+def _conformal_rows(fitted: Any, crowd: Any, factory: Trainer, train: CrowdDataset, test: CrowdDataset,
                     split: str, alphas: Sequence[float], n_virtual: int, seed: int) -> list[dict]:
     """Coverage rows of the split-conformal interval (one crowd refitted on the training part's rest)."""
     from crowdllm.evaluate.theory import conformal_inputs

@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from crowdllm.crowd.kinds import kind_of
+from crowdllm.crowd.reference import reference_frame
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 
@@ -35,26 +37,28 @@ def int_option(options: Mapping[str, Any], name: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"--option {name}={value!r}: give a whole number") from None
+        raise ConfigError(f"option {name}={value!r}: give a whole number") from None
 
 
 def mapping_option(options: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """``options[name]`` as a dict of keyword arguments (from Python; the CLI cannot pass one)."""
+    """``options[name]`` as a dict of keyword arguments (from Python, or ``--crowd-param`` for ``crowd``)."""
     value = options.get(name) or {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"option {name}={value!r}: give a mapping of settings (from Python, e.g. "
-                          f"options={{'{name}': {{'epochs': 50}}}})")
+        raise ConfigError(f"option {name}={value!r}: give a mapping of settings, e.g. "
+                          f"options={{'{name}': {{'epochs': 50}}}}")
     return dict(value)
 
 
 def reference_kind(label: LabelSpec) -> str:
-    return {"continuous": "rating", "ordinal": "rating", "categorical": "choice", "topk": "topk"}.get(label.kind, "text")
+    """What the LLM is asked for ``label``: rating, choice, topk (text for free-text labels)."""
+    kind = kind_of(label)
+    return kind.reference_kind if kind is not None else "text"
 
 
-def rating_scale(label: LabelSpec) -> tuple[int, int]:
-    if label.scale is None:
-        raise ConfigError("LLM rating prompts need a label scale (e.g. 1..5)")
-    return int(label.scale[0]), int(label.scale[1])
+def reference_args(label: LabelSpec) -> dict[str, Any]:
+    """The keyword arguments that describe ``label``'s answers to :func:`compute_references`."""
+    kind = kind_of(label)
+    return kind.reference_args(label) if kind is not None else {}
 
 
 def default_template(dataset: str, options: Mapping[str, Any]) -> Any:
@@ -91,8 +95,6 @@ def references(tasks: pd.DataFrame, label: LabelSpec, options: Mapping[str, Any]
     key = (strategy, k)
     parts: list[pd.DataFrame] = []
     if use_given and given is not None:
-        from crowdllm.crowd import reference_frame
-
         g = reference_frame(given)
         parts.append(g[g.index.isin(ids)])
     if isinstance(memo, dict) and key in memo:
@@ -107,16 +109,9 @@ def references(tasks: pd.DataFrame, label: LabelSpec, options: Mapping[str, Any]
         from crowdllm.llm.reference import compute_references
 
         frame = tasks[tasks["task"].astype(str).isin(need)].drop_duplicates("task")
-        kind = reference_kind(label)
-        extra: dict[str, Any] = {}
-        if kind == "rating":
-            extra["scale"] = rating_scale(label)
-        elif kind == "choice":
-            extra["choices"] = list(label.categories or ())
-        elif kind == "topk":
-            extra["top_k"] = int(label.k or 1)
-        new = compute_references(frame, llm, kind=kind, strategy=strategy, k=k,
-                                 template=default_template(dataset, options), progress=False, seed=seed, **extra)
+        new = compute_references(frame, llm, kind=reference_kind(label), strategy=strategy, k=k,
+                                 template=default_template(dataset, options), progress=False, seed=seed,
+                                 **reference_args(label))
         new.index = new.index.astype(str)
         if isinstance(memo, dict):
             memo[key] = pd.concat([memo[key], new]) if key in memo else new

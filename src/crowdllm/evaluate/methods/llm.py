@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm._io import rng as make_rng
+from crowdllm.crowd.kinds import CrowdKind, crowd_kind, kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.baselines import all_pairs
@@ -36,8 +37,6 @@ from crowdllm.evaluate.methods._common import (
     DEFAULT_PERSONA_BUDGET,
     default_template,
     int_option,
-    rating_scale,
-    reference_kind,
     references,
 )
 from crowdllm.evaluate.runner import ExperimentContext, register_method
@@ -46,18 +45,11 @@ SC_TEMPERATURE = 0.5
 
 
 def _choices(label: LabelSpec) -> list[str]:
-    if label.kind in ("ordinal", "continuous"):
-        lo, hi = rating_scale(label)
-        return [str(v) for v in range(lo, hi + 1)]
-    if label.kind == "categorical":
-        return list(label.categories or ())
-    return []
+    return crowd_kind(label).prompt_choices(label)
 
 
 def _label_value(label: LabelSpec, choice: str | None) -> Any:
-    if choice is None or (isinstance(choice, float) and np.isnan(choice)):
-        return np.nan
-    return float(choice) if label.kind in ("ordinal", "continuous") else str(choice)
+    return crowd_kind(label).answer_value(choice)
 
 
 class _LLMMethod:
@@ -78,10 +70,14 @@ class _LLMMethod:
         return llm
 
     def fit(self, train: CrowdDataset) -> Self:
-        if train.label.kind == "text":
+        if kind_of(train.label) is None:
             raise ConfigError(f"method '{self.name}' cannot score free-text labels")
         self.label_ = train.label
         return self
+
+    @property
+    def kind_(self) -> CrowdKind:
+        return crowd_kind(self.label_)
 
     def _pairs(self, tasks: pd.DataFrame, workers: pd.DataFrame, pairs: pd.DataFrame | None) -> pd.DataFrame:
         pairs = all_pairs(tasks, workers) if pairs is None else pairs
@@ -128,14 +124,14 @@ class ZeroShotLLM(_LLMMethod):
             refs = references(tasks, self.label_, self.options, dataset=self.dataset, strategy="zero-shot", k=1)
             col = "y_majority" if "y_majority" in refs.columns else "y_ref"
             answers = refs[col]
-            if self.label_.kind != "categorical":
+            if not self.kind_.names_answers:
                 answers = answers.map(lambda v: str(int(v)) if pd.notna(v) else None)
         return answers.map(lambda c: _label_value(self.label_, c))
 
     def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
                random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
         out = self._pairs(tasks, workers, pairs)
-        if self.label_.kind == "topk":
+        if self.kind_.votes:
             out["label"] = self._topk_same_ballot(out, self._ballot_counts(tasks, "zero-shot", 1),
                                                   make_rng(random_state))
             return out
@@ -150,7 +146,7 @@ class SelfConsistencyLLM(_LLMMethod):
                random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
         out = self._pairs(tasks, workers, pairs)
         rng = make_rng(random_state)
-        if self.label_.kind == "topk":
+        if self.kind_.votes:
             out["label"] = self._topk_same_ballot(out, self._ballot_counts(tasks, "self-consistency", self.k), rng)
             return out
         choices = _choices(self.label_)
@@ -169,7 +165,7 @@ class SelfConsistencyLLM(_LLMMethod):
         else:
             refs = references(tasks, self.label_, self.options, dataset=self.dataset, strategy="self-consistency",
                               k=self.k)
-            series = refs["y_ref"].map(lambda v: _label_value(self.label_, v if self.label_.kind == "categorical"
+            series = refs["y_ref"].map(lambda v: _label_value(self.label_, v if self.kind_.names_answers
                                                                else (str(int(v)) if pd.notna(v) else None)))
         out["label"] = series.reindex(out["task"]).to_numpy()
         return out
@@ -180,7 +176,7 @@ def _majority_index(draws: np.ndarray, label: LabelSpec) -> int:
     counts = Counter(int(d) for d in draws)
     top = max(counts.values())
     tied = [d for d, c in counts.items() if c == top]
-    mean = float(np.mean(draws)) if label.kind != "categorical" else 0.0
+    mean = float(np.mean(draws)) if not crowd_kind(label).names_answers else 0.0
     return min(tied, key=lambda d: (abs(d - mean), d))
 
 
@@ -196,7 +192,7 @@ class MultiPersonaLLM(_LLMMethod):
         out = self._pairs(tasks, workers, pairs)
         rng = make_rng(random_state)
         profiles = workers.drop_duplicates("worker").assign(worker=lambda f: f["worker"].astype(str))
-        if self.label_.kind == "topk":
+        if self.kind_.votes:
             out["label"] = self._topk_persona_ballots(out, tasks, profiles, rng)
             return out
         from crowdllm.llm.reference import persona_choice_probs
@@ -205,12 +201,9 @@ class MultiPersonaLLM(_LLMMethod):
         asked = unique if len(unique) <= self.budget else unique.iloc[
             np.sort(rng.choice(len(unique), size=self.budget, replace=False))]
         self.calls_ = len(asked)
-        kind = reference_kind(self.label_)
-        extra: dict[str, Any] = {"scale": rating_scale(self.label_)} if kind == "rating" else {
-            "choices": _choices(self.label_)}
-        probs = persona_choice_probs(self.llm, tasks, profiles, pairs=asked, kind=kind,
+        probs = persona_choice_probs(self.llm, tasks, profiles, pairs=asked, kind=self.kind_.reference_kind,
                                      template=default_template(self.dataset, self.options), progress=False,
-                                     seed=0, **extra)
+                                     seed=0, **self.kind_.reference_args(self.label_))
         cols = [f"p_{c}" for c in _choices(self.label_)]
         p = probs[cols].to_numpy(dtype=float)
         ok = np.isfinite(p).all(axis=1)
@@ -233,7 +226,7 @@ class MultiPersonaLLM(_LLMMethod):
                         zero.label_ = self.label_
                         fallback = zero.task_answers(tasks)
                     labels[i] = fallback.get(out["task"].iat[i], np.nan)
-        out["label"] = labels if self.label_.kind == "categorical" else labels.astype(float)
+        out["label"] = labels if self.kind_.names_answers else labels.astype(float)
         return out
 
     def _topk_persona_ballots(self, out: pd.DataFrame, tasks: pd.DataFrame, profiles: pd.DataFrame,
