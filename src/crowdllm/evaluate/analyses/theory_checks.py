@@ -61,7 +61,7 @@ def _crowd_and_reference(fitted: Any, test: CrowdDataset) -> tuple[Any, Any]:
     if not hasattr(crowd, "expected_decisions"):
         raise ConfigError(f"the theory checks need a digital crowd; {type(fitted).__name__} is not one "
                           "(use e.g. --methods crowdllm,vae-only)")
-    refs = getattr(fitted, "_refs", None)
+    refs = getattr(fitted, "_refs", None) if getattr(crowd, "has_reference_", False) else None
     reference = refs(test.tasks) if callable(refs) else None
     return crowd, reference
 
@@ -162,7 +162,7 @@ def _conformal_rows(fitted: Any, crowd: Any, factory: Trainer, train: CrowdDatas
     """Coverage rows of the split-conformal interval (one crowd refitted on the training part's rest)."""
     from crowdllm.evaluate.theory import conformal_inputs
 
-    refs = getattr(fitted, "_refs", None)
+    refs = getattr(fitted, "_refs", None) if getattr(crowd, "has_reference_", False) else None
     inputs = conformal_inputs(crowd, lambda part: _crowd_and_reference(factory(part, seed), test)[0], train, test,
                               split=split, n_virtual=n_virtual, reference=refs if callable(refs) else None,
                               random_state=seed)
