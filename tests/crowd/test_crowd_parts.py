@@ -46,7 +46,9 @@ def fitted(syn):
 def test_every_label_kind_is_one_object_and_free_text_has_none():
     labels = {"continuous": LabelSpec("continuous", scale=(1, 5)), "ordinal": LabelSpec("ordinal", scale=(1, 5)),
               "categorical": LabelSpec("categorical", categories=("no", "yes")), "topk": LabelSpec("topk", k=3)}
-    assert set(KINDS) == set(labels)
+    assert [kind.name for kind in KINDS] == list(labels)
+    for label in labels.values():  # each crowd kind extends its label kind (crowdllm.data.kinds)
+        assert isinstance(crowd_kind(label), type(label.kind_)) and crowd_kind(label).name == label.kind
     defaults = {name: crowd_kind(label).blenders[0] for name, label in labels.items()}
     assert defaults == {"continuous": "normal", "ordinal": "ordinal", "categorical": "softmax", "topk": "topk"}
     assert [n for n, lab in labels.items() if crowd_kind(lab).votes] == ["topk"]
@@ -66,7 +68,7 @@ def test_task_memory_estimates_kappa_as_within_over_between_task_variance():
     y = rng.normal(0, 0.5, n_tasks)[ti] + rng.normal(0, 1.0, len(ti))
     state = CrowdState(LabelSpec("continuous"), center=0.0, scale=1.0)
     tasks = pd.Index([f"t{i}" for i in range(n_tasks)])
-    memory = TaskMemory(kappa=None).fit(KINDS["continuous"], state, np.zeros((len(ti), 1)), y, ti, tasks)
+    memory = TaskMemory(kappa=None).fit(crowd_kind(state.label), state, np.zeros((len(ti), 1)), y, ti, tasks)
     # measured over seeds 0..19: mean 4.19, sd 0.40 (seed 0: 4.93); the tolerance is 3 sd
     assert memory.kappa_ == pytest.approx(4.0, abs=1.2)
     sums = np.bincount(ti, weights=y)
@@ -74,7 +76,7 @@ def test_task_memory_estimates_kappa_as_within_over_between_task_variance():
     assert memory.for_tasks(pd.Series(["t3", "unseen"]))[:, 0].tolist() == [memory.offsets_[3, 0], 0.0]
     noise = rng.normal(0, 1.0, len(ti))
     no_effect = noise - (np.bincount(ti, weights=noise) / per_task)[ti]  # every task's answers average 0
-    flat = TaskMemory(kappa=None).fit(KINDS["continuous"], state, np.zeros((len(ti), 1)), no_effect, ti, tasks)
+    flat = TaskMemory(kappa=None).fit(crowd_kind(state.label), state, np.zeros((len(ti), 1)), no_effect, ti, tasks)
     assert flat.kappa_ == float("inf") and not flat.offsets_.any()  # no task effect: nothing to remember
 
 

@@ -6,7 +6,6 @@ import ast
 import doctest
 import importlib
 import pkgutil
-import re
 from pathlib import Path
 
 import pytest
@@ -58,16 +57,70 @@ def test_the_digital_crowd_module_stays_small() -> None:
     assert len((SRC / "crowd" / "model.py").read_text(encoding="utf-8").splitlines()) <= 300
 
 
-# label-kind string tests left in modules that other work owns (data/, llm/, profiles/, metrics,
-# baselines, noise, theory): the follow-up is a small LabelKind next to LabelSpec (docs/architecture.md)
-KIND_TESTS_LEFT = {"data/dataset.py", "data/splits.py", "cli/data.py", "llm/reference.py", "llm/prompts.py",
-                   "profiles/encoding.py", "evaluate/metrics.py", "evaluate/baselines.py", "evaluate/noise.py",
-                   "evaluate/theory.py"}
-_KIND_TEST = re.compile(r'(\.kind|\bkind\b)[^#\n]*(==|!=| in | not in )[^#\n]*"(continuous|ordinal|categorical|topk|text)"'
-                        r'|"(continuous|ordinal|categorical|topk|text)"[^#\n]*(==|!=| in )[^#\n]*\.kind')
+# the kind objects: crowdllm/data/kinds.py (the one map from a kind's name to its object) and the
+# crowd's extension of them; nowhere else is a label kind told apart by its name
+KIND_HOMES = {"data/kinds.py", "crowd/kinds.py"}
+LABEL_KIND_NAMES = {"continuous", "ordinal", "categorical", "topk", "text"}
+
+
+def _names_a_label_kind(node: ast.expr) -> bool:
+    """A label-kind name, or a tuple/list/set holding one (``"topk"``, ``("ordinal", "topk")``)."""
+    if isinstance(node, ast.Constant):
+        return node.value in LABEL_KIND_NAMES
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_names_a_label_kind(e) for e in node.elts)
+    return False
+
+
+def _is_a_kind_name(node: ast.expr, kind_vars: set[str]) -> bool:
+    """``x.kind``, ``x["kind"]`` or a variable assigned from one of them."""
+    if isinstance(node, ast.Attribute):
+        return node.attr == "kind"
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "kind"
+    return isinstance(node, ast.Name) and node.id in kind_vars
+
+
+def _kind_tests(tree: ast.AST) -> list[int]:
+    """Lines that compare a label kind's name with a kind name, or map kind names to something."""
+    kind_vars = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _is_a_kind_name(node.value, set())
+                 for t in node.targets if isinstance(t, ast.Name)}
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(_is_a_kind_name(o, kind_vars) for o in operands) and any(_names_a_label_kind(o) for o in operands):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Match) and _is_a_kind_name(node.subject, kind_vars):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Dict) and len(node.keys) >= 2
+              and all(k is not None and _names_a_label_kind(k) for k in node.keys)):
+            lines.append(node.lineno)  # {"ordinal": ..., "categorical": ...}: a second map from kind names
+    return lines
+
+
+def test_the_kind_check_sees_the_ways_a_kind_is_tested_by_name() -> None:
+    found = sorted(_kind_tests(ast.parse('''
+a = label.kind == "topk"
+b = spec.kind in ("ordinal", "categorical")
+c = "text" != ds.label.kind
+kind = self.label_.kind
+d = kind not in ["continuous"]
+e = saved["kind"] == "ordinal"
+f = {"ordinal": "rating", "categorical": "choice"}[label.kind]
+match label.kind:
+    case "topk":
+        pass
+ok1 = label.kind_.votes
+ok2 = prompt_kind == "topk"  # a prompt's kind, not a label's
+ok3 = {"ordinal": 1}
+ok4 = {"rating": 12, "topk": 48, "text": 256}  # keyed by what the LLM is asked
+''')))
+    assert found == [2, 3, 4, 6, 7, 8, 9]
 
 
 def test_only_the_kind_objects_test_a_label_kind_by_name() -> None:
-    found = {path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py")
-             if _KIND_TEST.search(path.read_text(encoding="utf-8"))}
-    assert found - KIND_TESTS_LEFT == set(), "ask the kind object (crowdllm.crowd.kinds) instead"
+    found = {f"{path.relative_to(SRC).as_posix()}:{line}" for path in SRC.rglob("*.py")
+             if path.relative_to(SRC).as_posix() not in KIND_HOMES
+             for line in _kind_tests(ast.parse(path.read_text(encoding="utf-8")))}
+    assert not found, f"ask the kind object (label.kind_, crowdllm.data.kinds) instead: {sorted(found)}"

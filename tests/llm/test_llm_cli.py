@@ -73,7 +73,15 @@ def test_reference_limit_and_no_cache(tmp_path: Path, crowd_file: Path) -> None:
 @pytest.mark.parametrize("extra, message", [
     (["--strategy", "best-of-n"], "--strategy"),
     (["--out", "refs.xlsx"], "--out"),
-    (["--concurrency", "0", "--base-url", "http://127.0.0.1:9/v1"], "--concurrency"),
+    (["--concurrency", "0", "--base-url", "http://127.0.0.1:9/v1"], "--concurrency must be at least 1 (got 0)"),
+    # the library names its arguments (limit, k, model_path, ...): the command line says the flags
+    (["--limit", "0", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "error: --limit must be at least 1"),
+    (["--k", "0", "--strategy", "zero-shot", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+     "error: --k must be at least 1"),
+    (["--timeout", "0", "--base-url", "http://127.0.0.1:9/v1"], "error: --timeout must be positive"),
+    (["--base-url", "localhost:8000"], "error: --base-url 'localhost:8000' is not an http(s) URL"),
+    (["--base-url", "http://127.0.0.1:9/v1", "--model-path", "x.gguf"],
+     "error: --model-path is for the embedded model; with --base-url name the served model instead"),
 ])
 def test_bad_options_are_one_line_errors_with_exit_code_2(
         crowd_file: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:

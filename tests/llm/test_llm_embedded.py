@@ -96,3 +96,61 @@ def test_a_prompt_longer_than_the_context_is_reported_not_crashed(smol: LlamaCpp
     assert all(math.isnan(p) for p in dist.probs) and "n_ctx" in dist.extra["error"]
     comp = smol.generate([prompt])[0][0]
     assert comp.text == "" and "n_ctx" in comp.error
+
+
+# ------------------------------------------------------------------------------ batched log-prob scoring
+TEXTS = ["I like this recipe a lot.", "Get lost, loser.", "The bus was late again today.",
+         "You people are the worst, every single one of you.", "Nice photo!", "What a stupid idea, honestly.",
+         "Thanks for sharing this with us.", "Nobody asked for your opinion, clown."]
+
+
+def test_batched_scoring_matches_one_prompt_at_a_time(smol: LlamaCppLLM) -> None:
+    prompts = [build_prompt(t, kind="rating", template=SHORT) for t in TEXTS]
+    one = smol.choice_probs(prompts, SCALE)  # the default: one prompt at a time
+    smol.score_batch = 4
+    try:
+        batched = smol.choice_probs(prompts, SCALE)
+    finally:
+        smol.score_batch = 1
+    diff = np.abs(np.array([d.probs for d in one]) - np.array([d.probs for d in batched]))
+    # the same numbers up to float rounding: several sequences in one llama_batch change the order of
+    # the sums, which the 4-bit test model amplifies; measured max 0.022 on 32 POPQUORN texts
+    # (benchmarks/llm_bench.py --reference-only), so 0.05 leaves room and still catches a wrong mask,
+    # position or sequence id (those move probabilities by 0.1-0.5)
+    assert diff.max() < 0.05
+    assert [d.method for d in batched] == ["logprobs"] * len(TEXTS)
+    assert all(sum(d.probs) == pytest.approx(1.0) for d in batched)
+
+
+def test_the_shared_prefix_is_evaluated_once_and_each_text_adds_only_its_own_tokens(smol: LlamaCppLLM) -> None:
+    from crowdllm.llm.llama import _common_prefix
+
+    prompts = [build_prompt(t, kind="rating", template=SHORT) for t in TEXTS]
+    tokens = [smol._plan_prompt(p, tuple(SCALE))[0] for p in prompts]
+    shared = min(_common_prefix(tokens[4], t) for t in tokens[5:])  # the instructions, the same for all
+    assert shared == min(_common_prefix(tokens[0], t) for t in tokens[1:4])
+    smol.score_batch = 4
+    smol.choice_probs(prompts[:4], SCALE)  # the prefix enters the scorer's KV cache (sequence 0)
+    decoded: list[int] = []
+    scorer = smol._scorer
+    original = scorer._decode
+    scorer._decode = lambda entries: (decoded.append(len(entries)), original(entries))[1]  # type: ignore[method-assign]
+    try:
+        smol.choice_probs(prompts[4:], SCALE)  # 4 more texts with the same instructions: one batch
+    finally:
+        scorer._decode = original  # type: ignore[method-assign]
+        smol.score_batch = 1
+    own = [len(t) - shared for t in tokens[4:]]
+    assert decoded == [sum(own)]  # one llama_decode, exactly the texts' own tokens
+
+
+def test_a_too_long_prompt_among_batched_ones_keeps_the_others(smol: LlamaCppLLM) -> None:
+    prompts = [build_prompt(t, kind="rating", template=SHORT) for t in TEXTS[:3]]
+    prompts.insert(1, build_prompt("word " * 1500, kind="rating"))
+    smol.score_batch = 4
+    try:
+        dists = smol.choice_probs(prompts, SCALE)
+    finally:
+        smol.score_batch = 1
+    assert "n_ctx" in dists[1].extra["error"]
+    assert all(sum(d.probs) == pytest.approx(1.0) for i, d in enumerate(dists) if i != 1)

@@ -239,15 +239,15 @@ def test_each_sample_is_one_request_with_its_own_seed() -> None:
     assert sorted(seeds) == [10, 11, 12, 13]
 
 
-@pytest.mark.parametrize("kw, setting", [({"concurrency": 0}, "--concurrency"), ({"rpm": -1}, "--rpm"),
-                                         ({"endpoint": "embeddings"}, "endpoint")])
+@pytest.mark.parametrize("kw, setting", [({"concurrency": 0}, "^concurrency must"), ({"rpm": -1}, "^rpm must"),
+                                         ({"timeout": 0}, "^timeout must"), ({"endpoint": "embeddings"}, "^endpoint")])
 def test_bad_settings_name_the_setting(kw: dict, setting: str) -> None:
     with pytest.raises(ConfigError, match=setting):
         OpenAICompatLLM("http://127.0.0.1:9/v1", "m", **kw)
 
 
 def test_bad_url_names_the_setting() -> None:
-    with pytest.raises(ConfigError, match="--base-url"):
+    with pytest.raises(ConfigError, match="^base_url 'localhost:8000' is not an http"):
         OpenAICompatLLM("localhost:8000", "m")
 
 

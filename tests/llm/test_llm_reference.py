@@ -169,8 +169,13 @@ def test_save_and_load_round_trip(tmp_path: Path, suffix: str) -> None:
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--strategy"):
+    # the library names its arguments; the command line maps them to its flags (tests/llm/test_llm_cli.py)
+    with pytest.raises(ConfigError, match="^strategy 'best': use one of"):
         compute_references(TASKS, FakeLLM(), strategy="best", progress=False)
+    with pytest.raises(ConfigError, match=r"^limit must be at least 1 \(got 0\)$"):
+        compute_references(TASKS, FakeLLM(), limit=0, progress=False)
+    with pytest.raises(ConfigError, match=r"^k must be at least 1"):
+        compute_references(TASKS, FakeLLM(), strategy="zero-shot", k=0, progress=False)
     with pytest.raises(CrowdDataError, match="text"):
         compute_references(TASKS[["task"]], FakeLLM(), progress=False)
     with pytest.raises(ConfigError, match="top_k"):

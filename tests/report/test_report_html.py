@@ -14,9 +14,12 @@ from crowdllm.report.html import build_report, summarize_results
 def test_page_holds_every_table_and_figure_inline(results_dir, tmp_path):
     out = build_report(results_dir, tmp_path / "page.html")
     page = out.read_text(encoding="utf-8")
-    # three analysis figures + the real-vs-virtual distributions, all as inline PNG
+    # three analysis figures + the methods' error chart + the real-vs-virtual distributions, all inline PNG
     imgs = re.findall(r"<img src='([^']*)'", page)
-    assert len(imgs) == 4 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    assert len(imgs) == 5 and all(src.startswith("data:image/png;base64,") for src in imgs)
+    # the headline: a compact table (best in bold) first, the long table folded in an appendix after it
+    assert page.index("split: worker") < page.index("Appendix: every split") < page.index("0.410 ± 0.010")
+    assert "<b>0.41</b>" in page
     # offline: no external resources of any kind
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert "http://" not in page and "https://" not in page
@@ -75,3 +78,23 @@ def test_reproduce_outputs_are_summarised(tmp_path):
     # coverage per split: 27/30 = 0.9 on worker, 5/10 = 0.5 on task
     assert "<td class=''>0.9</td>" in page and "<td class=''>0.5</td>" in page
     assert "usage.calls" in page and "1500" in page
+
+
+def test_compact_tables_put_methods_in_rows_and_floors_last():
+    from crowdllm.report.html import compact_html, compact_tables
+
+    rows = [("d", split, 0, method, agg, metric, value)
+            for split in ("worker", "task")
+            for method, base in (("noise-ceiling", 0.2), ("global", 0.9), ("crowdllm", 0.6))
+            for agg, metric, value in (("mean", "mae", base), ("-", "avg_wd", base + 0.1),
+                                       ("mean", "cs_centered", 1 - base), ("median", "mae", 7.0))]
+    long = pd.DataFrame(rows, columns=["dataset", "split", "seed", "method", "aggregator", "metric", "value"])
+    tables = compact_tables(long)
+    assert list(tables) == ["worker", "task"]
+    table = tables["task"]
+    assert list(table.columns) == ["MAE", "Avg WD", "CS"] and list(table.index) == ["global", "crowdllm",
+                                                                                  "noise-ceiling"]
+    assert table.loc["crowdllm", "MAE"] == pytest.approx(0.6)  # the mean aggregator, not the median's 7.0
+    page = compact_html(table, "t")
+    # best model value in bold per column (lower MAE, higher CS); the floor's better numbers are not bold
+    assert "<b>0.6</b>" in page and "<b>0.4</b>" in page and "<b>0.2</b>" not in page

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,27 @@ from typing import Any
 
 import typer
 
+from crowdllm.errors import ConfigError
 from crowdllm.llm.base import LanguageModel
+
+#: library argument -> command-line flag, for the errors the library raises about its arguments
+ARGUMENT_FLAGS = {"base_url": "--base-url", "model_path": "--model-path", "model": "--model",
+                  "api_key_env": "--api-key-env", "n_ctx": "--n-ctx", "concurrency": "--concurrency",
+                  "rpm": "--rpm", "timeout": "--timeout", "endpoint": "--endpoint"}
+
+
+def as_flags(err: ConfigError, flags: dict[str, str] = ARGUMENT_FLAGS) -> ConfigError:
+    """The library's errors name its arguments (``concurrency must be ...``); the command line's name the
+    flags (``--concurrency must be ...``). Maps an argument name that starts the message, and a
+    snake_case argument name anywhere in it."""
+    message = str(err)
+    head = re.match(r"[a-z_]+", message)
+    if head and head.group(0) in flags:
+        message = flags[head.group(0)] + message[head.end():]
+    for name, flag in flags.items():
+        if "_" in name:
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, message)
+    return ConfigError(message)
 
 
 @dataclass
@@ -57,12 +78,15 @@ class BackendOptions:
         """The backend these flags describe, wrapped in the disk cache and usage accounting."""
         from crowdllm.llm import open_backend
 
-        return open_backend(
-            base_url=list(self.base_url) or None, model=self.model, model_path=self.model_path,
-            api_key_env=self.api_key_env, concurrency=self.concurrency, rpm=self.rpm, timeout=self.timeout,
-            cache=not self.no_cache, price_in=self.price_in, price_out=self.price_out, n_ctx=self.n_ctx,
-            seed=seed, endpoint=self.endpoint,
-        )
+        try:
+            return open_backend(
+                base_url=list(self.base_url) or None, model=self.model, model_path=self.model_path,
+                api_key_env=self.api_key_env, concurrency=self.concurrency, rpm=self.rpm, timeout=self.timeout,
+                cache=not self.no_cache, price_in=self.price_in, price_out=self.price_out, n_ctx=self.n_ctx,
+                seed=seed, endpoint=self.endpoint,
+            )
+        except ConfigError as err:
+            raise as_flags(err) from None
 
     @contextlib.contextmanager
     def session(self, needed: bool = True, *, usage_file: str | Path | None = None, seed: int = 0,

@@ -7,12 +7,12 @@ as one line with exit code 2 (see :func:`crowdllm.cli.main`).
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any
 
 import numpy as np
 import typer
 
+from crowdllm.cli._data_options import DataOptions, with_data_options
 from crowdllm.errors import ConfigError
 
 _SCALE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:-|\.\.|,|:|to)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -30,56 +30,35 @@ def parse_scale(text: str, *, setting: str = "--scale") -> tuple[float, float]:
 
 
 def label_from_options(kind: str | None, scale: str | None, categories: str | None, k: int | None) -> Any:
-    """A LabelSpec from the CLI options, or None (infer it from the file)."""
-    from crowdllm.data import LabelSpec
+    """A LabelSpec from the CLI options, or None (infer it from the file); errors name the flags."""
+    from crowdllm.cli._data_options import label_from_options as from_flags
 
-    if kind is None and scale is None and categories is None and k is None:
-        return None
-    if kind is None:
-        kind = "ordinal" if scale else "categorical" if categories else "topk"
-    cats = tuple(c.strip() for c in categories.split(",") if c.strip()) if categories else None
-    return LabelSpec(kind, scale=parse_scale(scale) if scale else None,  # type: ignore[arg-type]
-                     categories=cats, k=k)
+    return from_flags(kind, scale, categories, k)
 
 
-_MAP_HELP = ("Column map KEY=COLUMN,...: task, worker, label, text (task text), profile (cols joined by +). "
-             "E.g. task=instance_id,worker=user_id,label=offensiveness")
-_KIND_HELP = "Label kind: continuous, ordinal, categorical, topk or text (default: inferred)."
+_TEXT_HELP = "Task text column of the responses file (default: text)."
 
 
-def _load(name_or_file: str, column_map: str | None, kind: str | None, scale: str | None,
-          categories: str | None, k: int | None, text_column: str | None) -> Any:
-    from crowdllm.data import REGISTRY, load_dataset, parse_column_map
-
-    label = label_from_options(kind, scale, categories, k)
-    cmap = parse_column_map(column_map) if column_map else None
-    kw: dict[str, Any] = {}
+def _load(name_or_file: str, data_options: Any, text_column: str | None) -> Any:
     if text_column is not None:
-        kw["text_column"] = text_column
-    spec = REGISTRY.get(name_or_file)
-    if spec is not None and spec.tested and (cmap is not None or label is not None or kw):
-        raise ConfigError(f"'{name_or_file}' is a registered data set with a fixed layout; "
-                          "--map/--kind/--scale/--text-column apply to your own files")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            return load_dataset(name_or_file, column_map=cmap, label=label, **kw)
-        finally:
-            for w in caught:
-                typer.echo(f"warning: {w.message}", err=True)
+        if data_options.column_map and "text=" in data_options.column_map:
+            raise ConfigError("--text-column and --map text=... both name the task text; give one")
+        extra = f"text={text_column}"
+        data_options.column_map = f"{data_options.column_map},{extra}" if data_options.column_map else extra
+    return data_options.load(name_or_file)
 
 
 def _histogram(ds: Any) -> list[str]:
     labels = ds.responses["label"]
     spec = ds.label
     lines: list[str] = []
-    if spec.kind == "text":
+    if spec.kind_.free_text:
         lengths = labels.astype(str).str.len()
         return [f"  text answers: {int(lengths.min())}..{int(lengths.max())} characters "
                 f"(median {float(lengths.median()):g})"]
-    if spec.kind in ("ordinal", "topk"):
+    if spec.kind_.numeric and spec.kind_.on_levels:
         counts = [(f"{v:g}", int((labels == v).sum())) for v in spec.levels]
-    elif spec.kind == "categorical":
+    elif spec.kind_.nominal:
         counts = [(c, int((labels == c).sum())) for c in spec.categories]
     else:
         values = labels.to_numpy(dtype=float)
@@ -120,15 +99,7 @@ def _attributes(ds: Any) -> list[str]:
 
 
 def _label_text(spec: Any) -> str:
-    if spec.kind == "ordinal":
-        return f"ordinal {spec.scale[0]:g}..{spec.scale[1]:g}"
-    if spec.kind == "topk":
-        return f"top-{spec.k}"
-    if spec.kind == "categorical":
-        return f"categorical ({len(spec.categories)})"
-    if spec.kind == "continuous" and spec.scale is not None:
-        return f"continuous [{spec.scale[0]:g}, {spec.scale[1]:g}]"
-    return spec.kind
+    return spec.kind_.describe(spec)
 
 
 def register(app: typer.Typer) -> None:
@@ -154,19 +125,16 @@ def register(app: typer.Typer) -> None:
                                  for i, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
 
     @data_app.command("info")
+    @with_data_options
     def info_cmd(
         name: str = typer.Argument(..., help="A registered data set name or a file (CSV/TSV/JSONL/Parquet)."),
-        column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
-        kind: str = typer.Option(None, "--kind", help=_KIND_HELP),
-        scale: str = typer.Option(None, "--scale", help="Label scale low-high, e.g. 1-5."),
-        categories: str = typer.Option(None, "--categories", help="Label categories, comma-separated."),
-        k: int = typer.Option(None, "--k", help="Top-k: how many items each voter selects."),
-        text_column: str = typer.Option(None, "--text-column", help="Task text column (default: text)."),
+        text_column: str = typer.Option(None, "--text-column", help=_TEXT_HELP),
+        data_options: DataOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Summarise a data set: counts, label histogram, profile attributes."""
         from crowdllm.data import REGISTRY
 
-        ds = _load(name, column_map, kind, scale, categories, k, text_column)
+        ds = _load(name, data_options, text_column)
         s = ds.summary()
         typer.echo(f"{ds.name}" + (f"  ({ds.source})" if ds.source else ""))
         if ds.description:
@@ -191,22 +159,22 @@ def register(app: typer.Typer) -> None:
             typer.echo(line)
 
     @data_app.command("validate")
+    @with_data_options
     def validate_cmd(
-        path: str = typer.Argument(..., help="Your long-form file: one row per response."),
-        column_map: str = typer.Option(None, "--map", help=_MAP_HELP),
-        kind: str = typer.Option(None, "--kind", help=_KIND_HELP),
-        scale: str = typer.Option(None, "--scale", help="Label scale low-high, e.g. 1-5."),
-        categories: str = typer.Option(None, "--categories", help="Label categories, comma-separated."),
-        k: int = typer.Option(None, "--k", help="Top-k: how many items each voter selects."),
-        text_column: str = typer.Option(None, "--text-column", help="Task text column (default: text)."),
+        path: str = typer.Argument(..., help="Your responses file: one row per response (ids and answers; task "
+                                   "texts and profiles on the same rows or in --tasks/--workers files)."),
+        text_column: str = typer.Option(None, "--text-column", help=_TEXT_HELP),
+        data_options: DataOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Check a file; print 'OK: N responses, T tasks, W workers' or the one-line error (exit 2)."""
-        from crowdllm.data import load_responses_file
+        from crowdllm.data import REGISTRY
 
-        label = label_from_options(kind, scale, categories, k)
-        kw: dict[str, Any] = {} if text_column is None else {"text_column": text_column}
-        ds = load_responses_file(path, column_map=column_map, label=label, **kw)
-        typer.echo(f"OK: {ds.n_responses} responses, {ds.n_tasks} tasks, {ds.n_workers} workers")
+        if path in REGISTRY:
+            raise ConfigError(f"'{path}' is a registered data set; validate checks your own file "
+                              f"(see 'crowdllm data info {path}')")
+        ds = _load(path, data_options, text_column)
+        left = f" ({ds.dropped_rows:,} left out)" if ds.dropped_rows else ""
+        typer.echo(f"OK: {ds.n_responses} responses, {ds.n_tasks} tasks, {ds.n_workers} workers{left}")
         typer.echo(f"label: {_label_text(ds.label)}" + (f" — {ds.description}" if ds.description else ""))
 
     app.add_typer(data_app, name="data")

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.cli._backend import BackendOptions, as_flags, with_backend_options
 from crowdllm.errors import ConfigError
 
 llm_app = typer.Typer(help="Ask the language model directly.", no_args_is_help=True)
@@ -48,8 +48,7 @@ def ask(
 
 
 def _kind_for(label: Any) -> str:
-    return {"ordinal": "rating", "continuous": "rating", "categorical": "choice", "topk": "topk",
-            "text": "text"}[label.kind]
+    return str(label.kind_.reference_kind)
 
 
 def _default_template(name: str) -> str | None:
@@ -68,7 +67,7 @@ def reference(
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks."),
     template: str | None = typer.Option(None, "--template", help="A prompt template name or .toml/.json file "
                                         "(default: the data set's own, else the generic one)."),
-    column_map: str | None = typer.Option(None, "--column-map", help="Column map for your own file "
+    column_map: str | None = typer.Option(None, "--map", "--column-map", help="Column map for your own file "
                                           "(see `crowdllm data --help`)."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -91,14 +90,22 @@ def reference(
     tpl = template if template is not None else _default_template(ds.name)
     llm = backend_options.open(seed=seed)
     start = time.perf_counter()
+    asked = True  # a bad argument writes nothing: no usage file for a run that never asked the model
     try:
-        refs = compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=k, scale=scale,
-                                  top_k=ds.label.k, choices=list(ds.label.categories or []) or None,
-                                  template=tpl, limit=limit, progress=not quiet and sys.stderr.isatty(), seed=seed)
+        try:
+            refs = compute_references(ds.tasks, llm, kind=kind, strategy=strategy, k=k, scale=scale,
+                                      top_k=ds.label.k, choices=list(ds.label.categories or []) or None,
+                                      template=tpl, limit=limit, progress=not quiet and sys.stderr.isatty(),
+                                      seed=seed)
+        except ConfigError as err:
+            usage = getattr(llm, "usage", None)
+            asked = usage is not None and bool(usage.calls or usage.cache_hits or usage.faults)
+            raise as_flags(err, {"limit": "--limit", "k": "--k", "strategy": "--strategy"}) from None
         save_references(refs, out)
     finally:
         elapsed = time.perf_counter() - start
-        backend_options.finish(llm, out=out)
+        if asked:
+            backend_options.finish(llm, out=out)
         llm.close()
     failures = int(refs["parse_failures"].sum()) if "parse_failures" in refs else 0
     typer.echo(f"wrote {len(refs)} references ({strategy}, {kind}) to {out} in {elapsed:.1f} s"

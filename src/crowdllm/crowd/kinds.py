@@ -1,11 +1,13 @@
 """One object per label kind: everything about the crowd model that differs by kind lives here.
 
+Each class extends the label kind of :mod:`crowdllm.data.kinds` (what a kind *is*: numeric, on
+levels, votes, what the LLM is asked) with the crowd model's behaviour, so a crowd kind answers both.
 A kind knows how its labels are encoded, how the LLM reference becomes the *base* the belief
 deviation is added to (model units), the residuals and shrinkage of the task memory, the prediction
 loss of the belief model, which blenders fit it and how answers are blended. The rest of the crowd
 package asks the kind (``kind.base(...)``) instead of testing a string.
 
-- :class:`NumericKind` (``continuous``, ``ordinal``): labels standardised by the training mean and
+- :class:`NumericKind` (:class:`ContinuousKind`, :class:`OrdinalKind`): labels standardised by the training mean and
   standard deviation; the base is the standardised reference; squared-error loss.
 - :class:`CategoricalKind`: labels are category codes; the base is the reference's log-probabilities;
   cross-entropy loss; a softmax blender.
@@ -20,13 +22,14 @@ package asks the kind (``kind.base(...)``) instead of testing a string.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from crowdllm.blend import Blender, make_blender
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
+from crowdllm.data.kinds import CategoricalLabels, ContinuousLabels, Kind, OrdinalLabels, TopKVotes
 from crowdllm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,46 +51,19 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def rating_scale(label: LabelSpec) -> tuple[int, int]:
-    """``(low, high)`` of a rating label, for LLM rating prompts."""
-    if label.scale is None:
-        raise ConfigError("LLM rating prompts need a label scale (e.g. 1..5)")
-    return int(label.scale[0]), int(label.scale[1])
+class CrowdKind(Kind):
+    """What the crowd model does differently for one label kind (subclasses fill it in).
 
+    The flags of :class:`~crowdllm.data.kinds.Kind` (``rating``, ``votes``, ``names_answers`` (the
+    reference names an answer, ``y_ref`` keeps strings), ``reference_kind``, ...) come from the label
+    kind each subclass extends."""
 
-class CrowdKind:
-    """What the crowd model does differently for one label kind (subclasses fill it in)."""
-
-    name: str = ""
-    #: what the LLM is asked for this kind (:mod:`crowdllm.llm.reference`): rating, choice or topk
-    reference_kind: ClassVar[str] = ""
     loss: ClassVar[str] = "mse"  # the belief model's prediction loss
-    blenders: tuple[str, ...] = ()  # the blenders that fit this kind; the first is the default
-    #: the reference names an answer (``y_ref`` keeps strings) instead of a number
-    names_answers: ClassVar[bool] = False
+    blenders: ClassVar[tuple[str, ...]] = ()  # the blenders that fit this kind; the first is the default
     #: the reference can be calibrated to the crowd's scale (:mod:`crowdllm.belief.calibration`)
     calibratable: ClassVar[bool] = False
     #: expected decisions report the spread of the belief deviation (``delta_sd``)
     has_spread: ClassVar[bool] = False
-    #: a rating on a number line (continuous or ordinal): means, intervals and the theory apply
-    rating: ClassVar[bool] = False
-    #: top-k votes: answers are 0/1 choices among all items, counted in votes
-    votes: ClassVar[bool] = False
-
-    # ------------------------------------------------------------------ asking the LLM
-    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
-        """The keyword arguments that describe the answer to the LLM (``scale=``, ``choices=``, ``top_k=``)."""
-        return {}
-
-    def prompt_choices(self, label: LabelSpec) -> list[str]:
-        """The answers an LLM prompt offers (rating levels, categories; none for votes)."""
-        return []
-
-    def answer_value(self, choice: Any) -> Any:
-        """An LLM's answer (a choice name) as a label value; missing stays NaN."""
-        if choice is None or (isinstance(choice, float) and np.isnan(choice)):
-            return np.nan
-        return str(choice) if self.names_answers else float(choice)
 
     # ------------------------------------------------------------------ labels and the reference
     def choice_names(self, label: LabelSpec) -> list[str]:
@@ -166,23 +142,9 @@ class NumericKind(CrowdKind):
 
     calibratable = True
     has_spread = True
-    rating = True
-    reference_kind = "rating"
-
-    def __init__(self, name: str, blenders: tuple[str, ...], *, on_levels: bool) -> None:
-        self.name = name
-        self.blenders = blenders
-        self.on_levels = on_levels  # ordinal: a finite set of levels; continuous: any number
 
     def choice_names(self, label: LabelSpec) -> list[str]:
         return [_choice_name(v) for v in label.levels] if self.on_levels else []
-
-    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
-        return {"scale": rating_scale(label)}
-
-    def prompt_choices(self, label: LabelSpec) -> list[str]:
-        lo, hi = rating_scale(label)
-        return [str(v) for v in range(lo, hi + 1)]
 
     def fit_scale(self, state: CrowdState, y: np.ndarray, responses: pd.DataFrame) -> None:
         state.center = float(np.mean(y))
@@ -209,24 +171,27 @@ class NumericKind(CrowdKind):
         return blender.sample(mu[:, 0], rng)
 
 
-class CategoricalKind(CrowdKind):
+class ContinuousKind(NumericKind, ContinuousLabels):
+    """Any real number: answers drawn around the expected decision."""
+
+    blenders = ("normal",)
+
+
+class OrdinalKind(NumericKind, OrdinalLabels):
+    """A rating on the levels low..high: the reference distribution has one column per level."""
+
+    blenders = ("ordinal", "round", "normal")
+
+
+class CategoricalKind(CrowdKind, CategoricalLabels):
     """One of C categories: the model works on logits (the reference's log-probabilities + delta)."""
 
-    name = "categorical"
     loss = "ce"
     blenders = ("softmax",)
-    names_answers = True
-    reference_kind = "choice"
 
     def choice_names(self, label: LabelSpec) -> list[str]:
         assert label.categories is not None
         return list(label.categories)
-
-    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
-        return {"choices": list(label.categories or ())}
-
-    def prompt_choices(self, label: LabelSpec) -> list[str]:
-        return list(label.categories or ())
 
     def encode(self, dataset: CrowdDataset, labels: pd.Series) -> np.ndarray:
         return dataset.label_codes(labels).astype(np.int64)
@@ -295,17 +260,11 @@ class CategoricalKind(CrowdKind):
         return blender.sample(mu, rng)
 
 
-class TopKKind(CrowdKind):
+class TopKKind(CrowdKind, TopKVotes):
     """Top-k votes: per (voter, item) a 0/1 choice; the model works on the item's selection logit."""
 
-    name = "topk"
     loss = "bce"
     blenders = ("topk",)
-    votes = True
-    reference_kind = "topk"
-
-    def reference_args(self, label: LabelSpec) -> dict[str, Any]:
-        return {"top_k": int(label.k or 1)}
 
     def fit_scale(self, state: CrowdState, y: np.ndarray, responses: pd.DataFrame) -> None:
         assert state.label.k is not None
@@ -358,22 +317,19 @@ class TopKKind(CrowdKind):
         return None
 
 
-KINDS: dict[str, CrowdKind] = {
-    "continuous": NumericKind("continuous", ("normal",), on_levels=False),
-    "ordinal": NumericKind("ordinal", ("ordinal", "round", "normal"), on_levels=True),
-    "categorical": CategoricalKind(),
-    "topk": TopKKind(),
-}
+#: the crowd's kind objects, one per label kind a crowd can sample (free text has none); they are
+#: found by the label kind they extend, never by name (names live in ``crowdllm.data.kinds``)
+KINDS: tuple[CrowdKind, ...] = (ContinuousKind(), OrdinalKind(), CategoricalKind(), TopKKind())
 
 
 def kind_of(label: LabelSpec) -> CrowdKind | None:
-    """The kind object for ``label``, None for free text."""
-    return KINDS.get(label.kind)
+    """The crowd kind extending ``label.kind_``, None for free text."""
+    return next((kind for kind in KINDS if isinstance(kind, type(label.kind_))), None)
 
 
 def crowd_kind(label: LabelSpec) -> CrowdKind:
     """The kind object for ``label``; free-text labels have none (a crowd cannot sample them)."""
-    kind = KINDS.get(label.kind)
+    kind = kind_of(label)
     if kind is None:
         raise ConfigError("a digital crowd samples numeric, categorical or top-k labels; "
                           "free-text labels are not supported")

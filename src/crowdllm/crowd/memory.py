@@ -10,12 +10,12 @@ distribution is shrunk Dirichlet-style and the offset is a logit shift (the labe
 
 >>> import numpy as np
 >>> import pandas as pd
->>> from crowdllm.crowd.kinds import KINDS
+>>> from crowdllm.crowd.kinds import crowd_kind
 >>> from crowdllm.crowd.state import CrowdState
 >>> from crowdllm.data.dataset import LabelSpec
 >>> state = CrowdState(LabelSpec("continuous"), center=0.0, scale=1.0)
 >>> tasks = pd.Index(["a", "b", "c"])
->>> memory = TaskMemory(kappa=1.0).fit(KINDS["continuous"], state, pred=np.zeros((3, 1)),
+>>> memory = TaskMemory(kappa=1.0).fit(crowd_kind(state.label), state, pred=np.zeros((3, 1)),
 ...                                    y=np.array([1.0, 1.0, -2.0]), ti=np.array([0, 0, 1]), tasks=tasks)
 >>> memory.for_tasks(pd.Series(["a", "b", "c", "new"])).ravel().round(3).tolist()
 [0.667, -1.0, 0.0, 0.0]

@@ -5,6 +5,8 @@ from crowdllm.data.dataset import LABEL_KINDS, CrowdDataset, LabelSpec
 from crowdllm.data.loaders import (
     dataset_from_frame,
     infer_label_spec,
+    join_tables,
+    load_joined_dataset,
     load_responses_file,
     load_table,
     parse_column_map,
@@ -32,6 +34,8 @@ __all__ = [
     "dataset_from_frame",
     "fetch_file",
     "infer_label_spec",
+    "join_tables",
+    "load_joined_dataset",
     "load_dataset",
     "load_responses_file",
     "load_table",

@@ -16,6 +16,7 @@ is row 1 for CSV), so validation errors can point at the exact place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from crowdllm.data.kinds import Kind, kind_named
 from crowdllm.errors import CrowdDataError
 
 LabelKind = Literal["continuous", "ordinal", "categorical", "topk", "text"]
@@ -50,20 +52,25 @@ class LabelSpec:
 
         if self.kind not in LABEL_KINDS:
             raise ConfigError(f"label kind '{self.kind}' is not one of {', '.join(LABEL_KINDS)}")
-        if self.kind == "ordinal":
+        if self.kind_.integer_scale:
             if self.scale is None:
                 raise ConfigError("an ordinal label needs a scale, e.g. scale=(1, 5)")
             lo, hi = self.scale
             if not (float(lo).is_integer() and float(hi).is_integer() and lo < hi):
                 raise ConfigError(f"ordinal scale {self.scale} must be two integers low < high")
-        if self.kind == "categorical" and not self.categories:
+        if self.kind_.nominal and not self.categories:
             raise ConfigError("a categorical label needs its categories, e.g. categories=('no', 'yes')")
-        if self.kind == "topk" and (self.k is None or self.k < 1):
+        if self.kind_.votes and (self.k is None or self.k < 1):
             raise ConfigError("a top-k label needs k >= 1 (the number of items each voter selects)")
 
     @property
     def is_numeric(self) -> bool:
-        return self.kind in ("continuous", "ordinal", "topk")
+        return self.kind_.numeric
+
+    @property
+    def kind_(self) -> Kind:
+        """The kind object (:mod:`crowdllm.data.kinds`): ask it what differs by label kind."""
+        return kind_named(self.kind)
 
     @property
     def levels(self) -> np.ndarray:
@@ -71,12 +78,12 @@ class LabelSpec:
 
         Ordinal: ``low..high``; top-k: ``[0, 1]``; categorical: codes ``0..C-1``.
         Continuous labels have no finite support (metrics use the samples themselves)."""
-        if self.kind == "ordinal":
+        if self.kind_.integer_scale:
             assert self.scale is not None
             return np.arange(int(self.scale[0]), int(self.scale[1]) + 1, dtype=float)
-        if self.kind == "topk":
+        if self.kind_.votes:
             return np.array([0.0, 1.0])
-        if self.kind == "categorical":
+        if self.kind_.nominal:
             assert self.categories is not None
             return np.arange(len(self.categories), dtype=float)
         raise ValueError(f"label kind '{self.kind}' has no finite set of levels")
@@ -97,6 +104,25 @@ class LabelSpec:
             categories=tuple(d["categories"]) if d.get("categories") is not None else None,
             k=d.get("k"),
         )
+
+
+def category_text(value: Any) -> str:
+    """A category as text: numbers used as category codes read the same whatever the file's type
+    (``1``, ``1.0`` and ``"1.0"`` are all ``"1"``; ``-1.0`` is ``"-1"``); other values unchanged.
+
+    >>> [category_text(v) for v in (1, 1.0, "1.0", "-1", " yes ", 0.5)]
+    ['1', '1', '1', '-1', 'yes', '0.5']
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value).strip()
+    if re.fullmatch(r"[-+]?\d+\.0+", text):
+        return str(int(float(text)))
+    return text
 
 
 def _row_of(frame: pd.DataFrame, pos: int) -> int | None:
@@ -210,7 +236,7 @@ class CrowdDataset:
                 file=src, row=_row_of(self.responses, pos), column="worker",
             )
         self.responses["label"] = self._validated_labels(self.responses)
-        if self.label.kind == "topk":
+        if self.label.kind_.votes:
             counts = self.responses.groupby("worker")["label"].sum()
             bad = counts[counts != self.label.k]
             if len(bad):
@@ -239,7 +265,7 @@ class CrowdDataset:
             pos = int(np.flatnonzero(missing)[0])
             raise CrowdDataError("label is missing (empty or NaN)", file=src, row=_row_of(frame, pos),
                                  column="label")
-        if spec.kind in ("continuous", "ordinal", "topk"):
+        if spec.kind_.numeric:
             num = pd.to_numeric(raw, errors="coerce")
             bad = num.isna().to_numpy() | ~np.isfinite(num.to_numpy(dtype=float, na_value=np.nan))
             if bad.any():
@@ -247,7 +273,7 @@ class CrowdDataset:
                 raise CrowdDataError(f"label '{raw.iloc[pos]}' is not a number", file=src,
                                      row=_row_of(frame, pos), column="label")
             values = num.to_numpy(dtype=float)
-            if spec.kind == "topk":
+            if spec.kind_.votes:
                 off = ~np.isin(values, (0.0, 1.0))
                 if off.any():
                     pos = int(np.flatnonzero(off)[0])
@@ -257,16 +283,16 @@ class CrowdDataset:
             if spec.scale is not None:
                 lo, hi = spec.scale
                 off = (values < lo) | (values > hi)
-                if spec.kind == "ordinal":
+                if spec.kind_.integer_scale:
                     off |= values != np.round(values)
                 if off.any():
                     pos = int(np.flatnonzero(off)[0])
-                    what = f"an integer in {int(lo)}..{int(hi)}" if spec.kind == "ordinal" else f"in [{lo}, {hi}]"
+                    what = f"an integer in {int(lo)}..{int(hi)}" if spec.kind_.integer_scale else f"in [{lo}, {hi}]"
                     raise CrowdDataError(f"label {raw.iloc[pos]} is off the scale: must be {what}", file=src,
                                          row=_row_of(frame, pos), column="label")
             return pd.Series(values, index=frame.index)
-        values = raw.astype(str)
-        if spec.kind == "categorical":
+        values = raw.map(category_text) if spec.kind_.nominal else raw.astype(str)
+        if spec.kind_.nominal:
             assert spec.categories is not None
             off = ~values.isin(spec.categories).to_numpy()
             if off.any():
@@ -305,7 +331,7 @@ class CrowdDataset:
     def label_codes(self, labels: pd.Series | Sequence[Any] | None = None) -> np.ndarray:
         """Labels as floats on the metric axis (categorical -> category index)."""
         values = self.responses["label"] if labels is None else pd.Series(labels)
-        if self.label.kind == "categorical":
+        if self.label.kind_.nominal:
             assert self.label.categories is not None
             lookup = {c: i for i, c in enumerate(self.label.categories)}
             return values.map(lookup).to_numpy(dtype=float)

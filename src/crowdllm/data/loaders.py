@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crowdllm.data.dataset import CrowdDataset, LabelSpec
+from crowdllm.data.dataset import CrowdDataset, LabelSpec, category_text
 from crowdllm.errors import ConfigError, CrowdDataError
 
 #: Longest field (in characters) accepted in a file; longer ones are almost always an unclosed quote.
@@ -332,7 +332,8 @@ def _all_numeric(s: pd.Series) -> pd.Series | None:
 
 
 # ---------------------------------------------------------------------------------------------- column map
-def parse_column_map(spec: str | Mapping[str, Any] | None, *, setting: str = "--map") -> dict[str, Any]:
+def parse_column_map(spec: str | Mapping[str, Any] | None, *, setting: str = "--map",
+                     keys: Sequence[str] = MAP_KEYS) -> dict[str, Any]:
     """Parse ``"task=instance_id,worker=user_id,label=offensiveness"`` into ``{"task": "instance_id", ...}``.
 
     Keys: ``task``, ``worker``, ``label``, ``text`` (the task text) and ``profile`` (worker profile
@@ -359,10 +360,10 @@ def parse_column_map(spec: str | Mapping[str, Any] | None, *, setting: str = "--
     out: dict[str, Any] = {}
     for raw_key, raw_value in items:
         key = raw_key.strip().lower()
-        if key not in MAP_KEYS:
+        if key not in keys:
             raise ConfigError(
-                f"{setting}: unknown key '{raw_key.strip()}' (keys: {', '.join(MAP_KEYS)})"
-                f"{did_you_mean(key, MAP_KEYS)}"
+                f"{setting}: unknown key '{raw_key.strip()}' (keys: {', '.join(keys)})"
+                f"{did_you_mean(key, list(keys))}"
             )
         if key in out:
             raise ConfigError(f"{setting}: key '{key}' is given twice")
@@ -383,6 +384,212 @@ def parse_column_map(spec: str | Mapping[str, Any] | None, *, setting: str = "--
             raise ConfigError(f"{setting}: '{seen[col]}' and '{key}' both map to column '{col}'")
         seen[col] = key
     return out
+
+
+# ---------------------------------------------------------------------------------------------- three files
+TASK_MAP_KEYS: tuple[str, ...] = ("task", "text")
+WORKER_MAP_KEYS: tuple[str, ...] = ("worker", "profile")
+#: How many unmatched ids a warning or error names before it says "and N more".
+_SHOWN_IDS = 3
+
+
+def _side_table(table: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    if isinstance(table, pd.DataFrame):
+        return table, table.attrs.get("source")
+    frame = load_table(table, infer_types=False)
+    return frame, str(table)
+
+
+def _named_ids(ids: Sequence[str], total: int) -> str:
+    shown = ", ".join(f"'{i}'" for i in ids[:_SHOWN_IDS])
+    more = total - min(total, _SHOWN_IDS)
+    return shown + (f" and {more} more" if more else "")
+
+
+def _free_join_name(name: str, taken: set[str], suffix: str) -> str:
+    out = name if name not in taken else f"{name}_{suffix}"
+    while out in taken:
+        out += "_"
+    return out
+
+
+def _side_columns(role: str, table: str | Path | pd.DataFrame, side_map: str | Mapping[str, Any] | None, flag: str,
+                  map_flag: str, keys: Sequence[str]) -> tuple[pd.DataFrame, str | None, pd.Series, list[str]]:
+    """Read a --tasks/--workers table: (table, its file, its ids, the columns carried into the join)."""
+    side, side_src = _side_table(table)
+    smap = parse_column_map(side_map, setting=map_flag, keys=keys)
+    side_cols = [str(c) for c in side.columns]
+    id_col = smap.get(role, role)
+    if id_col not in side_cols:
+        raise CrowdDataError(f"no column '{id_col}' (the {role} id; map it with {map_flag} {role}=COLUMN)"
+                             f"{did_you_mean(id_col, side_cols)} (columns: {', '.join(side_cols)})",
+                             file=side_src, column=id_col)
+    ids = _ids(side[id_col], side_src, id_col)
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        pos = int(np.flatnonzero(dup)[0])
+        raise CrowdDataError(f"{role} id '{ids.iloc[pos]}' appears twice in {flag}", file=side_src,
+                             row=_row_at(side.index, pos), column=id_col)
+    if role == "task":
+        text_col = smap.get("text", "text")
+        if text_col not in side_cols:
+            raise CrowdDataError(f"no column '{text_col}' (the task text; map it with {map_flag} text=COLUMN)"
+                                 f"{did_you_mean(text_col, side_cols)} (columns: {', '.join(side_cols)})",
+                                 file=side_src, column=text_col)
+        carried = [text_col] + [c for c in side_cols if c not in (id_col, text_col)]
+    else:
+        extra = [c for c in side_cols if c != id_col]
+        wanted = list(smap["profile"]) if "profile" in smap else extra
+        for col in wanted:
+            if col not in side_cols:
+                raise CrowdDataError(f"no profile column '{col}' ({map_flag} profile=...)"
+                                     f"{did_you_mean(col, side_cols)} (columns: {', '.join(side_cols)})",
+                                     file=side_src, column=col)
+        carried = wanted
+    return side, side_src, ids, carried
+
+
+def _check_id_columns(frame: pd.DataFrame, cmap: Mapping[str, Any], src: str | None) -> list[str]:
+    columns = [str(c) for c in frame.columns]
+    for role in ("task", "worker"):
+        col = cmap.get(role, role)
+        if col not in columns:
+            raise CrowdDataError(f"no column '{col}' ({_ROLE_HELP[role]}; map it with --map {role}=COLUMN)"
+                                 f"{did_you_mean(col, columns)} (columns: {', '.join(columns)})",
+                                 file=src, column=col)
+    return columns
+
+
+def _report_unmatched(out: pd.DataFrame, keep: np.ndarray, messages: list[str],
+                      first_bad: tuple[int, str, str] | None, strict: bool, src: str | None) -> tuple[int, str]:
+    """ONE warning naming what the join leaves out (an error with ``strict``); (rows left out, warning)."""
+    import warnings
+
+    if first_bad is not None and strict:
+        pos, col, msg = first_bad
+        raise CrowdDataError(f"{msg} (--strict; {'; '.join(messages)})", file=src,
+                             row=_row_at(out.index, pos), column=col)
+    n_dropped = int((~keep).sum())
+    warning = ""
+    if messages:
+        warning = ("; ".join(messages) + f": {n_dropped:,} response(s) left out (--strict makes this an error)")
+        warnings.warn(warning, UserWarning, stacklevel=3)
+    if n_dropped == len(out):
+        raise CrowdDataError(f"no response is left after the join ({warning})", file=src)
+    return n_dropped, warning
+
+
+def join_tables(
+    frame: pd.DataFrame,
+    *,
+    column_map: str | Mapping[str, Any] | None = None,
+    tasks: str | Path | pd.DataFrame | None = None,
+    task_map: str | Mapping[str, Any] | None = None,
+    workers: str | Path | pd.DataFrame | None = None,
+    worker_map: str | Mapping[str, Any] | None = None,
+    strict: bool = False,
+    source: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any], int, str]:
+    """Join a responses table with a table of task texts and/or a table of people's profiles.
+
+    ``task_map`` names the tasks table's columns (``task=ID_COLUMN,text=TEXT_COLUMN``; every other
+    column becomes task metadata); ``worker_map`` the workers table's (``worker=ID_COLUMN`` and
+    optionally ``profile=A+B``; default: every other column is a profile attribute). Ids are matched as
+    text (``12`` and ``12.0`` are the same id).
+
+    Responses whose task (or person) is missing from the other table are counted and named in ONE
+    warning and left out (``strict``: an error naming the first such row). Returns the joined frame (file
+    rows as index), the column map to read it with, the number of responses left out and the warning.
+    """
+
+    src = source or frame.attrs.get("source")
+    cmap = parse_column_map(column_map)
+    columns = _check_id_columns(frame, cmap, src)
+    out = frame.copy()
+    out.attrs = dict(frame.attrs)
+    keep = np.ones(len(out), dtype=bool)
+    messages: list[str] = []
+    first_bad: tuple[int, str, str] | None = None
+    new_map: dict[str, Any] = dict(cmap)
+    role_cols = {cmap.get(r, r) for r in ("task", "worker", "label")} | ({cmap["text"]} if "text" in cmap else set())
+    if "profile" in cmap:
+        profile: list[str] | None = list(cmap["profile"])
+    elif workers is not None:
+        profile = []  # the people's profiles come from the workers table
+    elif tasks is not None:
+        profile = [c for c in columns if c not in role_cols and not (c == "text" and "text" not in cmap)]
+    else:
+        profile = None
+    sides = []
+    if tasks is not None:
+        sides.append(("task", tasks, task_map, "--tasks", "--task-map", TASK_MAP_KEYS))
+    if workers is not None:
+        sides.append(("worker", workers, worker_map, "--workers", "--worker-map", WORKER_MAP_KEYS))
+    for role, table, side_map, flag, map_flag, keys in sides:
+        side, side_src, ids, carried = _side_columns(role, table, side_map, flag, map_flag, keys)
+        key = _ids(out[cmap.get(role, role)], src, cmap.get(role, role))
+        matched = key.isin(set(ids)).to_numpy()
+        unmatched = ~matched & keep
+        if unmatched.any():
+            missing_ids = list(dict.fromkeys(key[unmatched].tolist()))
+            n_rows = int(unmatched.sum())
+            messages.append(f"{n_rows:,} response(s) name {len(missing_ids):,} {role} id(s) missing from {flag} "
+                            f"{side_src or ''} ({_named_ids(missing_ids, len(missing_ids))})".replace("  ", " "))
+            if first_bad is None:
+                pos = int(np.flatnonzero(unmatched)[0])
+                first_bad = (pos, cmap.get(role, role), f"{role} id '{key.iloc[pos]}' is not in {flag} {side_src or ''}")
+        keep &= matched
+        lookup = side.assign(**{"__id__": ids.to_numpy()}).drop_duplicates("__id__").set_index("__id__")
+        taken = {str(c) for c in out.columns}
+        for col in carried:
+            name = _free_join_name(col, taken, f"{role}s")
+            taken.add(name)
+            out[name] = key.map(lookup[col]).to_numpy()
+            if role == "task" and col == carried[0]:
+                new_map["text"] = name
+            elif role == "worker":
+                assert profile is not None
+                if name not in profile:
+                    profile.append(name)
+        if role == "task" and profile is not None:
+            profile = [c for c in profile if c not in carried]
+    n_dropped, warning = _report_unmatched(out, keep, messages, first_bad, strict, src)
+    joined = out[keep]
+    joined.attrs = dict(frame.attrs)
+    if profile is not None:
+        new_map["profile"] = profile
+    return joined, new_map, n_dropped, warning
+
+
+def load_joined_dataset(
+    path: str | Path | pd.DataFrame,
+    *,
+    column_map: str | Mapping[str, Any] | None = None,
+    label: LabelSpec | None = None,
+    tasks: str | Path | pd.DataFrame | None = None,
+    task_map: str | Mapping[str, Any] | None = None,
+    workers: str | Path | pd.DataFrame | None = None,
+    worker_map: str | Mapping[str, Any] | None = None,
+    strict: bool = False,
+    text_column: str | None = "text",
+    name: str | None = None,
+) -> CrowdDataset:
+    """A responses file (ids + answers) joined with a tasks file and/or a workers file (see
+    :func:`join_tables`), as a validated :class:`CrowdDataset`. Without ``tasks``/``workers`` this is
+    :func:`load_responses_file`."""
+    if isinstance(path, pd.DataFrame):
+        frame, src = path, path.attrs.get("source")
+    else:
+        frame, src = load_table(path, infer_types=False), str(path)
+    stem = name or (Path(src).stem if src else "custom")
+    if tasks is None and workers is None:
+        return dataset_from_frame(frame, column_map=column_map, label=label, text_column=text_column, source=src,
+                                  name=stem)
+    joined, cmap, dropped, _ = join_tables(frame, column_map=column_map, tasks=tasks, task_map=task_map,
+                                           workers=workers, worker_map=worker_map, strict=strict, source=src)
+    ds = dataset_from_frame(joined, column_map=cmap, label=label, text_column=text_column, source=src, name=stem)
+    ds.dropped_rows += dropped
+    return ds
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -434,6 +641,12 @@ def dataset_from_frame(
 
     roles: dict[str, str] = {r: cmap.get(r, r) for r in ("task", "worker", "label")}
     text_col = cmap.get("text", text_column)
+    notes = [description] if description else []
+    if "text" not in cmap and text_col == "text" and text_col not in [str(c) for c in frame.columns]:
+        # task texts are needed only by what reads them (LLM references, the digital crowd)
+        text_col = None
+        notes.append("No task text column ('text'): methods that read task texts need one "
+                     "(--map text=COLUMN or --tasks FILE).")
     if text_col is not None:
         roles["text"] = text_col
     for role in ("task", "worker", "label"):
@@ -464,7 +677,6 @@ def dataset_from_frame(
     if profile_columns is None and "profile" in cmap:
         profile_columns = cmap["profile"]
     role_cols = set(roles.values())
-    notes = [description] if description else []
     empty = [c for c in columns if c not in role_cols and frame[c].isna().all()
              and (profile_columns is None or c not in profile_columns)]
     if empty:
@@ -647,6 +859,12 @@ def infer_label_spec(values: pd.Series, *, source: str | None = None,
             raise CrowdDataError(f"label '{present.iloc[pos]}' is not a finite number", file=source,
                                  row=_row_at(present.index, pos), column=column)
         lo, hi = float(arr.min()), float(arr.max())
+        distinct = np.unique(arr)
+        if len(distinct) == 2:
+            cats = tuple(category_text(v) for v in distinct)
+            return LabelSpec("categorical", categories=cats), (
+                f"Label kind inferred from column '{column}': categorical (binary: {cats[0]}, {cats[1]}; two "
+                f"distinct values); pass --kind ordinal --scale {cats[0]}..{cats[1]} for a rating scale.")
         if np.all(arr == np.round(arr)) and 0 < hi - lo <= MAX_INFERRED_ORDINAL_STEPS:
             spec = LabelSpec("ordinal", scale=(int(lo), int(hi)))
             return spec, (f"Label kind inferred from column '{column}': ordinal {int(lo)}..{int(hi)} "

@@ -68,7 +68,7 @@ def split_dataset(ds: CrowdDataset, by: SplitBy = "worker", test_size: float = 0
         raise ConfigError(f"split by '{by}' is not one of {', '.join(SPLIT_BY)}")
     if not isinstance(test_size, (int, float)) or not 0 < float(test_size) < 1:
         raise ConfigError(f"test_size={test_size!r} must be a fraction strictly between 0 and 1")
-    if ds.label.kind == "topk" and by != "worker":
+    if ds.label.kind_.votes and by != "worker":
         raise ConfigError(
             f"split by '{by}' is not possible for top-k votes: each voter selects exactly "
             f"k={ds.label.k} of all the items, so holding items out would break the ballots; "

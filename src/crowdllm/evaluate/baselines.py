@@ -97,21 +97,21 @@ class DistributionBaseline:
 
     def fit(self, train: CrowdDataset) -> Self:
         label = train.label
-        if label.kind == "text":
+        if label.kind_.free_text:
             raise ConfigError(f"the '{self.name}' baseline cannot write free text (label kind 'text')")
-        if label.kind == "topk" and not self.supports_topk:
+        if label.kind_.votes and not self.supports_topk:
             raise ConfigError(f"the '{self.name}' baseline is not defined for top-k votes")
         self.label_ = label
         self.levels_ = _levels(train)
         resp = train.responses
         self.train_tasks_ = resp["task"].astype(str).to_numpy()
         self.train_workers_ = resp["worker"].astype(str).to_numpy()
-        if label.kind == "topk":
+        if label.kind_.votes:
             self.train_codes_ = pd.to_numeric(resp["label"]).to_numpy(dtype=float)  # 0/1 votes
         else:
             self.train_codes_ = _level_codes(train.label_codes(), self.levels_, label)
         counts = np.bincount(self.train_codes_.astype(int), minlength=len(self.levels_)).astype(float) \
-            if label.kind != "topk" else np.ones(2)
+            if not label.kind_.votes else np.ones(2)
         self.global_ = counts / counts.sum()
         self._fit(train)
         return self
@@ -130,14 +130,14 @@ class DistributionBaseline:
             raise ConfigError(f"pairs need the columns task and worker (missing: {', '.join(missing)})")
         out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
                             "worker": pairs["worker"].astype(str).to_numpy()})
-        if self.label_.kind == "topk":
+        if self.label_.kind_.votes:
             out["label"] = self._ballots(out, workers, generator)
             return out
         probs = self._probabilities(out, tasks, workers)
         unknown = np.isnan(probs).any(axis=1)
         codes = draw_levels(np.where(unknown[:, None], 1.0, probs), generator)
         values = self.levels_[codes]
-        if self.label_.kind == "categorical":
+        if self.label_.kind_.nominal:
             assert self.label_.categories is not None
             labels = pd.Series(np.asarray(self.label_.categories, dtype=object)[codes.astype(int)], dtype=object)
             labels[unknown] = np.nan
@@ -184,7 +184,7 @@ class DistributionBaseline:
 # ---------------------------------------------------------------- helpers
 def _levels(train: CrowdDataset) -> np.ndarray:
     label = train.label
-    if label.kind in ("ordinal", "categorical", "topk"):
+    if label.kind_.on_levels:
         return label.levels
     values = np.unique(train.label_codes())
     if len(values) > _MAX_CONTINUOUS_LEVELS:
@@ -194,7 +194,7 @@ def _levels(train: CrowdDataset) -> np.ndarray:
 
 def _level_codes(values: np.ndarray, levels: np.ndarray, label: LabelSpec) -> np.ndarray:
     """Index of each value's level (nearest level for continuous labels)."""
-    if label.kind == "continuous":
+    if not label.kind_.on_levels:
         mids = (levels[:-1] + levels[1:]) / 2
         return np.searchsorted(mids, values)
     return np.searchsorted(levels, values)
@@ -222,7 +222,7 @@ class UniformRandom(DistributionBaseline):
 
     def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
                random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
-        if getattr(self, "label_", None) is not None and self.label_.kind == "continuous":
+        if getattr(self, "label_", None) is not None and not self.label_.kind_.on_levels:
             generator = make_rng(random_state)
             pairs = all_pairs(tasks, workers) if pairs is None else pairs
             out = pd.DataFrame({"task": pairs["task"].astype(str).to_numpy(),
@@ -249,7 +249,7 @@ class GlobalDistribution(DistributionBaseline):
         self.smoothing = smoothing
 
     def _fit(self, train: CrowdDataset) -> None:
-        if train.label.kind == "topk":
+        if train.label.kind_.votes:
             votes = pd.Series(self.train_codes_, index=self.train_tasks_).groupby(level=0).sum()
             self.popularity_ = votes + self.smoothing
 
@@ -328,7 +328,7 @@ class ProfileGroup(DistributionBaseline):
         self.attributes_ = attrs
         profiles = train.workers.set_index(train.workers["worker"].astype(str))[attrs]
         resp_profiles = profiles.reindex(self.train_workers_)
-        topk = self.label_.kind == "topk"
+        topk = self.label_.kind_.votes
         # target: label codes (ratings) or items (votes)
         if topk:
             self.items_ = pd.Index(pd.unique(self.train_tasks_))
@@ -495,15 +495,15 @@ class LinearText(DistributionBaseline):
 
     def _predict(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         P = X @ W + b
-        if self.label_.kind == "topk":
+        if self.label_.kind_.votes:
             return np.clip(P[:, 0], self.floor, 1.0)
         P = np.clip(P, self.floor, None)
         return P / P.sum(axis=1, keepdims=True)
 
     def _loss(self, P: np.ndarray, H: np.ndarray, w: np.ndarray) -> float:
-        if self.label_.kind == "topk":
+        if self.label_.kind_.votes:
             return float(np.average(np.abs(P - H[:, 0]), weights=w))
-        if self.label_.kind == "categorical":
+        if self.label_.kind_.nominal:
             return float(np.average(0.5 * np.abs(P - H).sum(axis=1), weights=w))
         gaps = np.abs(np.cumsum(P, axis=1) - np.cumsum(H, axis=1))[:, :-1] @ np.diff(self.levels_)
         return float(np.average(gaps, weights=w))
@@ -515,7 +515,7 @@ class LinearText(DistributionBaseline):
         embedder = TextEmbedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
         self.featurizer_ = TaskFeaturizer(embedder).fit(tasks)
         ti = pd.Index(tasks["task"]).get_indexer(self.train_tasks_)
-        if self.label_.kind == "topk":
+        if self.label_.kind_.votes:
             n_voters = max(len(set(self.train_workers_)), 1)
             votes = np.bincount(ti, weights=self.train_codes_, minlength=len(tasks))
             H, n = (votes / n_voters)[:, None], np.full(len(tasks), float(n_voters))
@@ -558,7 +558,7 @@ class LinearText(DistributionBaseline):
             raise ConfigError(f"the '{self.name}' method must be fitted before it can predict")
         frame = tasks.drop_duplicates("task").reset_index(drop=True).assign(task=lambda f: f["task"].astype(str))
         P = self._predict(self._inputs(frame), self.coef_, self.intercept_)
-        cols = ["share"] if self.label_.kind == "topk" else list(self.levels_)
+        cols = ["share"] if self.label_.kind_.votes else list(self.levels_)
         return pd.DataFrame(P.reshape(len(frame), -1), index=pd.Index(frame["task"], name="task"), columns=cols)
 
     def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,

@@ -19,7 +19,7 @@ predicted / gold labels of task ``t``, and ``A`` an aggregator (mean, median, MV
 - ``coverage = |T| / |tasks in gold|``: a method that cannot predict some tasks returns NaN labels
   for them; those rows are dropped and the tasks left out of every other metric.
 
-Top-k votes (``label.kind == "topk"``): the per-item vote count ``c_i = sum of 0/1 labels`` replaces
+Top-k votes (``label.kind_.votes``): the per-item vote count ``c_i = sum of 0/1 labels`` replaces
 the per-task aggregate (aggregator ``"count"``): ``mae``, ``rmse``, ``cs_raw``, ``cs_centered`` over
 items, and ``wd = W1({c_i^pred}, {c_i^gold})`` between the two *sets* of per-item counts (our reading
 of the paper's Table 5 WD, which the paper does not define). The predicted crowd must have as many
@@ -108,9 +108,9 @@ def _rowwise_cosine(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- labels on the metric axis
 def label_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
     """Labels as floats: numbers for numeric kinds, category index for categorical labels."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         assert label.categories is not None
         lookup = {c: float(i) for i, c in enumerate(label.categories)}
         codes = labels.astype(str).map(lookup)
@@ -129,7 +129,7 @@ def label_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
 def histogram_levels(label: LabelSpec, *samples: np.ndarray) -> np.ndarray:
     """Bin centres of the histograms of ``cs_dist``: the scale's levels, or for continuous labels
     ``10`` equal bins over the scale (over the pooled samples' range when there is no scale)."""
-    if label.kind in ("ordinal", "topk", "categorical"):
+    if label.kind_.on_levels:
         return label.levels
     if label.scale is not None:
         lo, hi = label.scale
@@ -210,7 +210,7 @@ class _Scored:
 
     @classmethod
     def build(cls, pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec) -> _Scored:
-        if label.kind == "text":
+        if label.kind_.free_text:
             raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
         gold = check_responses(gold)
         pred = _drop_unpredicted(pred)
@@ -244,14 +244,14 @@ class _Scored:
         return 0.5 * np.abs(hp / hp.sum(axis=1, keepdims=True) - hg / hg.sum(axis=1, keepdims=True)).sum(axis=1)
 
     def wasserstein(self) -> np.ndarray:
-        levels = self.label.levels if self.label.kind in ("ordinal", "topk", "categorical") else None
+        levels = self.label.levels if self.label.kind_.on_levels else None
         return per_task_wasserstein(self.pred_t, self.pred_v, self.gold_t, self.gold_v, self.n_tasks, levels)
 
     def aggregates(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The aggregator fitted on pred and on gold, both as floats on the metric axis, task-aligned."""
         a = get_aggregator(name).fit_predict(self.pred).reindex(self.tasks)
         g = get_aggregator(name).fit_predict(self.gold).reindex(self.tasks)
-        if self.label.kind == "categorical":
+        if self.label.kind_.nominal:
             return label_values(a, self.label), label_values(g, self.label)
         return a.to_numpy(dtype=float), g.to_numpy(dtype=float)
 
@@ -268,7 +268,7 @@ def check_aggregators(aggregators: Sequence[str], label: LabelSpec) -> list[str]
     names = [str(a).strip().lower() for a in aggregators]
     for name in names:
         get_aggregator(name)  # unknown name -> ConfigError
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         bad = [n for n in names if n in NUMERIC_ONLY]
         if bad:
             raise ConfigError(f"aggregator {', '.join(bad)} needs numeric labels; categorical labels can use "
@@ -320,9 +320,9 @@ def evaluate_predictions(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpe
     ``"-"``) ``cs_dist``, ``avg_wd`` and ``coverage``. Categorical labels: ``error_rate``, ``cs_raw`` ...
     per aggregator is replaced by ``error_rate`` only, and ``avg_wd`` by ``avg_tvd``. Top-k votes: see
     :func:`evaluate_votes` (``aggregators`` is ignored)."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
-    if label.kind == "topk":
+    if label.kind_.votes:
         return evaluate_votes(pred, gold)
     names = check_aggregators(aggregators, label)
     sp = _Scored.build(pred, gold, label)
@@ -333,14 +333,14 @@ def evaluate_predictions(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpe
             a = g = np.array([])
         else:
             a, g = sp.aggregates(name)
-        if label.kind == "categorical":
+        if label.kind_.nominal:
             rows.append((name, "error_rate", float(np.mean(a != g)) if a.size else nan))
             continue
         rows += [(name, "mae", mae(a, g)), (name, "rmse", rmse(a, g)),
                  (name, "cs_raw", cosine(a, g)), (name, "cs_centered", centered_cosine(a, g))]
     empty = sp.n_tasks == 0
     rows.append((NO_AGGREGATOR, "cs_dist", nan if empty else float(np.nanmean(sp.cs_dist_per_task()))))
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         rows.append((NO_AGGREGATOR, "avg_tvd", nan if empty else float(np.mean(sp.tvd_per_task()))))
     else:
         rows.append((NO_AGGREGATOR, "avg_wd", nan if empty else float(np.mean(sp.wasserstein()))))
@@ -366,7 +366,7 @@ def replicate_pairs(pairs: pd.DataFrame, workers: pd.DataFrame | None = None, *,
     renamed). Returns ``(pairs, workers)``."""
     per_answer = _check_per_answer(per_answer)
     base = pairs[["task", "worker"]].astype(str).reset_index(drop=True)
-    if label is not None and label.kind == "topk":
+    if label is not None and label.kind_.votes:
         copies = [base.assign(worker=base["worker"] + f"#{j}") for j in range(per_answer)]
         out_workers = None
         if workers is not None:
@@ -387,7 +387,7 @@ def evaluate_population(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec
     pairs become distinct virtual people ``"<worker>#<copy>"`` for the aggregators that model workers
     (DS, GLAD). Top-k: vote counts divided by ``per_answer``."""
     per_answer = _check_per_answer(per_answer)
-    if label.kind == "topk":
+    if label.kind_.votes:
         return evaluate_votes(pred, gold, per_answer=per_answer)
     pred = _drop_unpredicted(pred)
     copy = pred.groupby(["task", "worker"], sort=False).cumcount().astype(str)
@@ -406,7 +406,7 @@ def evaluate_distributions(probs: pd.DataFrame, gold: pd.DataFrame, label: Label
     workers and have no meaning here. ``cs_dist`` is the cosine of the distribution with the gold
     histogram, ``avg_wd`` the 1-Wasserstein distance between the distribution and the gold labels.
     Categorical labels: ``error_rate`` of the most likely category, ``cs_dist`` and ``avg_tvd``."""
-    if label.kind in ("text", "topk", "continuous"):
+    if not label.kind_.on_levels or label.kind_.votes:
         raise ConfigError(f"expected distributions are scored for ordinal and categorical labels, not "
                           f"'{label.kind}' (use a large virtual crowd: evaluate_population)")
     names = [str(a).strip().lower() for a in aggregators]
@@ -414,7 +414,7 @@ def evaluate_distributions(probs: pd.DataFrame, gold: pd.DataFrame, label: Label
     if bad:
         raise ConfigError(f"aggregator {', '.join(bad)} has no meaning for an expected distribution; "
                           "use mean, median, mv")
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         names = [n for n in names if n == "mv"]
     levels = np.asarray(label.levels, dtype=float)
     if probs.shape[1] != len(levels):
@@ -444,17 +444,17 @@ def evaluate_distributions(probs: pd.DataFrame, gold: pd.DataFrame, label: Label
         else:
             a = levels[np.argmax(p, axis=1)]
             g_lab = get_aggregator("mv").fit_predict(gold).reindex(tasks)
-            g = label_values(g_lab, label) if label.kind == "categorical" else g_lab.to_numpy(dtype=float)
-            if label.kind == "categorical":
+            g = label_values(g_lab, label) if label.kind_.nominal else g_lab.to_numpy(dtype=float)
+            if label.kind_.nominal:
                 a = np.argmax(p, axis=1).astype(float)
-        if label.kind == "categorical":
+        if label.kind_.nominal:
             rows.append((name, "error_rate", float(np.mean(a != g)) if a.size else nan))
             continue
         rows += [(name, "mae", mae(a, g)), (name, "rmse", rmse(a, g)),
                  (name, "cs_raw", cosine(a, g)), (name, "cs_centered", centered_cosine(a, g))]
     empty = len(tasks) == 0
     rows.append((NO_AGGREGATOR, "cs_dist", nan if empty else float(np.nanmean(_rowwise_cosine(p, hg)))))
-    if label.kind == "categorical":
+    if label.kind_.nominal:
         rows.append((NO_AGGREGATOR, "avg_tvd", nan if empty else float(np.mean(0.5 * np.abs(p - qg).sum(axis=1)))))
     else:
         cdf_gap = np.abs(np.cumsum(p, axis=1) - np.cumsum(qg, axis=1))[:, :-1]

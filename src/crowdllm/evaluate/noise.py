@@ -91,7 +91,7 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
 
     ``full``: every response of the data set (only the gold tasks' rows are used); default: ``gold``.
     ``with_sampling_oracle``: add the matched protocol's floor (:func:`sampling_oracle`, ``n_sim`` rounds)."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
     if n_sim < 1 or n_splits < 1:
         raise ConfigError(f"n_sim={n_sim} and n_splits={n_splits} must both be at least 1")
@@ -99,13 +99,13 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
     source = "full data" if full is not None else "gold only"
     full = gold if full is None else check_responses(full)
     generator = make_rng(random_state)
-    if label.kind == "topk":
+    if label.kind_.votes:
         oracle = _vote_oracle(gold, full, n_sim, generator)
     else:
         names = check_aggregators(aggregators, label)
         oracle = _oracle(gold, full, label, names, n_sim, generator)
     halves = split_half(full[full["task"].isin(set(gold["task"]))], label, aggregators=aggregators,
-                        n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind == "topk" else None,
+                        n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind_.votes else None,
                         random_state=generator)
     parts = [oracle, halves]
     if with_sampling_oracle:
@@ -122,7 +122,7 @@ def sampling_oracle(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame 
     """The population distribution of each gold task sampled at gold size (``per_answer`` answers per
     gold answer) and scored against gold; ``[method, aggregator, metric, value]`` with method
     ``"sampling-oracle"``, averaged over ``n_sim`` seeded rounds (see the module docstring)."""
-    if label.kind == "text":
+    if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
     if n_sim < 1:
         raise ConfigError(f"n_sim={n_sim} must be at least 1")
@@ -131,7 +131,7 @@ def sampling_oracle(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame 
     generator = make_rng(random_state)
     per_answer = int(per_answer)
     frames = []
-    if label.kind == "topk":
+    if label.kind_.votes:
         items, ballots = _ballots(full)
         n = gold["worker"].nunique()
         for _ in range(n_sim):
@@ -200,7 +200,7 @@ def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: lis
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
     rows: list[tuple[str, str, str, float]] = []
-    numeric = label.kind != "categorical"
+    numeric = not label.kind_.nominal
     if numeric and "mean" in names:
         var = _task_variances(full_t, full_v, len(tasks))
         rows += [(NOISE_CEILING, "mean", "mae", float(np.mean(np.sqrt(2 / np.pi) * np.sqrt(var / n_t)))),
@@ -210,7 +210,7 @@ def _oracle(gold: pd.DataFrame, full: pd.DataFrame, label: LabelSpec, names: lis
                   for name in names}
     levels = histogram_levels(label, full_v)
     full_hist = task_histograms(full_t, full_v, len(tasks), levels)
-    wd_levels = label.levels if label.kind in ("ordinal", "categorical") else None
+    wd_levels = label.levels if label.kind_.on_levels else None
     sim: dict[tuple[str, str], list[float]] = {}
     sample_t = np.repeat(np.arange(len(tasks)), n_t)
     for _ in range(n_sim):
@@ -254,7 +254,7 @@ def _task_variances(task_idx: np.ndarray, values: np.ndarray, n_tasks: int) -> n
 
 
 def _as_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
-    return label_values(labels, label) if label.kind == "categorical" else labels.to_numpy(dtype=float)
+    return label_values(labels, label) if label.kind_.nominal else labels.to_numpy(dtype=float)
 
 
 def _ordered(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -308,7 +308,7 @@ def split_half(responses: pd.DataFrame, label: LabelSpec, *, aggregators: Sequen
     resp = check_responses(responses)
     generator = make_rng(random_state)
     frames = []
-    if label.kind == "topk":
+    if label.kind_.votes:
         voters = np.array(sorted(set(resp["worker"])), dtype=object)
         half = len(voters) // 2 if n_voters is None else min(int(n_voters), len(voters) // 2)
         if half < 1:

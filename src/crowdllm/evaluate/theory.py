@@ -75,7 +75,7 @@ from crowdllm.errors import ConfigError
 
 
 def _numeric(ds: CrowdDataset) -> None:
-    if ds.label.kind not in ("continuous", "ordinal"):
+    if not ds.label.kind_.rating:
         raise ConfigError(f"the theory numbers need numeric labels; '{ds.name}' has {ds.label.kind} labels")
 
 

@@ -38,7 +38,7 @@ def open_backend(
     n_ctx: int = 2048,
     seed: int = 0,
     endpoint: str = "chat",
-    max_retries: int = 6,
+    max_retries: int | None = None,
 ) -> MeteredLLM:
     """A ready backend, wrapped in the disk cache (unless ``cache=False``) and usage accounting.
 
@@ -50,17 +50,19 @@ def open_backend(
 
     ``cache``: True for ``$CROWDLLM_CACHE/llm-cache.sqlite``, a path for another file, False for none.
     ``price_in`` / ``price_out``: price per million prompt / completion tokens for the cost line.
+    ``max_retries``: retries of a server fault that may pass (None: ``openai_compat.MAX_RETRIES``, 6).
     The result's ``.usage`` (:class:`Usage`) has ``.as_dict()`` and ``.render()``."""
     inner: LanguageModel
     if base_url:
         if model_path is not None:
             from crowdllm.errors import ConfigError
 
-            raise ConfigError("--model-path is for the embedded model; with --base-url name the served model with --model")
+            raise ConfigError("model_path is for the embedded model; with base_url name the served model instead")
         from crowdllm.llm.openai_compat import OpenAICompatLLM
 
         inner = OpenAICompatLLM(base_url, model, api_key_env=api_key_env, endpoint=endpoint,
-                                concurrency=concurrency, rpm=rpm, timeout=timeout, max_retries=max_retries)
+                                concurrency=concurrency, rpm=rpm, timeout=timeout,
+                                **({} if max_retries is None else {"max_retries": max_retries}))
     else:
         from crowdllm.llm.llama import LlamaCppLLM
 
@@ -68,8 +70,8 @@ def open_backend(
             if not (str(model).endswith(".gguf") or str(model) in ("test", "default") or str(model).startswith("hf:")):
                 from crowdllm.errors import ConfigError
 
-                raise ConfigError(f"--model {model!r} names a served model: give --base-url too, or use "
-                                  f"--model-path FILE.gguf for the embedded model")
+                raise ConfigError(f"model {model!r} names a served model: give base_url too, or use "
+                                  f"model_path FILE.gguf for the embedded model")
             model_path = model
         inner = LlamaCppLLM(model_path, n_ctx=n_ctx, seed=seed)
     if cache:

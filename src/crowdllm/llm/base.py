@@ -216,14 +216,6 @@ class LanguageModel(ABC):
         yield from enumerate(self._choice_probs(prompts, choices))
 
     # ---------------------------------------------------------------- sampling fallback
-    def _choice_probs_by_sampling(
-        self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...], n: int, seed: int | None
-    ) -> list[ChoiceDistribution]:
-        out: list[ChoiceDistribution | None] = [None] * len(prompts)
-        for pos, dist in self._iter_choice_probs_by_sampling(prompts, choices, n, seed):
-            out[pos] = dist
-        return out  # type: ignore[return-value]
-
     def _iter_choice_probs_by_sampling(
         self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...], n: int, seed: int | None
     ) -> Iterator[tuple[int, ChoiceDistribution]]:

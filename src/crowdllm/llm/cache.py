@@ -231,12 +231,6 @@ class CachedLLM(LanguageModel):
                     yield pos, index, comp
 
     # ---------------------------------------------------------------- log-prob distributions
-    def _choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...]) -> list[ChoiceDistribution]:
-        out: list[ChoiceDistribution | None] = [None] * len(prompts)
-        for pos, dist in self._iter_choice_probs(prompts, choices):
-            out[pos] = dist
-        return out  # type: ignore[return-value]
-
     def _iter_choice_probs(
         self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...], *,
         fallback_samples: int = 8, seed: int | None = None,

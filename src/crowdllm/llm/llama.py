@@ -10,8 +10,18 @@ No server and no network: ``LlamaCppLLM()`` loads the default model (see :mod:`c
 - ``choice_probs`` makes ONE forward pass per prompt and reads the next-token distribution over the
   choices (e.g. "1".."5") from the logits. It reuses llama.cpp's KV cache for the part of the prompt
   shared with the previous call (system message, instructions, examples), so only the task text is
-  evaluated: put the shared part first (``crowdllm.llm.prompts`` does). Choices that do not differ in
-  their first token (e.g. "1" and "10") are scored as whole token sequences followed by end-of-turn.
+  evaluated: put the shared part first (``crowdllm.llm.prompts`` does). Measured on 2 busy cores this
+  costs 0.8x the raw prefill time of the text's own tokens (``benchmarks/llm_bench.py``, docs/llm.md).
+- ``score_batch=B`` (B > 1) instead evaluates the shared prefix once into sequence 0 of a context of its
+  own and then B prompts per ``llama_batch``, each with its own sequence id, a copy of the prefix cells
+  (``llama_memory_seq_cp``; the KV cache is unified, so the cells are shared, not copied) and its own
+  tokens, reading each prompt's logits at its last token. On this project's 2-core machine it was no
+  faster (0.9-1.0x) and its probabilities differ from one-at-a-time by float rounding amplified by the
+  4-bit weights (max 0.02, expected rating 0.04 on the default model), so it is off by default; it is
+  kept for machines where larger batches are cheaper per token (``llm_bench.reference_speed`` measures
+  both side by side).
+- Choices that do not differ in their first token (e.g. "1" and "10") are scored one prompt at a time
+  as whole token sequences followed by end-of-turn.
 - ``generate`` samples with llama.cpp; sample ``i`` uses seed ``seed + i`` (greedy at temperature 0).
 
 The model is not thread-safe: calls are serialised with a lock.
@@ -62,9 +72,12 @@ class LlamaCppLLM(LanguageModel):
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 0,
+        score_batch: int = 1,
     ) -> None:
         if n_ctx < 64:
             raise ConfigError(f"n_ctx {n_ctx} is too small (at least 64 tokens)")
+        if score_batch < 1:
+            raise ConfigError(f"score_batch must be at least 1 (got {score_batch})")
         llama_cpp = _import_llama()
         self._lib = llama_cpp
         path = resolve_model_path(model_path)
@@ -82,6 +95,10 @@ class LlamaCppLLM(LanguageModel):
         self._vocab = self._llm.n_vocab()
         self._choice_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._formatter = self._make_formatter()
+        self.score_batch = int(score_batch)
+        self._threads = threads
+        self._n_batch = n_batch
+        self._scorer: _BatchScorer | None = None  # made on first use (its own KV cache)
 
     # ---------------------------------------------------------------- prompt -> tokens
     def _make_formatter(self) -> Any:
@@ -191,24 +208,30 @@ class LlamaCppLLM(LanguageModel):
         self._choice_cache[key] = plan
         return plan
 
-    def _one_distribution(self, messages: list[dict[str, str]], choices: tuple[str, ...]) -> ChoiceDistribution:
+    def _plan_prompt(self, messages: list[dict[str, str]], choices: tuple[str, ...]
+                     ) -> tuple[list[int], list[list[int]] | None, list[list[int]], str | None]:
+        """The tokens to evaluate for one prompt (chat head + the answer prefix's shared tokens), the
+        single next-token ids per choice (None: score whole sequences), each choice's own tokens, and a
+        problem (too long for the context) or None."""
         body, prefix = self._split(messages)
-        head = self._head_tokens(body)
         context, single, rests = self._choice_plan(prefix, choices)
-        tokens = head + context
-        longest = max(len(r) for r in rests) + 1
-        problem = self._check_length(len(tokens), longest)
-        if problem:
-            return ChoiceDistribution(choices=choices, probs=tuple(float("nan") for _ in choices), mass=0.0,
-                                      prompt_tokens=len(tokens), extra={"error": problem})
+        tokens = self._head_tokens(body) + context
+        return tokens, single, rests, self._check_length(len(tokens), max(len(r) for r in rests) + 1)
+
+    def _distribution(self, choices: tuple[str, ...], single: list[list[int]], logits: np.ndarray,
+                      n_tokens: int) -> ChoiceDistribution:
+        """Renormalised probabilities of the choices' first tokens (case variants summed)."""
+        logp = self._log_softmax(logits)
+        p = np.array([float(np.sum(np.exp(logp[ids]))) if ids else 0.0 for ids in single])
+        mass = float(p.sum())
+        probs = p / mass if mass > 0 else np.full(len(choices), np.nan)
+        return ChoiceDistribution(choices=choices, probs=tuple(float(x) for x in probs), mass=mass,
+                                  prompt_tokens=n_tokens, completion_tokens=1)
+
+    def _sequence_distribution(self, tokens: list[int], choices: tuple[str, ...], rests: list[list[int]]
+                               ) -> ChoiceDistribution:
+        """log P(choice tokens, then end of turn) per choice: one extra pass per choice token."""
         logp = self._log_softmax(self._logits_after(tokens))
-        if single is not None:
-            p = np.array([float(np.sum(np.exp(logp[ids]))) if ids else 0.0 for ids in single])
-            mass = float(p.sum())
-            probs = p / mass if mass > 0 else np.full(len(choices), np.nan)
-            return ChoiceDistribution(choices=choices, probs=tuple(float(x) for x in probs), mass=mass,
-                                      prompt_tokens=len(tokens), completion_tokens=1)
-        # sequences: log P(choice tokens, then end of turn), one extra pass per choice token
         scores = []
         for rest in rests:
             seq = [*rest, self._end_token]
@@ -225,15 +248,41 @@ class LlamaCppLLM(LanguageModel):
                                   prompt_tokens=len(tokens), completion_tokens=max(len(r) for r in rests),
                                   extra={"scored": "sequences"})
 
-    def _choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...]) -> list[ChoiceDistribution]:
-        return [d for _, d in self._iter_choice_probs(prompts, choices)]
-
     def _iter_choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...], *,
                            fallback_samples: int = 8, seed: int | None = None):  # noqa: ANN202
+        """Distributions in prompt order, ``score_batch`` prompts per forward pass (see the module docstring)."""
+        pending: list[tuple[int, list[int], list[list[int]]]] = []  # prompts waiting for a batched pass
         for pos, messages in enumerate(prompts):
-            with self._lock:
-                dist = self._one_distribution(messages, choices)
-            yield pos, dist
+            tokens, single, rests, problem = self._plan_prompt(messages, choices)
+            if problem:
+                yield pos, ChoiceDistribution(choices=choices, probs=tuple(float("nan") for _ in choices), mass=0.0,
+                                              prompt_tokens=len(tokens), extra={"error": problem})
+            elif single is None:
+                with self._lock:
+                    dist = self._sequence_distribution(tokens, choices, rests)
+                yield pos, dist
+            elif self.score_batch == 1:
+                with self._lock:
+                    dist = self._distribution(choices, single, self._logits_after(tokens), len(tokens))
+                yield pos, dist
+            else:
+                pending.append((pos, tokens, single))
+                if len(pending) == self.score_batch or pos == len(prompts) - 1:
+                    yield from self._score_pending(pending, choices)
+                    pending = []
+        yield from self._score_pending(pending, choices)
+
+    def _score_pending(self, pending: list[tuple[int, list[int], list[list[int]]]], choices: tuple[str, ...]
+                       ) -> Any:
+        if not pending:
+            return
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = _BatchScorer(self._lib, self._llm, n_ctx=self.n_ctx, n_batch=self._n_batch,
+                                            n_seqs=self.score_batch, threads=self._threads)
+            logits = self._scorer.logits([tokens for _, tokens, _ in pending])
+        for (pos, tokens, single), row in zip(pending, logits, strict=True):
+            yield pos, self._distribution(choices, single, row, len(tokens))
 
     # ---------------------------------------------------------------- generation
     def _one_sample(self, messages: list[dict[str, str]], params: GenerationParams, index: int) -> Completion:
@@ -277,6 +326,10 @@ class LlamaCppLLM(LanguageModel):
         return {**super().describe(), "path": str(self.path), "n_ctx": self.n_ctx}
 
     def close(self) -> None:
+        scorer = getattr(self, "_scorer", None)
+        if scorer is not None:  # its context must go before the model it was made from
+            scorer.close()
+            self._scorer = None
         llm = getattr(self, "_llm", None)
         if llm is not None:
             try:
@@ -284,3 +337,113 @@ class LlamaCppLLM(LanguageModel):
             except Exception:  # noqa: BLE001 - best effort on shutdown
                 pass
             self._llm = None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class _BatchScorer:
+    """Next-token logits after each of several token lists that share a prefix, in one ``llama_batch``.
+
+    A llama.cpp context of its own (on the same model weights) with a unified KV cache for ``n_seqs + 1``
+    sequences: sequence 0 holds the shared prefix (kept between calls, so the next batch of prompts with
+    the same instructions costs only their own tokens); prompt ``i`` of a batch is sequence ``i + 1``, made
+    from sequence 0 with ``llama_memory_seq_cp`` (the unified cache shares those cells, nothing is copied)
+    plus its own tokens. All prompts' own tokens go into one batch (split only when longer than
+    ``n_batch``), each marked to output logits at its last token."""
+
+    def __init__(self, lib: Any, llm: Any, *, n_ctx: int, n_batch: int, n_seqs: int, threads: int) -> None:
+        self._lib = lib
+        # the embedded model's own context settings (threads, attention kernel, KV types: the same numbers
+        # as one prompt at a time), with room for the extra sequences in one unified KV cache
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = min(n_batch, int(params.n_ubatch) or n_batch)
+        params.n_seq_max = n_seqs + 1
+        params.kv_unified = True
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        self._ctx = lib.llama_init_from_model(llm._model.model, params)
+        if not self._ctx:
+            raise BackendError("llama.cpp could not make a context for batched log-prob scoring")
+        self._mem = lib.llama_get_memory(self._ctx)
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        self._vocab = llm.n_vocab()
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.n_seqs = n_seqs
+        self._prefix: list[int] = []  # the tokens sequence 0 holds
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> list[np.ndarray]:
+        """Decode (token, position, sequence, want logits) entries in order; the logits of those wanted."""
+        lib, batch, out = self._lib, self._batch, []
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start:start + self.n_batch]
+            batch.n_tokens = len(chunk)
+            wanted = []
+            for j, (token, pos, seq, want) in enumerate(chunk):
+                batch.token[j] = token
+                batch.pos[j] = pos
+                batch.n_seq_id[j] = 1
+                batch.seq_id[j][0] = seq
+                batch.logits[j] = 1 if want else 0
+                if want:
+                    wanted.append(j)
+            rc = lib.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise BackendError(f"llama.cpp could not evaluate a batch of {len(chunk)} tokens (llama_decode "
+                                   f"returned {rc}); try a smaller score_batch or a larger n_ctx")
+            for j in wanted:
+                ptr = lib.llama_get_logits_ith(self._ctx, j)
+                out.append(np.ctypeslib.as_array(ptr, shape=(self._vocab,)).astype(np.float64, copy=True))
+        return out
+
+    def logits(self, token_lists: list[list[int]]) -> list[np.ndarray]:
+        """The next-token logits after each token list (at most ``n_seqs`` lists)."""
+        assert 0 < len(token_lists) <= self.n_seqs
+        lib, mem = self._lib, self._mem
+        shared = min(len(t) for t in token_lists) - 1  # every list keeps at least one token of its own
+        for t in token_lists[1:]:
+            shared = min(shared, _common_prefix(token_lists[0], t))
+        if len(token_lists) == 1 and self._prefix:  # one prompt: split where the instructions end, as before
+            shared = min(shared, _common_prefix(token_lists[0], self._prefix))
+        prefix = token_lists[0][:shared]
+        suffix_cells = sum(len(t) - shared for t in token_lists)
+        if shared + suffix_cells > self.n_ctx:  # too many cells for the context: halve the batch
+            half = len(token_lists) // 2
+            if half == 0:
+                raise BackendError(f"a prompt of {len(token_lists[0])} tokens does not fit the context of "
+                                   f"{self.n_ctx} tokens (n_ctx)")
+            return self.logits(token_lists[:half]) + self.logits(token_lists[half:])
+        # sequence 0: keep what it shares with this prefix, evaluate the rest
+        keep = _common_prefix(self._prefix, prefix)
+        lib.llama_memory_seq_rm(mem, 0, keep, -1)
+        self._prefix = self._prefix[:keep]
+        if keep < len(prefix):
+            self._decode([(tok, keep + i, 0, False) for i, tok in enumerate(prefix[keep:])])
+            self._prefix = list(prefix)
+        entries = []
+        for i, tokens in enumerate(token_lists):
+            seq = i + 1
+            lib.llama_memory_seq_rm(mem, seq, -1, -1)
+            if shared:
+                lib.llama_memory_seq_cp(mem, 0, seq, 0, shared)
+            own = tokens[shared:]
+            entries += [(tok, shared + j, seq, j == len(own) - 1) for j, tok in enumerate(own)]
+        try:
+            return self._decode(entries)
+        finally:
+            for i in range(len(token_lists)):
+                lib.llama_memory_seq_rm(mem, i + 1, -1, -1)
+
+    def close(self) -> None:
+        if self._ctx:
+            self._lib.llama_batch_free(self._batch)
+            self._lib.llama_free(self._ctx)
+            self._ctx = None

@@ -166,23 +166,23 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None) -> Path:
         return _download_hf(text[3:])
     path = Path(text).expanduser()
     if not path.is_file():
-        raise ConfigError(f"--model-path {text}: no such file (give a .gguf file, 'test', or hf:owner/repo/file.gguf)")
+        raise ConfigError(f"model_path {text}: no such file (give a .gguf file, 'test', or hf:owner/repo/file.gguf)")
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic != b"GGUF":
-        raise ConfigError(f"--model-path {text}: not a GGUF model file")
+        raise ConfigError(f"model_path {text}: not a GGUF model file")
     return path
 
 
 def _download_hf(ref: str) -> Path:  # pragma: no cover - needs network, untestable offline
     parts = ref.strip("/").split("/")
     if len(parts) < 3 or not parts[-1].endswith(".gguf"):
-        raise ConfigError(f"--model-path hf:{ref}: use hf:owner/repo/file.gguf")
+        raise ConfigError(f"model_path hf:{ref}: use hf:owner/repo/file.gguf")
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise ConfigError("--model-path hf:...: install huggingface_hub, or download the .gguf yourself") from None
+        raise ConfigError("model_path hf:...: install huggingface_hub, or download the .gguf yourself") from None
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename, cache_dir=str(models_dir() / "hf")))
     except Exception as err:  # network, auth, missing file

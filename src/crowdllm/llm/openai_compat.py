@@ -5,13 +5,28 @@ The SDK's async client runs on an event loop in a background thread, so the inte
 while up to ``concurrency`` requests are in flight. One request per sample (``n=1``): every sample has its
 own seed (``seed + index``) and its own cache entry, and servers that ignore ``n`` behave the same.
 
-Reliability: retries with exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx,
-timeouts, dropped connections and empty replies; a per-request ``timeout``; an optional requests-per-
-minute limit; several base URLs are used round-robin (a retry moves to the next one). A bad API key
-(401/403), an unknown model (404) or a server that stays unreachable raises :class:`BackendError` with
-one line naming the URL and the setting to fix. Each fault is reported to listeners
-(``"fault"``, kind = ``rate_limit`` | ``server_error`` | ``timeout`` | ``connection`` | ``empty`` |
-``no_logprobs``) so the usage report can count them.
+Reliability (the numbers are the module constants below; docs/reliability.md quotes them and a test
+checks that it does):
+
+- a fault that may pass -- HTTP 5xx or 408, 429 (honouring ``Retry-After``), a timeout, a dropped
+  connection, an empty reply -- is retried up to ``MAX_RETRIES`` = 6 times (7 attempts), waiting
+  ``BACKOFF_BASE * 2**i`` seconds before retry ``i`` (0.5, 1, 2, 4, 8, 16 s; at most ``BACKOFF_MAX``),
+  each times a random jitter in [0.5, 1.5]: about 31 s in all before the one-line error;
+- a server nothing listens on gets ``UNREACHABLE_ATTEMPTS`` = 3 attempts (waits 0.5 and 1 s, about
+  1.5 s in all), then one line naming the URL and ``--base-url``;
+- a server that says no: when ``SAME_ERROR_LIMIT`` = 4 failed attempts in a row (across all requests,
+  no success between them) got the identical HTTP error and message, the run stops with that error
+  (circuit breaker) instead of retrying every task -- about 3.5 s when one request gets them all, less
+  when several requests are in flight. 429, 408 and 502/503/504 (busy, restarting) never count;
+- the server's own error text is part of every error line (``HTTP 500: <message>``);
+- ``sleep=``: the coroutine function awaited with each backoff wait (default ``asyncio.sleep``); tests
+  pass a recorder to count the schedule instead of timing it.
+
+Several base URLs are used round-robin (a retry moves to the next one). A bad API key (401/403), an
+unknown model (404) or another refused request (4xx) raises :class:`BackendError` at once. Each fault is
+reported to listeners (``"fault"``, kind = ``rate_limit`` | ``server_error`` | ``timeout`` |
+``connection`` | ``unreachable`` | ``empty`` | ``no_logprobs`` | ``off_format`` | ``logprobs_refused``)
+so the usage report can count them.
 
 The API key is read from the environment variable named by ``api_key_env`` and is never logged,
 cached or written anywhere.
@@ -19,7 +34,10 @@ cached or written anywhere.
 Log-probabilities: ``choice_probs`` asks for ``logprobs``/``top_logprobs`` and reads the first answer
 token that names a choice (so a chat model that writes "Rating: 4" still works). When the reply has no
 log-probs (some servers do not support them) it falls back to ``fallback_samples`` samples at
-temperature 1 that are parsed and counted, and the distribution says ``method="sampling"``.
+temperature 1 that are parsed and counted, and the distribution says ``method="sampling"``. A server
+that refuses log-prob requests with an error that says so (llama.cpp's server without ``logits_all``
+answers HTTP 500 "logprobs is not supported ...") gets the same fallback, with a warning naming the
+server's message; after the first refusal no further log-prob request is sent.
 
 Chat endpoint: a trailing assistant message (the answer prefix) is dropped by default, since OpenAI-style
 chat servers cannot continue it; ``assistant_prefix="continue"`` keeps it and asks the server to continue
@@ -36,7 +54,8 @@ import os
 import random
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -50,6 +69,17 @@ from crowdllm.llm.base import (
 )
 
 _PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key; the SDK insists on one
+
+#: retries after the first attempt for a fault that may pass (5xx, 408, 429, timeout, dropped connection, empty)
+MAX_RETRIES = 6
+#: attempts a server that nothing listens on gets (connection refused) before the one-line error
+UNREACHABLE_ATTEMPTS = 3
+#: the wait before retry i is min(BACKOFF_MAX, BACKOFF_BASE * 2**i) times a jitter drawn from [0.5, 1.5]
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 30.0
+#: failed attempts in a row with the identical server error that stop the run (circuit breaker)
+SAME_ERROR_LIMIT = 4
+_TRANSIENT_STATUS = (502, 503, 504)  # gateway / unavailable: busy or restarting, never "says no"
 
 
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
@@ -118,12 +148,31 @@ def _norm_token(token: str) -> str:
     return token.strip().strip("*\"'`.").lower()
 
 
+def _server_message(err: Any) -> str:
+    """The server's own error text (the ``message`` of an OpenAI-style error body, else the raw body), one line."""
+    body = getattr(err, "body", None)
+    text = body.get("message") if isinstance(body, dict) else body
+    if not isinstance(text, str) or not text.strip():
+        text = str(getattr(err, "message", "") or "")
+    return " ".join(text.split())[:300]
+
+
 class _Retryable(Exception):
-    def __init__(self, kind: str, detail: str, wait: float | None = None) -> None:
+    def __init__(self, kind: str, detail: str, wait: float | None = None, *, says_no: bool = False) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
         self.wait = wait
+        self.says_no = says_no  # an error the server may repeat identically (counts for the circuit breaker)
+
+
+class _LogprobsRefused(Exception):
+    """The server answered a log-prob request with an error about log-probs: it cannot give them."""
+
+    def __init__(self, detail: str, *, asked: bool = True) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.asked = asked  # False: not sent, since an earlier request was refused already
 
 
 class OpenAICompatLLM(LanguageModel):
@@ -142,28 +191,29 @@ class OpenAICompatLLM(LanguageModel):
         concurrency: int = 4,
         rpm: float | None = None,
         timeout: float = 60.0,
-        max_retries: int = 6,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
+        max_retries: int = MAX_RETRIES,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
         top_logprobs: int = 20,
         logprob_max_tokens: int = 8,
         assistant_prefix: str = "drop",
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
-            raise ConfigError("--base-url: give at least one server URL, e.g. http://localhost:8000/v1")
+            raise ConfigError("base_url: give at least one server URL, e.g. http://localhost:8000/v1")
         for url in urls:
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise ConfigError(f"--base-url {url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
+                raise ConfigError(f"base_url {url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
         if endpoint not in ("chat", "completions"):
             raise ConfigError(f"endpoint {endpoint!r} must be 'chat' or 'completions'")
         if concurrency < 1:
-            raise ConfigError(f"--concurrency must be at least 1 (got {concurrency})")
+            raise ConfigError(f"concurrency must be at least 1 (got {concurrency})")
         if rpm is not None and rpm <= 0:
-            raise ConfigError(f"--rpm must be positive (got {rpm})")
+            raise ConfigError(f"rpm must be positive (got {rpm})")
         if timeout <= 0:
-            raise ConfigError(f"--timeout must be positive (got {timeout})")
+            raise ConfigError(f"timeout must be positive (got {timeout})")
         if assistant_prefix not in ("drop", "continue"):
             raise ConfigError("assistant_prefix must be 'drop' or 'continue'")
         self.base_urls = [u.rstrip("/") for u in urls]
@@ -179,6 +229,10 @@ class OpenAICompatLLM(LanguageModel):
         self.logprob_max_tokens = int(logprob_max_tokens)
         self.assistant_prefix = assistant_prefix
         self._jitter = random.Random()
+        self._sleep = sleep or asyncio.sleep  # tests inject a recorder to count the backoff schedule
+        self._same_error: tuple[str, int] | None = None  # (detail, failed attempts in a row with it)
+        self._stopped: BackendError | None = None  # set by the circuit breaker: every later call raises it
+        self._logprobs_refused: str | None = None  # the server's refusal, once a log-prob request got one
         self._rr = 0
         self._rr_lock = threading.Lock()
         key = os.environ.get(api_key_env)
@@ -248,13 +302,18 @@ class OpenAICompatLLM(LanguageModel):
 
         attempt = 0
         while True:
+            if self._stopped is not None:
+                raise self._stopped
             client, url = self._next_client()
             await self._rate_limit()
             try:
                 async with self._sem:
+                    if self._stopped is not None:  # tripped while this request waited for its turn
+                        raise self._stopped
                     response = await make(client)
                 if check is not None:
                     check(response)
+                self._same_error = None
                 return response
             except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
                 raise BackendError(f"{url} rejected the API key (HTTP {err.status_code}); set the environment "
@@ -271,17 +330,20 @@ class OpenAICompatLLM(LanguageModel):
                 failure = _Retryable("unreachable" if refused else "connection",
                                      "cannot connect" if refused else "connection dropped")
             except openai.APIStatusError as err:
+                message = _server_message(err)
+                detail = f"HTTP {err.status_code}" + (f": {message}" if message else "")
                 if err.status_code >= 500 or err.status_code == 408:
-                    failure = _Retryable("server_error", f"HTTP {err.status_code}", _retry_after(err))
+                    failure = _Retryable("server_error", detail, _retry_after(err),
+                                         says_no=err.status_code not in _TRANSIENT_STATUS and err.status_code != 408)
                 else:
-                    message = " ".join(str(getattr(err, "message", "") or "").split())[:200]
-                    raise BackendError(f"{url} refused the request (HTTP {err.status_code}): {message}") from None
+                    raise BackendError(f"{url} refused the request ({detail})") from None
             except _Retryable as err:
                 failure = err
             self._notify("fault", kind=failure.kind, url=url)
             attempt += 1
+            self._count_same_error(failure, url)
             # nothing listening is reported after a few tries (a retry goes to the next URL, if any)
-            limit = min(self.max_retries, 2) if failure.kind == "unreachable" else self.max_retries
+            limit = min(self.max_retries, UNREACHABLE_ATTEMPTS - 1) if failure.kind == "unreachable" else self.max_retries
             if attempt > limit:
                 if failure.kind == "empty":
                     return None  # the caller records an empty answer (never a silent default)
@@ -291,7 +353,21 @@ class OpenAICompatLLM(LanguageModel):
             wait = self._backoff(attempt - 1)
             if failure.wait is not None:
                 wait = min(max(failure.wait, 0.0), max(self.backoff_max, 60.0))
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
+
+    def _count_same_error(self, failure: _Retryable, url: str) -> None:
+        """The circuit breaker: stop everything once the server said the same no ``SAME_ERROR_LIMIT`` times in
+        a row (the event loop runs one coroutine at a time, so no lock is needed)."""
+        if not failure.says_no:
+            self._same_error = None
+            return
+        same = self._same_error
+        count = same[1] + 1 if same is not None and same[0] == failure.detail else 1
+        self._same_error = (failure.detail, count)
+        if count >= SAME_ERROR_LIMIT:
+            self._stopped = BackendError(f"{url}: stopped after the same error {count} times in a row: "
+                                         f"{failure.detail}")
+            raise self._stopped
 
     # ---------------------------------------------------------------- requests
     def _chat_messages(self, messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, Any]]:
@@ -319,7 +395,7 @@ class OpenAICompatLLM(LanguageModel):
             if extra:
                 kwargs["extra_body"] = extra
 
-            async def make(client: Any) -> Any:
+            async def create(client: Any) -> Any:
                 return await client.chat.completions.create(**kwargs)
         else:
             kwargs = {"model": self.model, "prompt": render_transcript(messages), "max_tokens": max_tokens,
@@ -327,8 +403,22 @@ class OpenAICompatLLM(LanguageModel):
             if logprobs:
                 kwargs["logprobs"] = min(self.top_logprobs, 5)
 
-            async def make(client: Any) -> Any:
+            async def create(client: Any) -> Any:
                 return await client.completions.create(**kwargs)
+
+        async def make(client: Any) -> Any:
+            import openai
+
+            if logprobs and self._logprobs_refused is not None:  # refused while this request waited its turn
+                raise _LogprobsRefused(self._logprobs_refused, asked=False)
+            try:
+                return await create(client)
+            except openai.APIStatusError as err:
+                message = _server_message(err)
+                if logprobs and "logprob" in message.lower():  # the server cannot give log-probs: no retry
+                    raise _LogprobsRefused(f"HTTP {err.status_code}: {message}") from None
+                raise
+
         if seed is not None:
             kwargs["seed"] = int(seed)
         if stop:
@@ -401,20 +491,36 @@ class OpenAICompatLLM(LanguageModel):
 
     async def _one_distribution(self, messages: list[dict[str, str]], choices: tuple[str, ...],
                                 fallback_samples: int, seed: int | None) -> ChoiceDistribution:
-        resp = await self._complete(messages, temperature=0.0, max_tokens=self.logprob_max_tokens, seed=seed,
-                                    stop=(), logprobs=True)
-        _, pt, ct, _ = self._text_of(resp)
-        positions = self._positions(resp)
-        read = self._read_distribution(positions, choices) if positions is not None else None
-        if read is not None:
-            probs, mass = read
-            return ChoiceDistribution(choices=choices, probs=probs, method="logprobs", mass=mass,
-                                      prompt_tokens=pt, completion_tokens=ct)
-        reason = "no log-probs in the reply" if positions is None else "no choice among the top log-probs"
-        self._notify("fault", kind="no_logprobs" if positions is None else "off_format")
+        resp, refused = None, self._logprobs_refused
+        if refused is None:
+            try:
+                resp = await self._complete(messages, temperature=0.0, max_tokens=self.logprob_max_tokens,
+                                            seed=seed, stop=(), logprobs=True)
+            except _LogprobsRefused as err:
+                if err.asked:
+                    self._notify("fault", kind="logprobs_refused")
+                refused = err.detail
+                if self._logprobs_refused is None:  # the first refusal: say it once, then stop asking
+                    self._logprobs_refused = refused
+                    warnings.warn(f"the server refuses log-probs ({refused}); each log-prob reference falls "
+                                  f"back to {fallback_samples} sampled answers (or use --strategy zero-shot or "
+                                  f"self-consistency)", stacklevel=1)
+        if refused is None:
+            _, pt, ct, _ = self._text_of(resp)
+            positions = self._positions(resp)
+            read = self._read_distribution(positions, choices) if positions is not None else None
+            if read is not None:
+                probs, mass = read
+                return ChoiceDistribution(choices=choices, probs=probs, method="logprobs", mass=mass,
+                                          prompt_tokens=pt, completion_tokens=ct)
+            reason = "no log-probs in the reply" if positions is None else "no choice among the top log-probs"
+            self._notify("fault", kind="no_logprobs" if positions is None else "off_format")
+            calls = fallback_samples + 1  # the reply without usable log-probs was an answer too
+        else:
+            reason, pt, ct, calls = f"the server refuses log-probs ({refused})", 0, 0, fallback_samples
         params = GenerationParams(n=fallback_samples, temperature=1.0, max_tokens=16, seed=seed)
         comps = await asyncio.gather(*(self._one_sample(messages, params, i) for i in range(fallback_samples)))
-        dist = distribution_from_samples(comps, choices, fallback=reason, calls=fallback_samples + 1)
+        dist = distribution_from_samples(comps, choices, fallback=reason, calls=calls)
         dist.prompt_tokens += pt
         dist.completion_tokens += ct
         return dist
@@ -448,12 +554,6 @@ class OpenAICompatLLM(LanguageModel):
                            ) -> Iterator[tuple[int, ChoiceDistribution]]:
         coros = [(pos, self._one_distribution(m, choices, fallback_samples, seed)) for pos, m in enumerate(prompts)]
         yield from self._stream(coros)
-
-    def _choice_probs(self, prompts: list[list[dict[str, str]]], choices: tuple[str, ...]) -> list[ChoiceDistribution]:
-        out: list[ChoiceDistribution | None] = [None] * len(prompts)
-        for pos, dist in self._iter_choice_probs(prompts, choices):
-            out[pos] = dist
-        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         if not self._loop.is_running():

@@ -34,6 +34,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ import pandas as pd
 
 from crowdllm._io import atomic_path
 from crowdllm.errors import ConfigError, CrowdDataError
-from crowdllm.llm.base import LanguageModel
+from crowdllm.llm.base import ChoiceDistribution, LanguageModel
 from crowdllm.llm.parsing import parse_choice, parse_rating, parse_topk
 from crowdllm.llm.prompts import PromptTemplate, build_prompt, get_template
 
@@ -67,7 +68,7 @@ def _task_frame(tasks: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     frame = frame.drop_duplicates("task")
     if limit is not None:
         if limit < 1:
-            raise ConfigError(f"--limit must be at least 1 (got {limit})")
+            raise ConfigError(f"limit must be at least 1 (got {limit})")
         frame = frame.iloc[:limit]
     bad = frame["text"].isna()
     if bad.any():
@@ -135,6 +136,55 @@ def _levels(scale: tuple[int, int]) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+# ------------------------------------------------------------------------------ the one log-prob path
+@dataclass(frozen=True)
+class _LogprobRead:
+    """One prompt's answer distribution as the reference tables report it."""
+
+    dist: ChoiceDistribution
+    probs: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(np.isfinite(self.probs)))
+
+    def columns(self, labels: Sequence[str]) -> dict[str, float]:
+        """``p_<label>`` for each allowed answer."""
+        return {f"p_{lab}": float(p) for lab, p in zip(labels, self.probs, strict=True)}
+
+    def argmax(self) -> str | None:
+        """The most likely answer, or None when the distribution is unknown."""
+        return self.dist.argmax() if self.ok else None
+
+    def meta(self) -> dict[str, Any]:
+        """How the distribution was obtained: method, mass on the answers, calls it rests on (a fallback to
+        sampling counts its samples), parse failures (a distribution with no probabilities counts as one)
+        and, when there is no distribution, the backend's reason."""
+        d = self.dist
+        failures = int(d.parse_failures) + (0 if self.ok or d.parse_failures else 1)
+        out: dict[str, Any] = {"method": d.method, "mass": float(d.mass),
+                               "n_calls": int(d.extra.get("calls", 1 if d.method == "logprobs" else d.n_samples)),
+                               "parse_failures": failures}
+        if not self.ok and d.extra.get("error"):
+            out["error"] = str(d.extra["error"])
+        return out
+
+
+def _logprob_pass(backend: LanguageModel, prompts: list[list[dict[str, str]]], labels: Sequence[str], *, k: int,
+                  seed: int, progress: bool, label: str = "log-prob references") -> list[_LogprobRead]:
+    """The distribution over ``labels`` for every prompt: one log-prob call each (cached; a backend without
+    log-probs falls back to ``k`` samples), in prompt order, with a progress bar."""
+    reads: list[_LogprobRead | None] = [None] * len(prompts)
+    bar = _Progress(progress, len(prompts), label)
+    try:
+        for pos, dist in backend.iter_choice_probs(prompts, list(labels), fallback_samples=k, seed=seed):
+            reads[pos] = _LogprobRead(dist, np.asarray(dist.probs, dtype=float))
+            bar.advance()
+    finally:
+        bar.close()
+    return reads  # type: ignore[return-value]
+
+
 # ------------------------------------------------------------------------------ main entry
 def compute_references(
     tasks: pd.DataFrame,
@@ -158,11 +208,11 @@ def compute_references(
     items in the prompt (default: ``"<task>: <text>"`` for each task); ``top_k``: how many a voter picks.
     ``template``: a packaged template name or a user file (see :mod:`crowdllm.llm.prompts`)."""
     if strategy not in STRATEGIES:
-        raise ConfigError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     if kind not in REFERENCE_KINDS:
         raise ConfigError(f"reference kind {kind!r}: use one of {', '.join(REFERENCE_KINDS)}")
     if strategy != "logprob" and k < 1:
-        raise ConfigError(f"--k must be at least 1 (got {k})")
+        raise ConfigError(f"k must be at least 1 (got {k})")
     frame = _task_frame(tasks, limit)
     if kind == "rating":
         out = _rating_refs(frame, backend, strategy, k, scale, template, progress, seed)
@@ -196,22 +246,9 @@ def _rating_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
     prompts = [build_prompt(t, kind="rating", template=tpl, scale=scale) for t in frame["text"]]
     rows: list[dict[str, Any]] = [{} for _ in prompts]
     if strategy == "logprob":
-        bar = _Progress(progress, len(prompts), "log-prob references")
-        try:
-            for pos, dist in backend.iter_choice_probs(prompts, labels, fallback_samples=k, seed=seed):
-                probs = np.asarray(dist.probs, dtype=float)
-                ok = bool(np.all(np.isfinite(probs)))
-                row: dict[str, Any] = {"y_ref": float(np.dot(probs, levels)) if ok else float("nan")}
-                row.update({f"p_{lab}": float(p) for lab, p in zip(labels, probs, strict=True)})
-                row.update(strategy=strategy, method=dist.method, mass=float(dist.mass),
-                           n_calls=int(dist.extra.get("calls", 1 if dist.method == "logprobs" else dist.n_samples)),
-                           parse_failures=int(dist.parse_failures) + (0 if ok or dist.parse_failures else 1))
-                if not ok and dist.extra.get("error"):
-                    row["error"] = str(dist.extra["error"])
-                rows[pos] = row
-                bar.advance()
-        finally:
-            bar.close()
+        for pos, read in enumerate(_logprob_pass(backend, prompts, labels, k=k, seed=seed, progress=progress)):
+            y = float(np.dot(read.probs, levels)) if read.ok else float("nan")
+            rows[pos] = {"y_ref": y, **read.columns(labels), "strategy": strategy, **read.meta()}
     else:
         prefix = tpl.answer_prefix
         samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["rating"], progress)
@@ -259,19 +296,8 @@ def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
     prompts = [build_prompt(t, kind="choice", template=tpl, choices=choices) for t in frame["text"]]
     rows: list[dict[str, Any]] = [{} for _ in prompts]
     if strategy == "logprob":
-        bar = _Progress(progress, len(prompts), "log-prob references")
-        try:
-            for pos, dist in backend.iter_choice_probs(prompts, choices, fallback_samples=k, seed=seed):
-                probs = np.asarray(dist.probs, dtype=float)
-                ok = bool(np.all(np.isfinite(probs)))
-                row: dict[str, Any] = {"y_ref": dist.argmax() if ok else None}
-                row.update({f"p_{c}": float(p) for c, p in zip(choices, probs, strict=True)})
-                row.update(strategy=strategy, method=dist.method, mass=float(dist.mass),
-                           n_calls=int(dist.extra.get("calls", 1)), parse_failures=int(dist.parse_failures))
-                rows[pos] = row
-                bar.advance()
-        finally:
-            bar.close()
+        for pos, read in enumerate(_logprob_pass(backend, prompts, choices, k=k, seed=seed, progress=progress)):
+            rows[pos] = {"y_ref": read.argmax(), **read.columns(choices), "strategy": strategy, **read.meta()}
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
     samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["choice"], progress)
     failures_total = 0
@@ -308,17 +334,9 @@ def _topk_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: in
         tpl = get_template("topk_item", template)
         per_item = lines if items is None or len(lines) == len(ids) else item_lines(frame)
         prompts = [build_prompt(line, kind="topk_item", template=tpl, items=lines, k=top_k) for line in per_item]
-        rows: list[dict[str, Any]] = [{} for _ in prompts]
-        bar = _Progress(progress, len(prompts), "log-prob references")
-        try:
-            for pos, dist in backend.iter_choice_probs(prompts, ["Yes", "No"], fallback_samples=k, seed=seed):
-                probs = np.asarray(dist.probs, dtype=float)
-                rows[pos] = {"y_ref": float(probs[0]), "p_yes": float(probs[0]), "p_no": float(probs[1]),
-                             "strategy": strategy, "method": dist.method, "mass": float(dist.mass),
-                             "n_calls": int(dist.extra.get("calls", 1)), "parse_failures": int(dist.parse_failures)}
-                bar.advance()
-        finally:
-            bar.close()
+        reads = _logprob_pass(backend, prompts, ["Yes", "No"], k=k, seed=seed, progress=progress)
+        rows = [{"y_ref": float(r.probs[0]), "p_yes": float(r.probs[0]), "p_no": float(r.probs[1]),
+                 "strategy": strategy, **r.meta()} for r in reads]
         return pd.DataFrame(rows, index=pd.Index(ids, name="task"))
     tpl = get_template("topk", template)
     prompt = build_prompt(None, kind="topk", template=tpl, items=lines, k=top_k)
@@ -399,24 +417,14 @@ def persona_choice_probs(
     tpl = get_template(kind, template)
     prompts = [build_prompt(texts[t], kind=kind, template=tpl, persona=by_worker[w], scale=scale, choices=labels)
                for t, w in todo]
-    rows: list[dict[str, Any]] = [{} for _ in todo]
-    bar = _Progress(progress, len(prompts), "persona log-probs")
-    try:
-        for pos, dist in backend.iter_choice_probs(prompts, labels, seed=seed):
-            probs = np.asarray(dist.probs, dtype=float)
-            ok = bool(np.all(np.isfinite(probs)))
-            t, w = todo[pos]
-            if kind == "rating":
-                y: Any = float(np.dot(probs, [float(x) for x in labels])) if ok else float("nan")
-            else:
-                y = dist.argmax() if ok else None
-            row = {"task": t, "worker": w, "y": y}
-            row.update({f"p_{lab}": float(p) for lab, p in zip(labels, probs, strict=True)})
-            row.update(method=dist.method, parse_failures=int(dist.parse_failures))
-            rows[pos] = row
-            bar.advance()
-    finally:
-        bar.close()
+    rows = []
+    reads = _logprob_pass(backend, prompts, labels, k=8, seed=seed, progress=progress, label="persona log-probs")
+    for (t, w), read in zip(todo, reads, strict=True):
+        y: Any = (float(np.dot(read.probs, [float(x) for x in labels])) if read.ok else float("nan")) \
+            if kind == "rating" else read.argmax()
+        meta = read.meta()
+        rows.append({"task": t, "worker": w, "y": y, **read.columns(labels), "method": meta["method"],
+                     "parse_failures": meta["parse_failures"]})
     return pd.DataFrame(rows)
 
 
@@ -426,7 +434,7 @@ def save_references(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
-        raise ConfigError(f"--out {target}: use a .csv or .parquet file name")
+        raise ConfigError(f"{target}: references are written to a .csv or .parquet file")
     frame = df.copy()
     frame.index.name = "task"
     frame = frame.reset_index()

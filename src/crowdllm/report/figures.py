@@ -349,3 +349,56 @@ def _is_number(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+# ---------------------------------------------------------------------------------------- headline figures
+FLOORS = ("noise-ceiling", "split-half")
+
+
+def plot_method_errors(table: pd.DataFrame, path: str | os.PathLike[str] | None = None, *,
+                       metric: str = "MAE") -> bytes | None:
+    """Each method's error per split (one panel a split, one bar a method), with the noise floor drawn
+    in as a dashed line. ``table``: ``split, method`` and a column ``metric`` (means over seeds)."""
+    _need(table, ["split", "method", metric], "the error chart")
+    splits = list(dict.fromkeys(table["split"]))
+    fig, axes = _figure(len(splits), ncols=min(3, len(splits)), panel=(4.8, 3.4))
+    for ax, split in zip(axes, splits, strict=True):
+        sub = table[table["split"] == split]
+        methods = sub[~sub["method"].isin(FLOORS)].dropna(subset=[metric])
+        methods = methods.sort_values(metric, ascending=True)
+        y = np.arange(len(methods))
+        colors = ["#23395d" if m == "crowdllm" else "#8a9bb5" for m in methods["method"]]
+        ax.barh(y, methods[metric].to_numpy(dtype=float), color=colors)
+        ax.set_yticks(y, methods["method"].tolist(), fontsize=8)
+        ax.invert_yaxis()
+        floor = sub.loc[sub["method"] == "noise-ceiling", metric]
+        if len(floor) and np.isfinite(float(floor.iloc[0])):
+            ax.axvline(float(floor.iloc[0]), color="#c0392b", ls="--", lw=1.5,
+                       label=f"noise floor {float(floor.iloc[0]):.2f}")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_xlabel(f"{metric} (lower is better)")
+        ax.set_title(f"split: {split}", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"{metric} of each method against held-out real people")
+    return _finish(fig, path)
+
+
+def plot_reference_vs_human(pairs: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> bytes | None:
+    """The LLM reference ``y_ref`` against the real people's mean per task (``y_ref``, ``human_mean``)."""
+    _need(pairs, ["y_ref", "human_mean"], "the reference figure")
+    x = pairs["y_ref"].to_numpy(dtype=float)
+    y = pairs["human_mean"].to_numpy(dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    fig, axes = _figure(1, panel=(4.8, 4.0))
+    ax = axes[0]
+    ax.scatter(x[ok], y[ok], s=12, alpha=0.6, color="#23395d")
+    lo = float(np.nanmin(np.concatenate([x[ok], y[ok]]))) if ok.any() else 0.0
+    hi = float(np.nanmax(np.concatenate([x[ok], y[ok]]))) if ok.any() else 1.0
+    ax.plot([lo, hi], [lo, hi], color="#999", lw=1, ls=":", label="y = x")
+    r = float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() > 2 and np.std(x[ok]) > 0 and np.std(y[ok]) > 0 else np.nan
+    ax.set_xlabel("LLM reference (expected answer)")
+    ax.set_ylabel("mean of the real people")
+    ax.set_title(f"{int(ok.sum())} tasks; correlation {r:.2f}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)

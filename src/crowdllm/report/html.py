@@ -242,6 +242,8 @@ def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tup
     pred = folder / PREDICTIONS
     if pred.exists():
         parts.append(_predictions_html(pred, n_tasks=n_tasks, seed=seed))
+        if "references" in csvs:
+            parts.append(_reference_vs_human_html(csvs["references"], pred))
     for p in files:
         if p.suffix == ".json" and (p.name.startswith("usage") or p.name.endswith(".usage.json")):
             parts.append(f"<h3>LLM usage and cost ({html.escape(p.name)})</h3>" + _kv_table(_read_json(p)))
@@ -261,6 +263,94 @@ def _folder_section(folder: Path, root: Path, *, n_tasks: int, seed: int) -> tup
                     + "\n".join(parts) + "</section>")
 
 
+#: Headline columns: the first (aggregator, metric) found in the results names each column.
+HEADLINE = {"MAE": [("mean", "mae"), ("count", "mae")], "Avg WD": [("-", "avg_wd"), ("count", "wd")],
+            "CS": [("mean", "cs_centered"), ("count", "cs_raw")], "error rate": [("mv", "error_rate")],
+            "Avg TVD": [("-", "avg_tvd")], "CS dist": [("-", "cs_dist")]}
+HIGHER_IS_BETTER = {"CS", "CS dist"}
+FLOOR_METHODS = ("noise-ceiling", "split-half")
+
+
+def compact_tables(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One table per split: methods as rows (floors last), the headline metrics as columns (means over
+    seeds). Numeric labels show MAE, Avg WD and CS (centred, mean aggregator); votes their count metrics;
+    categories error rate, Avg TVD and CS dist."""
+    if not {"method", "metric", "value"} <= set(results.columns):
+        return {}
+    frame = results.assign(value=pd.to_numeric(results["value"], errors="coerce"))
+    if "aggregator" not in frame:
+        frame["aggregator"] = "-"
+    if "split" not in frame:
+        frame["split"] = "all"
+    out: dict[str, pd.DataFrame] = {}
+    for split, part in frame.groupby("split", sort=False):
+        means = part.groupby(["method", "aggregator", "metric"], sort=False)["value"].mean()
+        methods = list(dict.fromkeys(part["method"]))
+        cols: dict[str, pd.Series] = {}
+        for name, keys in HEADLINE.items():
+            for agg, metric in keys:
+                if (agg, metric) in {(a, m) for _, a, m in means.index}:
+                    cols[name] = means.xs((agg, metric), level=("aggregator", "metric")).reindex(methods)
+                    break
+        if "CS" in cols and "CS dist" in cols:
+            cols.pop("CS dist")
+        if not cols:
+            continue
+        table = pd.DataFrame(cols)
+        table = table.dropna(how="all")
+        order = [m for m in table.index if m not in FLOOR_METHODS] + [m for m in table.index if m in FLOOR_METHODS]
+        out[str(split)] = table.loc[order]
+    return out
+
+
+def compact_html(table: pd.DataFrame, caption: str) -> str:
+    """A compact table with the best non-floor value of each column in bold; floors shaded, last."""
+    cols = list(table.columns)
+    best: dict[str, float] = {}
+    models = table[~table.index.isin(FLOOR_METHODS)]
+    for c in cols:
+        vals = models[c].dropna()
+        if len(vals):
+            best[c] = float(vals.max() if c in HIGHER_IS_BETTER else vals.min())
+    out = ["<div class='scroll'><table>", f"<caption class='note'>{html.escape(caption)}</caption>",
+           "<tr><th class='l'>method</th>" + "".join(
+               f"<th>{html.escape(c)} {'↑' if c in HIGHER_IS_BETTER else '↓'}</th>" for c in cols) + "</tr>"]
+    for method, row in table.iterrows():
+        floor = method in FLOOR_METHODS
+        cells = []
+        for c in cols:
+            v = row[c]
+            text = html.escape(_fmt(v))
+            if not floor and c in best and pd.notna(v) and abs(float(v) - best[c]) < 1e-12:
+                text = f"<b>{text}</b>"
+            cells.append(f"<td>{text}</td>")
+        style = " style='color:#666;font-style:italic'" if floor else ""
+        out.append(f"<tr{style}><td class='l'>{html.escape(str(method))}</td>" + "".join(cells) + "</tr>")
+    out.append("</table></div>")
+    return "\n".join(out)
+
+
+def _headline_html(frame: pd.DataFrame, path: Path) -> str:
+    from crowdllm.report.figures import plot_method_errors
+
+    tables = compact_tables(frame)
+    if not tables:
+        return ""
+    n_seeds = int(frame["seed"].nunique()) if "seed" in frame.columns else 1
+    parts = []
+    for split, table in tables.items():
+        parts.append(compact_html(table, f"split: {split} — mean over {n_seeds} seed(s); best in bold; "
+                                          "floors (the best any model can do) last, in grey"))
+    metric = next((m for m in ("MAE", "error rate", "Avg WD") if all(m in t.columns for t in tables.values())), None)
+    if metric is not None:
+        long = pd.concat([t[[metric]].assign(split=s).rename_axis("method").reset_index() for s, t in tables.items()],
+                         ignore_index=True)
+        png = plot_method_errors(long, None, metric=metric)
+        assert png is not None
+        parts.append(image_html(png, f"{metric} per method and split from {path.name}; dashed: the noise floor"))
+    return "\n".join(parts)
+
+
 def _csv_html(path: Path, stem: str, known: dict) -> str:
     frame = _read_csv(path)
     if stem == "results" and {"metric", "value"} <= set(frame.columns):
@@ -268,7 +358,11 @@ def _csv_html(path: Path, stem: str, known: dict) -> str:
         fixed = "; ".join(f"{k}: {v}" for k, v in wide.attrs["constant"].items())
         note = (f"mean ± std over {wide.attrs['n_seeds']} seed(s); {len(frame)} rows in {path.name}"
                 + (f"; {fixed}" if fixed else ""))
-        return table_html(wide, caption=note)
+        headline = _headline_html(frame, path) if "method" in frame.columns else ""
+        if not headline:
+            return table_html(wide, caption=note)
+        return (headline + f"<details><summary>Appendix: every split, method, aggregator and metric "
+                f"({len(wide)} rows)</summary>" + table_html(wide, caption=note) + "</details>")
     if stem in known and stem != "cost":
         try:
             head = known[stem][1](frame)
@@ -298,6 +392,24 @@ def _predictions_html(path: Path, *, n_tasks: int, seed: int) -> str:
     n_virtual = int((frame["source"] == "virtual").sum())
     return head + image_html(png, f"answer distributions of {n_tasks} tasks from {path.name} "
                                   f"({n_real} real and {n_virtual} virtual answers in the file)")
+
+
+def _reference_vs_human_html(refs_path: Path, pred_path: Path) -> str:
+    from crowdllm.report.figures import plot_reference_vs_human
+
+    refs, pred = _read_csv(refs_path), _read_csv(pred_path)
+    if not {"task", "y_ref"} <= set(refs.columns) or not {"task", "label", "source"} <= set(pred.columns):
+        return ""
+    real = pred[pred["source"] == "real"]
+    human = pd.to_numeric(real["label"], errors="coerce").groupby(real["task"].astype(str)).mean()
+    y_ref = pd.to_numeric(refs.set_index(refs["task"].astype(str))["y_ref"], errors="coerce")
+    pairs = pd.DataFrame({"y_ref": y_ref.reindex(human.index), "human_mean": human}).dropna()
+    if len(pairs) < 3:
+        return ""
+    png = plot_reference_vs_human(pairs)
+    assert png is not None
+    return ("<h3>The LLM reference against the human mean</h3>"
+            + image_html(png, f"per task: {refs_path.name} against the real answers in {pred_path.name}"))
 
 
 def _kv_table(obj: Any) -> str:
