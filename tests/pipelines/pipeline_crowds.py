@@ -49,6 +49,12 @@ def answer_for(prompt: str, pick: Callable[[dict[str, str]], str]) -> str:
     return next(k for k, v in opts.items() if v == chosen)
 
 
+def first_offered(prompt: str, i: int = 0) -> str:
+    """A voter who follows position: answers the first of the two words offered ("Answer yes or no."
+    -> "yes"). Counterbalanced steps offer the two in both orders, so such a crowd ties."""
+    return prompt.rsplit("Answer ", 1)[1].split()[0]
+
+
 def after(prompt: str, label: str) -> str:
     return prompt.split(label, 1)[1].strip() if label in prompt else ""
 
@@ -80,7 +86,7 @@ SENSIBLE: list[Rule] = [
     ("Write one short joke", lambda u, i: f"A joke about {after(u, 'Association:').splitlines()[0]} and coffee."),
     ("funny joke", "Coffee: the only bean that works harder than me."),
     ("How funny", "3"),
-    ("SOLVE", "SOLVE"),
+    (("SOLVE or", "or SOLVE"), "SOLVE"),
     ("Do this task", "Morning: exhibits. Lunch: cafe. Afternoon: planetarium with the kids."),
     ("complete the task well", "yes"),
     ("List the verbs", "bought"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pipeline_crowds import VOTE, answer_for, rules_llm
+from pipeline_crowds import VOTE, answer_for, first_offered, rules_llm
 
 from crowdllm.errors import ConfigError, CrowdDataError
 from crowdllm.llm.fake import FakeLLM
@@ -202,15 +202,23 @@ def test_short_options_are_answered_by_name_and_long_ones_by_letter():
     # answers naming no option (or a version's text when only letters count) abstain
     odd = Run(rules_llm([(VOTE, "the heavier one")]))
     assert vote(odd, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v").winner is None
+    # a lettered vote answered by copying an option back is read as that option, wherever it was shown
     lettered = Run(rules_llm([(VOTE, "horse")]))
-    assert vote(lettered, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v", by_name=False).valid == 0
+    assert vote(lettered, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v", by_name=False).winner == "0"
+    neither = Run(rules_llm([(VOTE, "a donkey")]))
+    assert vote(neither, make_workers(2, "R."), "Which?", ["horse", "mouse"], task="v", by_name=False).valid == 0
 
 
 def test_a_tied_verify_goes_to_the_default_with_a_note():
-    llm = rules_llm([("Answer yes or no", lambda u, i: ["yes", "no"][i % 2])])
+    # voters who answer whichever word is offered first: half are offered "yes or no", half "no or yes"
+    llm = rules_llm([("Is it fine?", first_offered)])
     run = Run(llm)
     result = verify(run, make_workers(2, "R."), "Is it fine?", task="verify")
     assert result.tie and result.winner is None
+    offered = [c["messages"][-1]["content"].splitlines()[-1] for c in llm.calls]
+    assert sorted(offered) == ["Answer no or yes.", "Answer yes or no."]
+    orders = next(r for r in run.trace.records if r["kind"] == "vote")["orders"]
+    assert sorted(orders.values()) == [["no", "yes"], ["yes", "no"]]  # the trace says who saw which
     assert decide(run, result, default="no", what="check") == "no"
     assert any("check: tie" in n for n in run.notes)
 
@@ -242,7 +250,10 @@ def test_find_spans_keeps_parts_named_by_enough_workers():
     assert "2. in the event that it rains" in shown["messages"][-1]["content"]
     run3 = Run(rules_llm([("at most 3 parts: answer with their numbers", "NONE")]))
     assert find_spans(run3, make_workers(2, "R."), text, "Which?", agree=1) == []
-    assert sum("named no part; abstained" in n for n in run3.notes) == 2
+    assert sum("said no part needs work" in n for n in run3.notes) == 2  # "none" is an answer, not garbage
+    run4 = Run(rules_llm([("at most 3 parts: answer with their numbers", "%%% ???")]))
+    assert find_spans(run4, make_workers(2, "R."), text, "Which?", agree=1) == []
+    assert sum("named no part; abstained" in n for n in run4.notes) == 2
 
 
 def test_loop_stops_on_its_criterion_and_map_parts_names_steps():

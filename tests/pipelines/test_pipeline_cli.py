@@ -94,7 +94,8 @@ def test_compare_prints_a_table_and_writes_csv(tmp_path, use_llm, capsys):
     assert "pipeline vs single-LLM baseline" in out and "parallel" in out and "baseline" in out
     rows = pd.read_csv(out_csv)
     assert len(rows) == 2 * 3 and set(rows["method"]) == {"pipeline", "parallel", "baseline"}
-    assert {"quality", "calls", "tokens", "seconds"} <= set(rows.columns)
+    assert {"checks", "judged", "calls", "tokens", "seconds"} <= set(rows.columns)
+    assert "judged* (same model as the workers)" in out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_crowds import after, rules_llm
+from pipeline_crowds import after, first_offered, rules_llm
 
 from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, read_trace, run_pipeline
 from crowdllm.pipelines.find_fix_verify import apply_edits, fit_in
@@ -61,7 +61,8 @@ def test_no_agreement_leaves_the_text_unchanged_with_a_note(garbage):
 
 
 def test_a_tied_verification_votes_the_candidate_out():
-    llm = _crowd(finds=["2"] * 2, fixes=["planned long ago"], verdict=lambda u, i: ["yes", "no"][i])
+    # verifiers who answer whichever of yes/no is offered first tie: the offer is counterbalanced
+    llm = _crowd(finds=["2"] * 2, fixes=["planned long ago"], verdict=first_offered)
     out = run_pipeline("find-fix-verify", {"id": "m", "text": TEXT}, llm, settings=Settings(workers=2, voters=2))
     assert out.output == TEXT
     assert any("tied vote" in n for n in out.notes) and any("voted out" in n for n in out.notes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_crowds import after, rules_llm
+from pipeline_crowds import after, first_offered, rules_llm
 
 from crowdllm.pipelines import Budget, Settings, read_trace, run_pipeline
 
@@ -12,7 +12,7 @@ JOB = {"id": "day", "task": "Plan a museum day"}
 def _crowd(price, verdict=lambda u, i: "yes", divide="Plan the morning\nPlan the afternoon"):
     return rules_llm([
         ("Write an improved answer", "revised plan"),
-        ("SOLVE or SPLIT", price),
+        (("SOLVE or SPLIT", "SPLIT or SOLVE"), price),
         ("Divide this task", divide),
         ("Your task:", lambda u, i: f"done: {after(u, 'Your task:').splitlines()[0]}"),
         ("Combine these partial answers", lambda u, i: " + ".join(
@@ -43,7 +43,7 @@ def test_recursion_stops_at_the_depth_limit(tmp_path):
 
 
 def test_a_tied_price_vote_solves_directly():
-    llm = _crowd(lambda u, i: ["SPLIT", "SOLVE"][i % 2])
+    llm = _crowd(first_offered)  # voters who pick whichever is offered first: the offer alternates
     out = run_pipeline("price-divide-solve", JOB, llm, settings=Settings(voters=2))
     assert out.output == "done: Plan a museum day" and any("tie" in n for n in out.notes)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline_crowds import rules_llm
+from pipeline_crowds import first_offered, rules_llm
 
 from crowdllm.pipelines import Budget, Evaluator, Settings, get_pipeline, load_examples, run_pipeline
 from crowdllm.pipelines.task_paraphrase import parse_pairs
@@ -42,7 +42,7 @@ def test_verbs_without_agreement_fall_back_to_all_named_verbs():
 
 
 def test_tied_and_unusable_votes_drop_the_pair(garbage):
-    llm = _crowd(["bought"], "Who bought something? | Maria", verdict=lambda u, i: ["yes", "no"][i % 2])
+    llm = _crowd(["bought"], "Who bought something? | Maria", verdict=first_offered)
     out = run_pipeline("task-paraphrase", {"id": "s", "sentence": SENT}, llm, settings=Settings(voters=2))
     assert out.output == [] and any("tied vote" in n for n in out.notes)
     assert run_pipeline("task-paraphrase", {"id": "s", "sentence": SENT}, garbage).output == []

@@ -21,7 +21,7 @@ _WORKERS = typer.Option(None, "--workers", help="Workers per generative microtas
 _VOTERS = typer.Option(None, "--voters", help="Workers per vote (default 3).")
 _ROUNDS = typer.Option(None, "--rounds", help="Iterative rounds (default 3).")
 _DEPTH = typer.Option(None, "--max-depth", help="Price-Divide-Solve recursion limit (default 2).")
-_SET = typer.Option(None, "--set", help="Other settings as KEY=VALUE (agree, max_parts, max_tokens, temperature).")
+_SET = typer.Option(None, "--set", help="Other settings as KEY=VALUE (agree, max_parts, max_tokens, temperature, compare_by).")
 _SEED = typer.Option(0, "--seed", help="Seed for every sampled answer and shuffle.")
 _PERSONAS = typer.Option(None, "--personas",
                          help="Give workers personas: 'popquorn' (real POPQUORN profiles) or a CSV/JSON/JSONL file.")
@@ -162,7 +162,8 @@ def run_cmd(
         llm.close()
     if as_json:
         typer.echo(json.dumps({"pipeline": out.pipeline, "method": out.method, "example": out.example_id,
-                               "output": out.output, "complete": out.complete, "notes": out.notes,
+                               "output": out.output, "complete": out.complete, "unchanged": out.unchanged,
+                               "status": out.status, "notes": out.notes,
                                "usage": out.usage, "trace": out.trace_path}, default=str, indent=2))
         return
     console = Console()
@@ -170,7 +171,7 @@ def run_cmd(
         print_trace(read_trace(path), console=console)
         return
     u = out.usage
-    status = "complete" if out.complete else "stopped early: best result so far"
+    status = out.status
     console.print(Panel(out.text or "(empty)", title=f"{spec.title} \u00b7 {method} \u00b7 {status}",
                         title_align="left"))
     console.print(f"{u['calls']} LLM calls, {u['tokens']} tokens, {u['seconds']:.1f} s"
@@ -189,16 +190,37 @@ def show_cmd(
     print_trace(read_trace(trace), full=full)
 
 
+def open_judge(options: BackendOptions, judge_model: str | None, judge_base_url: str | None,
+               judge_model_path: str | None, seed: int) -> Any:
+    """The judge's LanguageModel: the worker backend's flags with the judge's model/server/file."""
+    from dataclasses import replace
+
+    judged = replace(options, base_url=[judge_base_url] if judge_base_url else list(options.base_url),
+                     model=judge_model if judge_model else options.model,
+                     model_path=judge_model_path if judge_model_path else options.model_path)
+    if judge_model_path and not judge_base_url:
+        judged = replace(judged, base_url=[])
+    return judged.open(seed=seed)
+
+
 @pipeline_app.command("compare")
 @with_backend_options
 def compare_cmd(
     name: str = typer.Argument(..., help="Pipeline name."),
     n: int | None = typer.Option(None, "--n", help="Number of examples (default: all built-in; POPQUORN: 3)."),
     source: str = typer.Option("builtin", "--source", help="builtin, or popquorn for the editing pipelines."),
+    inputs: Path | None = typer.Option(None, "--inputs", help="Your own inputs: a JSONL file, one "
+                                       "{\"text\", \"task\", \"checks\"} object per line (docs/pipelines.md)."),
     methods: str | None = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
-    raters: int = typer.Option(3, "--raters", help="Size of the virtual rater crowd used to evaluate."),
+    raters: int = typer.Option(3, "--raters", help="Size of the virtual rater crowd used to judge."),
+    no_judge: bool = typer.Option(False, "--no-judge", help="No judged scores at all: only checks that need no model."),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="Judge with this model (served by "
+                                           "--judge-base-url, or by the workers' server)."),
+    judge_base_url: str | None = typer.Option(None, "--judge-base-url", help="Judge on this OpenAI-compatible server."),
+    judge_model_path: str | None = typer.Option(None, "--judge-model-path", help="Judge with this embedded .gguf."),
     out: Path | None = typer.Option(None, "--out", help="Write the per-example rows to this CSV."),
-    trace_dir: Path | None = typer.Option(None, "--trace-dir", help="Write one trace per example and method here."),
+    trace_dir: Path | None = typer.Option(None, "--trace-dir", help="One folder per input, one trace per "
+                                          "method (default with --inputs: traces/compare-NAME)."),
     budget_calls: int | None = typer.Option(None, "--budget-calls", help="Call budget of each run."),
     detail: bool = typer.Option(False, "--detail", help="Also print one row per example."),
     workers: int | None = _WORKERS, voters: int | None = _VOTERS, rounds: int | None = _ROUNDS,
@@ -206,25 +228,39 @@ def compare_cmd(
     personas: str | None = _PERSONAS,
     backend_options: BackendOptions = None,  # type: ignore[assignment]  # filled by with_backend_options
 ) -> None:
-    """Pipeline vs single-LLM baseline (and variants) on examples: quality, LLM calls, tokens, time."""
+    """Pipeline vs single-LLM baseline (and variants): checks passed, judged quality, calls, tokens, time."""
     from rich.console import Console
     from rich.progress import Progress
 
     from crowdllm._io import atomic_path
     from crowdllm.pipelines import compare, examples_for, get_pipeline
+    from crowdllm.pipelines.checks import load_inputs
 
     if raters < 1:
         raise ConfigError("--raters must be >= 1")
+    if no_judge and (judge_model or judge_base_url or judge_model_path):
+        raise ConfigError("--no-judge cannot go with --judge-model/--judge-base-url/--judge-model-path")
     spec = get_pipeline(name)
     settings = _settings(workers, voters, rounds, max_depth, sets)
     method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else spec.methods
     for m in method_list:
         spec.method(m)
-    examples = examples_for(spec, source=source, n=n, seed=seed)
+    if inputs is not None:
+        if source != "builtin" or n is not None:
+            raise ConfigError("--inputs cannot go with --source or --n")
+        examples = load_inputs(inputs, spec.name, spec.input_key)
+        trace_dir = trace_dir or Path("traces") / f"compare-{spec.name}"
+    else:
+        examples = examples_for(spec, source=source, n=n, seed=seed)
     pool = _personas(personas, seed)
     llm = open_llm(backend_options, seed)
-    console = Console()
+    judge: Any = "same"
     try:
+        if no_judge:
+            judge = None
+        elif judge_model or judge_base_url or judge_model_path:
+            judge = open_judge(backend_options, judge_model, judge_base_url, judge_model_path, seed)
+        console = Console()
         with Progress(console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task(f"{spec.name}", total=len(examples) * len(method_list))
 
@@ -238,8 +274,10 @@ def compare_cmd(
 
             result = compare(spec, llm, examples=examples, methods=method_list, settings=settings, seed=seed,
                              raters=raters, personas=pool, max_calls=budget_calls, trace_dir=trace_dir,
-                             on_progress=on_progress)
-        print_comparison(console, spec, result, detail=detail, backend=llm.describe())
+                             on_progress=on_progress, judge=judge)
+        print_comparison(console, spec, result, detail=detail or inputs is not None, backend=llm.describe())
+        if trace_dir is not None:
+            console.print(f"traces: {trace_dir}/<input>/<method>.jsonl")
         if out is not None:
             with atomic_path(out) as tmp:
                 result.rows.to_csv(tmp, index=False)
@@ -247,6 +285,8 @@ def compare_cmd(
         BackendOptions.finish(llm, out=out)
     finally:
         llm.close()
+        if judge is not None and judge != "same":
+            judge.close()
 
 
 def _fmt(value: Any, col: str) -> str:
@@ -255,12 +295,23 @@ def _fmt(value: Any, col: str) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        if col in ("calls", "tokens", "words", "pairs", "comparisons"):
+        if col in ("calls", "tokens", "words", "pairs", "comparisons", "checks_passed", "checks_total"):
             return f"{value:,.1f}" if value != int(value) else f"{int(value):,}"
         if col == "seconds":
             return f"{value:.1f}"
         return f"{value:.2f}"
     return str(value)
+
+
+def _judge_who(result: Any) -> str:
+    if result.judge is None:
+        return "none"
+    return "same model as the workers" if result.judge.get("same") else str(result.judge.get("model"))
+
+
+def judge_label(result: Any) -> str:
+    """How the judged column is headed: marked, and saying who judged."""
+    return f"judged* ({_judge_who(result)})"
 
 
 def print_comparison(console: Any, spec: Any, result: Any, *, detail: bool = False,
@@ -269,24 +320,93 @@ def print_comparison(console: Any, spec: Any, result: Any, *, detail: bool = Fal
 
     be = f" \u00b7 {backend.get('backend')} ({backend.get('model')})" if backend else ""
     summary = result.summary
+    agreement = result.agreement
+    agree = (f" Judge vs checks: same order in {agreement['agreement']:.0%} of {agreement['pairs']} "
+             "method pair(s) whose checks differ." if agreement else "")
+    judged = "" if not spec.judged else "no judge" if result.judge is None else \
+        f"judged* = rated by a virtual rater crowd ({_judge_who(result)}); {result.eval_usage['calls']} " \
+        "rater calls, not counted above."
     table = Table(title=f"{spec.title}: pipeline vs single-LLM baseline{be}",
-                  caption="quality 0-1, higher is better. calls, tokens, seconds, cached: means per example. "
-                          f"Evaluation (not counted above): {result.eval_usage['calls']} rater calls in all.")
+                  caption="checks: share of the inputs' checks passed (no model asked). score: exact measure "
+                          "(no model). calls, tokens, seconds: means per input. " + judged + agree)
     cols = [c for c in summary.columns]
     for c in cols:
-        table.add_column(c, justify="left" if c == "method" else "right")
+        table.add_column(judge_label(result) if c == "judged" else c,
+                         justify="left" if c == "method" else "right")
     for _, row in summary.iterrows():
         table.add_row(*[_fmt(row[c], c) for c in cols])
     console.print(table)
     if detail:
         rows = result.rows
-        t2 = Table(title="per example")
-        dcols = [c for c in rows.columns if c != "notes"]
+        t2 = Table(title="per input")
+        dcols = [c for c in rows.columns if c not in ("notes", "trace", "checks_total", "changed", "cached")]
         for c in dcols:
-            t2.add_column(c, justify="left" if c in ("example", "method") else "right")
+            t2.add_column(judge_label(result) if c == "judged" else c,
+                          justify="left" if c in ("example", "method", "failed") else "right",
+                          overflow="fold")
         for _, row in rows.iterrows():
             t2.add_row(*[_fmt(row[c], c) for c in dcols])
         console.print(t2)
+
+
+@pipeline_app.command("bias")
+@with_backend_options
+def bias_cmd(
+    n: int = typer.Option(20, "--n", help="Pairs (a text and a damaged copy), each shown in both orders."),
+    voters: int = typer.Option(3, "--voters", help="Voters per comparison."),
+    temperature: float = typer.Option(0.7, "--temperature", help="The voters' sampling temperature."),
+    seed: int = _SEED,
+    logprobs: bool = typer.Option(False, "--logprobs", help="Also run the comparison step by log-probabilities "
+                                  "(averaged over both orders; needs a backend with log-probs)."),
+    checklist: bool = typer.Option(False, "--checklist", help="Also run the comparison step by checklist "
+                                   "(yes/no questions about each version alone, by log-probabilities)."),
+    out: Path | None = typer.Option(None, "--out", help="Write one row per pair and order to this CSV."),
+    trace: Path | None = typer.Option(None, "--trace", help="Trace every call to this JSONL file."),
+    backend_options: BackendOptions = None,  # type: ignore[assignment]  # filled by with_backend_options
+) -> None:
+    """The swap test: do comparison votes pick the better text in both orders, or follow position?"""
+    from rich.console import Console
+
+    from crowdllm._io import atomic_path
+    from crowdllm.pipelines.bias import swap_pairs, swap_test
+    from crowdllm.pipelines.trace import Trace
+
+    if voters < 1:
+        raise ConfigError("--voters must be >= 1")
+    if not 0 <= temperature <= 2:
+        raise ConfigError("--temperature must be in 0..2")
+    pairs = swap_pairs(n, seed=seed)
+    llm = open_llm(backend_options, seed)
+    tr = Trace(trace)
+    try:
+        with Console(stderr=True).status(f"swap test: {n} pairs x 2 orders ..."):
+            result = swap_test(llm, pairs, voters=voters, temperature=temperature, seed=seed, trace=tr,
+                               by=["answers"] + ["logprobs"] * logprobs + ["checklist"] * checklist)
+        print_swap(Console(), result, backend=llm.describe())
+        if out is not None:
+            with atomic_path(out) as tmp:
+                result.rows.to_csv(tmp, index=False)
+        BackendOptions.finish(llm, out=out)
+    finally:
+        tr.close()
+        llm.close()
+
+
+def print_swap(console: Any, result: Any, *, backend: dict[str, Any] | None = None) -> None:
+    from rich.table import Table
+
+    be = f" \u00b7 {backend.get('backend')} ({backend.get('model')})" if backend else ""
+    table = Table(title=f"swap test{be}", caption="single: one prompt per voter and order (better: share of votes "
+                  "cast; abstained: of all votes; majority: of pairs). follows position: voters who named the same "
+                  "letter in both orders. step: the counterbalanced comparison every pipeline uses (shares of "
+                  "pairs). "
+                  f"{result.usage['calls']} calls, {result.usage['tokens']} tokens.")
+    cols = list(result.summary.columns)
+    for c in cols:
+        table.add_column(c, justify="left" if c == "order" else "right")
+    for _, row in result.summary.iterrows():
+        table.add_row(*[_fmt(row[c], c) if c != "pairs" else str(int(row[c])) for c in cols])
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

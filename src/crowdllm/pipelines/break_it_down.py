@@ -198,5 +198,6 @@ SPEC = PipelineSpec(
     empty=_empty,
     uses=("workers", "voters", "max_tokens", "temperature"),
     variants={"macro": macro},
+    judged=False,
     metrics=("answered", "comparisons"),
 )

@@ -28,10 +28,12 @@ RATER_ROLE = "You are a crowd worker judging the work of others. You answer hone
 class Evaluator:
     """A virtual rater crowd plus the usage of everything it was asked."""
 
-    def __init__(self, llm: LanguageModel, *, raters: int = 3,
+    def __init__(self, llm: LanguageModel | None, *, raters: int = 3,
                  personas: Sequence[Mapping[str, Any]] | None = None, seed: int = 7919,
                  trace: Trace | None = None) -> None:
-        self.run = Run(llm, trace=trace, seed=seed, personas=personas)
+        #: no model (``llm=None``): every judged score is NaN and only the checks count
+        self.enabled = llm is not None
+        self.run = Run(llm, trace=trace, seed=seed, personas=personas)  # type: ignore[arg-type]
         self.crowd = self.run.workers(raters, RATER_ROLE, temperature=0.0, prefix="rater")
 
     @property
@@ -40,6 +42,8 @@ class Evaluator:
 
     def rating(self, question: str, text: str, *, low: int = 1, high: int = 5) -> float:
         """Mean over raters of the expected rating (NaN when no rater gave a usable answer)."""
+        if not self.enabled:
+            return float("nan")
         if not text.strip():
             return float(low)
         choices = [str(i) for i in range(low, high + 1)]
@@ -50,6 +54,8 @@ class Evaluator:
 
     def yes_share(self, question: str) -> float:
         """Mean over raters of P(yes)."""
+        if not self.enabled:
+            return float("nan")
         dists = self.run.choose(self.crowd, f"{question}\nAnswer yes or no.", ["yes", "no"], task="judge")
         values = [d.probs[0] for d in dists if all(math.isfinite(p) for p in d.probs)]
         return float(np.mean(values)) if values else float("nan")
@@ -144,7 +150,7 @@ def evaluate_edit(ev: Evaluator, example: Mapping[str, Any], output: str) -> dic
         out.update(politeness=after, politeness_gain=after - before)
         goal_score = unit(after)
     elif goal == "proofread":
-        errors = example.get("errors") or []
+        errors = example.get("errors") or list(((example.get("checks") or {}).get("fix") or {}).items())
         fixed = [not _has_phrase(output, wrong) and _has_phrase(output, right) for wrong, right in errors]
         out["errors_fixed"] = float(np.mean(fixed)) if fixed else float("nan")
         goal_score = out["errors_fixed"] if fixed else float(changed)

@@ -45,7 +45,7 @@ def run(run: Run, example: Example, s: Settings) -> str:
             run.note(f"round {r + 1}: no new version; the current text stays")
             return current
         with run.step("vote"):
-            result = compare(run, voters, _criterion(example), current, new, task="vote")
+            result = compare(run, voters, _criterion(example), current, new, task="vote", by=s.compare_by)
             winner = decide(run, result, default="0", what=f"round {r + 1} vote")
         if winner == "1":
             run.keep(new, f"round {r + 1}: the new version won")
@@ -103,7 +103,7 @@ SPEC = PipelineSpec(
     evaluate=evaluate,
     render=str,
     empty=lambda ex: str(ex["text"]),
-    uses=("voters", "rounds", "max_tokens", "temperature"),
+    uses=("voters", "rounds", "max_tokens", "temperature", "compare_by"),
     variants={"parallel": parallel},
     editing=True,
     metrics=("meaning_kept", "rating", "coverage", "politeness", "politeness_gain"),

@@ -86,6 +86,10 @@ def _lines(records: list[dict[str, Any]], *, full: bool, width: int) -> Iterator
                             style="bold")
                 if rec.get("tie"):
                     line.append(" (tie)", style="yellow")
+                if rec.get("counterbalanced"):
+                    line.append(f"  [both orders; {rec.get('followed_position', 0)} followed position]", style="dim")
+                elif rec.get("orders"):
+                    line.append("  [order counterbalanced]", style="dim")
             elif "mean" in rec:
                 line.append(f"ratings {_short(rec.get('votes'), width // 2)} \u2192 mean {rec.get('mean')}")
             else:
@@ -144,7 +148,7 @@ def _header(rec: dict[str, Any], width: int) -> RenderableType:
 
 def _result(rec: dict[str, Any], records: list[dict[str, Any]]) -> RenderableType:
     u = rec.get("usage") or usage_of(records)
-    status = "complete" if rec.get("complete") else "stopped early (best result so far)"
+    status = rec.get("status") or ("complete" if rec.get("complete") else "stopped early (best result so far)")
     title = (f"result \u00b7 {status} \u00b7 {u.get('calls', 0)} calls \u00b7 "
              f"{int(u.get('prompt_tokens', 0)) + int(u.get('completion_tokens', 0))} tokens \u00b7 "
              f"{float(u.get('seconds', 0)):.1f} s")

@@ -86,11 +86,21 @@ def run_pipeline(
             run.record("error", error=f"{type(err).__name__}: {err}")
             raise
         text = spec.render(output)
-        run.record("result", output=output, text=text, complete=complete, notes=run.notes,
-                   usage=run.usage, details=run.details)
+        unchanged = spec.editing and text.strip() == str(ex.get(spec.input_key, "")).strip()
+        if unchanged:
+            run.note("the output equals the input: the run changed nothing")
+        run.record("result", output=output, text=text, complete=complete, unchanged=unchanged,
+                   status=status_of(complete, unchanged), notes=run.notes, usage=run.usage,
+                   details=run.details)
     finally:
         if own_trace:
             tr.close()
     return Outcome(pipeline=spec.name, method=method, example_id=str(ex.get("id", "input")), output=output,
-                   text=text, complete=complete, notes=list(run.notes), usage=run.usage,
+                   text=text, complete=complete, unchanged=unchanged, notes=list(run.notes), usage=run.usage,
                    details=dict(run.details), trace_path=str(tr.path) if tr.path else None)
+
+
+def status_of(complete: bool, unchanged: bool) -> str:
+    """The one-line status of a run: complete or stopped early, and whether it changed its input."""
+    status = "complete" if complete else "stopped early: best result so far"
+    return status + (" \u00b7 unchanged: the output equals the input" if unchanged else "")

@@ -26,10 +26,17 @@ class Settings:
     max_depth: int = 2     #: Price-Divide-Solve: deepest level that may still be split
     max_tokens: int = 160  #: longest answer of any one call
     temperature: float = 0.7  #: sampling temperature of every worker
+    #: how a comparison of two versions is read: "answers" (sampled letters, both orders, a vote counts
+    #: when it agrees with itself) or "logprobs" (letter probabilities averaged over both orders)
+    compare_by: str = "answers"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "compare_by":
+                if v not in ("answers", "logprobs", "checklist"):
+                    raise ConfigError(f"setting compare_by={v!r} must be 'answers', 'logprobs' or 'checklist'")
+                continue
             if f.name == "temperature":
                 if not isinstance(v, int | float) or not 0 <= v <= 2:
                     raise ConfigError(f"setting temperature={v!r} must be a number in 0..2")
@@ -48,7 +55,7 @@ class Settings:
                 raise ConfigError(f"unknown pipeline setting '{key}' (known: {', '.join(known)})")
             if value is None:
                 continue
-            cast = float if name == "temperature" else int
+            cast = {"temperature": float, "compare_by": str}.get(name, int)
             try:
                 new[name] = cast(value)
             except (TypeError, ValueError):
@@ -80,6 +87,7 @@ class PipelineSpec:
     variants: Mapping[str, Method] = field(default_factory=dict)  #: other crowd designs to compare
     editing: bool = False            #: takes POPQUORN email originals as real inputs
     metrics: tuple[str, ...] = ()    #: the evaluation columns shown in comparison tables
+    judged: bool = True              #: its ``quality`` needs the rater crowd (False: an exact score)
 
     @property
     def methods(self) -> list[str]:
@@ -116,3 +124,10 @@ class Outcome:
     usage: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
     trace_path: str | None = None
+    unchanged: bool = False  #: editing pipelines: the output equals the input text
+
+    @property
+    def status(self) -> str:
+        from crowdllm.pipelines.runner import status_of
+
+        return status_of(self.complete, self.unchanged)

@@ -180,5 +180,6 @@ SPEC = PipelineSpec(
     render=render,
     empty=lambda ex: [],
     uses=("workers", "voters", "agree", "max_parts", "max_tokens", "temperature"),
+    judged=False,
     metrics=("precision", "recall", "pairs", "agreement"),
 )
