@@ -3,6 +3,7 @@ fitted state and its save/load (format versions 1 and 2)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import fields
 
@@ -117,21 +118,24 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     fitted.save(tmp_path)
     path = tmp_path / "crowd.json"
     state = json.loads(path.read_text())
-    # version 2 dropped two keys that were saved but never read
-    assert set(state) == V1_KEYS - {"emb_mean", "emb_std"} and state["format_version"] == 2
+    # version 2 dropped two keys that were saved but never read; version 3 added the twins and the mixture
+    assert set(state) == (V1_KEYS - {"emb_mean", "emb_std"}) | {"twins", "mixture"} and state["format_version"] == 3
     # exactly what the code before the package wrote: its keys, no parameters it did not know
     state.update(format_version=1, hyper={**V1_HYPER, "epochs": 3}, emb_mean=[0.0] * 4, emb_std=[1.0] * 4)
+    del state["twins"], state["mixture"]
     path.write_text(json.dumps(state))
     loaded = DigitalCrowd.load(tmp_path)
     assert loaded.belief.epochs == 3 and loaded.memory.kappa == 1.0
     assert loaded.profile_columns_ == ["gender", "age", "group"]
+    plain = copy.deepcopy(fitted)  # the same crowd without the parts version 1 did not have
+    plain.state_.twins = plain.state_.mixture = None
     pd.testing.assert_frame_equal(loaded.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4),
-                                  fitted.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4))
+                                  plain.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4))
     del state["memory"]
     path.write_text(json.dumps(state))
     with pytest.raises(ConfigError, match=r"damaged or incompatible saved crowd \(KeyError: 'memory'\); fit the crowd"):
         DigitalCrowd.load(tmp_path)
-    state["format_version"] = 3
+    state["format_version"] = 4
     path.write_text(json.dumps(state))
-    with pytest.raises(ConfigError, match="format version 3 is newer"):
+    with pytest.raises(ConfigError, match="format version 4 is newer"):
         DigitalCrowd.load(tmp_path)

@@ -159,17 +159,22 @@ def test_method_plugins_are_discovered(tmp_path, monkeypatch, small_crowd: Crowd
     assert set(out["method"]) == {"plugin-global"}
 
 
-def test_votes_end_to_end() -> None:
-    rng = np.random.default_rng(0)
+def _top3_votes(seed: int) -> CrowdDataset:
+    """40 voters each pick 3 of 8 items, earlier items more often."""
+    rng = np.random.default_rng(seed)
     items = [f"p{j}" for j in range(8)]
     rows = []
     for v in range(40):
         chosen = set(rng.choice(items, size=3, replace=False, p=np.array([8, 7, 6, 5, 4, 3, 2, 1]) / 36))
         rows += [(item, f"v{v:02d}", int(item in chosen)) for item in items]
-    ds = CrowdDataset(pd.DataFrame(rows, columns=["task", "worker", "label"]),
-                      pd.DataFrame({"task": items, "text": items}),
-                      pd.DataFrame({"worker": [f"v{v:02d}" for v in range(40)], "district": ["N", "S"] * 20}),
-                      LabelSpec("topk", k=3), name="votes").validate()
+    return CrowdDataset(pd.DataFrame(rows, columns=["task", "worker", "label"]),
+                        pd.DataFrame({"task": items, "text": items}),
+                        pd.DataFrame({"worker": [f"v{v:02d}" for v in range(40)], "district": ["N", "S"] * 20}),
+                        LabelSpec("topk", k=3), name="votes").validate()
+
+
+def test_votes_end_to_end() -> None:
+    ds = _top3_votes(seed=0)
     out = run_experiment(ds, methods=["random", "global", "per-task", "profile-group"], seeds=[0, 1],
                          progress=False)
     assert set(out["aggregator"]) == {"count"}
@@ -192,3 +197,25 @@ def test_summarize_mean_and_std_over_seeds() -> None:
 def test_method_seeds_are_stable_and_distinct() -> None:
     assert method_seed(0, "random") == method_seed(0, "random")
     assert len({method_seed(0, "random"), method_seed(1, "random"), method_seed(0, "global")}) == 3
+
+
+def test_every_vote_method_gives_each_voter_exactly_k_votes() -> None:
+    """Votes end to end: whatever a method does, each virtual voter picks exactly k items, so the
+    per-item counts it is scored on sum to k x voters (a method that dropped or doubled ballots would
+    still produce plausible-looking counts)."""
+    from crowdllm.data.splits import split_dataset
+    from crowdllm.evaluate.runner import ExperimentContext, method_seed, method_spec
+
+    ds = _top3_votes(seed=1)
+    parts = split_dataset(ds, by="worker", test_size=0.25, random_state=0)
+    pairs = parts.test.responses[["task", "worker"]].reset_index(drop=True)
+    tasks = parts.test.tasks
+    workers = parts.test.workers[parts.test.workers["worker"].isin(set(pairs["worker"]))]
+    n_voters = pairs["worker"].nunique()
+    for name in ("random", "global", "profile-group"):
+        ctx = ExperimentContext(dataset="votes", split="worker", seed=0, label=ds.label)
+        method = method_spec(name).fit(ctx, parts.train)
+        pred = method.sample(tasks, workers, pairs=pairs, random_state=method_seed(0, name))
+        per_voter = pred.groupby("worker")["label"].sum()
+        assert (per_voter == 3).all(), name
+        assert int(pred["label"].sum()) == 3 * n_voters, name

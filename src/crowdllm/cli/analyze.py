@@ -530,8 +530,10 @@ def theory_cmd(
                                    "of a crowd simulated on the data set's tasks and profiles (noise 1, diversity 1)."),
     split: str = typer.Option("worker", "--split", help="worker (default: residuals need seen tasks), task."),
     test_size: float = _TEST_SIZE,
+    conformal: bool = typer.Option(True, "--conformal/--no-conformal", help="Also the split-conformal interval "
+                                   "calibrated on validation tasks/people (one more fit per seed and method)."),
 ) -> None:
-    """Theorem 5 interval coverage vs nominal level, and the Theorem 2 risk terms."""
+    """Theorem 5 interval coverage vs nominal level (beside the split-conformal one), and the Theorem 2 terms."""
     import pandas as pd
 
     from crowdllm.crowd.kinds import kind_of
@@ -548,7 +550,7 @@ def theory_cmd(
     folder = out_dir(run.out, ds.name)
     with run.session(ds, split, folder, "theory") as (factories, notes):
         cov, terms = theory_checks(ds, factories, alphas=al, n_virtual=n_virtual, seeds=seed_values, split=split,
-                                   test_size=test_size, draws=draws, progress=True,
+                                   test_size=test_size, draws=draws, progress=True, conformal=conformal,
                                    on_step=partial_saver(folder, "theory_coverage"))
     frames = [cov.assign(data="real")]
     if simulated and kind.choice_names(ds.label):  # a simulated crowd needs the levels of a scale
@@ -556,7 +558,8 @@ def theory_cmd(
                                           seeds=seed_values, test_size=test_size))
     cov_all = pd.concat(frames, ignore_index=True)
     settings = {"dataset": ds.name, "split": split, "test_size": test_size, "seeds": seed_values, "alphas": al,
-                "n_virtual": n_virtual, "draws": draws, "simulated": simulated, "methods": list(factories),
+                "n_virtual": n_virtual, "draws": draws, "simulated": simulated, "conformal": conformal,
+                "methods": list(factories),
                 "notes": notes}
     run.write(folder, "theory_coverage", cov_all, plot_theory_coverage, settings)
     run.write(folder, "theory_terms", terms, plot_theory_terms, settings)

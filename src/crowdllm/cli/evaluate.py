@@ -50,6 +50,8 @@ def evaluate_cmd(
     aggregators: str = typer.Option(None, "--aggregators",
                                     help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
     test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
+    per_answer: int = typer.Option(0, "--virtual-per-answer", help="Also score each method's answer distribution "
+                                   "(population protocol) with N virtual answers per real one, e.g. 30; 0: off."),
     option: list[str] = opt.OPTION,
     crowd_param: list[str] = opt.CROWD_PARAM,
     reference: Path = opt.REFERENCE,
@@ -67,6 +69,8 @@ def evaluate_cmd(
     if split not in SPLIT_BY:
         raise ConfigError(f"--split: '{split}' is not one of {', '.join(SPLIT_BY)}")
     seed_list = opt.parse_seeds(seeds)
+    if per_answer < 0:
+        raise ConfigError(f"--virtual-per-answer: {per_answer} must be 0 (off) or a positive number")
     method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
     agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
     needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
@@ -79,7 +83,7 @@ def evaluate_cmd(
             options["llm"] = llm
         results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list, aggregators=agg_names,
                                  options=options, progress=progress, test_size=test_size,
-                                 on_step=_partial_saver(out))
+                                 on_step=_partial_saver(out), per_answer=per_answer)
     _show(results, out, started)
 
 

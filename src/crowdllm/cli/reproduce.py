@@ -32,10 +32,14 @@ def _names(text: str | None, setting: str) -> list[str] | None:
     return items
 
 
+PER_ANSWER = typer.Option(0, "--virtual-per-answer", help="Also score each method's answer distribution "
+                          "(population protocol) with N virtual answers per real one, e.g. 30; 0: off.")
+
+
 def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, aggregators: str | None,
          out: Path | None, embedder: str | None, persona_budget: int, reference: Path | None, theory: bool,
          progress: bool, backend_options: BackendOptions, option: list[str] | None = None,
-         crowd_param: list[str] | None = None) -> Any:
+         crowd_param: list[str] | None = None, per_answer: int = 0) -> Any:
     from rich.console import Console
 
     from crowdllm.data.splits import SPLIT_BY
@@ -48,6 +52,8 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
             raise ConfigError(f"--splits: '{split}' is not one of {', '.join(SPLIT_BY)}")
     for name in _names(methods, "--methods") or []:
         method_spec(name)
+    if per_answer < 0:
+        raise ConfigError(f"--virtual-per-answer: {per_answer} must be 0 (off) or a positive number")
     if persona_budget < 0:
         raise ConfigError(f"--persona-budget must be >= 0, got {persona_budget}")
     if embedder is not None and embedder not in ("auto", "minilm", "hashing"):
@@ -60,7 +66,8 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
     with backend_options.session(usage_file=usage, quiet=True) as llm:
         result = reproduce(dataset, llm=llm, seeds=seed_list, splits=splits, methods=_names(methods, "--methods"),
                            aggregators=_names(aggregators, "--aggregators"), out=out, options=options,
-                           theory=theory, progress=show, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                           theory=theory, progress=show, log=lambda m: console.print(f"[dim]{m}[/dim]"),
+                           per_answer=per_answer)
     typer.echo(result.markdown)
     if out is not None:
         typer.echo(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'references.csv'} and {out / 'run.json'}")
@@ -85,6 +92,7 @@ def register(app: typer.Typer) -> None:
         option: list[str] = opt.OPTION,
         crowd_param: list[str] = opt.CROWD_PARAM,
         theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
+        per_answer: int = PER_ANSWER,
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
@@ -93,7 +101,8 @@ def register(app: typer.Typer) -> None:
         split_list = _names(splits, "--splits") or []
         _run("popquorn-offensiveness", seeds=seeds, splits=split_list, methods=methods, aggregators=aggregators,
              out=out, embedder=embedder, persona_budget=persona_budget, reference=reference, theory=theory,
-             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param)
+             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param,
+             per_answer=per_answer)
         if seeds.strip() == "1":
             typer.echo(f"This was 1 seed ({time.perf_counter() - started:.0f} s; LLM answers are now cached). "
                        f"The full table, 5 seeds: {FULL_OFFENSIVENESS} (about 5x the non-LLM time; no new LLM calls "
@@ -110,6 +119,7 @@ def register(app: typer.Typer) -> None:
         reference: Path = opt.REFERENCE,
         option: list[str] = opt.OPTION,
         crowd_param: list[str] = opt.CROWD_PARAM,
+        per_answer: int = PER_ANSWER,
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
@@ -117,6 +127,7 @@ def register(app: typer.Typer) -> None:
         virtual voters vs the held-out real voters (MAE, RMSE, CS, WD)."""
         _run("zurich-pb-top5", seeds=seeds, splits=["worker"], methods=methods, aggregators=None, out=out,
              embedder=embedder, persona_budget=persona_budget, reference=reference, theory=False,
-             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param)
+             progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param,
+             per_answer=per_answer)
 
     app.add_typer(group, name="reproduce")

@@ -2,7 +2,8 @@
 
 The base per task is the (calibrated) reference in model units plus the task memory's offset and the
 belief model's linear skip path; the belief deviation ``delta`` is averaged over ``J`` samples of the
-person's belief (J = 0: the prior mean). Pairs are processed in blocks so the (pairs x hidden)
+person's belief (J = 0: the prior mean); a person seen in training adds their twin's term
+(:mod:`.twins`) and is blended with their smaller noise. Pairs are processed in blocks so the (pairs x hidden)
 activations stay in cache.
 """
 
@@ -42,6 +43,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     task_x, base = task_inputs(st, kind, tasks, ref, use_distribution=use_distribution, calibrate=calibrate)
     A = belief.task_part(task_x)
     B = belief.profile_part(inputs.encode_profiles(st.profile_encoder, profiles))
+    who = profiles["worker"].astype(str).to_numpy()[wi] if st.twins is not None else None
     mu = np.empty((len(ti), base.shape[1]), dtype=np.float64)
     mean = np.empty_like(mu) if with_mean else None
     lvs = []
@@ -49,6 +51,8 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
         sl = slice(s, s + CHUNK)
         m, lv = belief.belief(A, B, ti[sl], wi[sl])
         b = base[ti[sl]]
+        if who is not None:  # a known person's own habits, on the model scale
+            b = b + st.twins.terms(who[sl], (b + m)[:, 0])[:, None]
         mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, J, rng))
         if mean is not None:
             mean[sl] = kind.to_label_units(st, b + m)
@@ -56,9 +60,17 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     return mu, mean, (np.concatenate(lvs) if lvs else np.zeros((0, 0)))
 
 
-def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray) -> np.ndarray | None:
-    """Per-row ordinal noise from the per-task sigmas (None: the blender's one noise for all)."""
-    if not isinstance(st.blender, OrdinalBlender) or not len(st.task_sigma):
+def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray,
+              workers: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-row ordinal noise from the per-task sigmas, times the twins' noise factor for a person seen in
+    training (``workers``: the worker id of each row); None: the blender's one noise for all."""
+    if not isinstance(st.blender, OrdinalBlender):
+        return None
+    twins = st.twins if st.twins is not None and st.twins.noise_factor_ < 1.0 else None
+    if not len(st.task_sigma) and (twins is None or workers is None):
         return None
     per_task = st.task_sigma.reindex(tasks["task"].to_numpy(dtype=object))
-    return per_task.fillna(st.blender.noise()).to_numpy(dtype=float)[ti]
+    noise = per_task.fillna(st.blender.noise()).to_numpy(dtype=float)[ti]
+    if twins is not None and workers is not None:
+        noise = np.where(twins.known(workers), noise * twins.noise_factor_, noise)
+    return noise

@@ -38,9 +38,11 @@ from crowdllm.blend import OrdinalBlender
 from crowdllm.crowd import decisions, inputs, state
 from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.mixture import AnswerMixture, fit_mixture, mix_labels
 from crowdllm.crowd.params import CrowdParams
 from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
 from crowdllm.crowd.reference import features as reference_features
+from crowdllm.crowd.twins import PersonTwins, fit_twins
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
@@ -57,6 +59,10 @@ class DigitalCrowd(CrowdParams):
     Parts: ``belief`` (a :class:`~crowdllm.belief.cvae.BeliefModel`: latent size, network, training;
     its hyper-parameters may also be passed flat, ``DigitalCrowd(epochs=50)``), ``memory`` (a
     :class:`~crowdllm.crowd.memory.TaskMemory`; ``memory_kappa=`` may be passed flat; ``task_memory=False``
+    switches it off), ``twins`` (a :class:`~crowdllm.crowd.twins.PersonTwins`: known people's own offset
+    and scale use, numeric labels; ``person_twins=False`` switches them off), ``mixture`` (an
+    :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's answers mixed with the
+    real ones, the weight learned on validation people, ordinal labels; ``answer_mixture=False``
     switches it off), ``blender`` (a blender name, None = the default for the label kind).
     Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
@@ -69,14 +75,17 @@ class DigitalCrowd(CrowdParams):
     """
 
     def __init__(self, *, belief: BeliefModel | None = None, memory: TaskMemory | None = None,
-                 task_memory: bool = True, blender: str | None = None, sigma: float | None = None,
+                 task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
+                 mixture: AnswerMixture | None = None, answer_mixture: bool = True,
+                 blender: str | None = None, sigma: float | None = None,
                  sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "linear",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text",
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
                  use_reference_distribution: bool = True, validation: str = "both",
                  valid_fraction: float = 0.15, refit: bool = False, random_state: int = 0,
                  verbose: bool = False, **flat: Any) -> None:
-        self.belief, self.memory = belief, memory
+        self.belief, self.memory, self.twins, self.person_twins = belief, memory, twins, person_twins
+        self.mixture, self.answer_mixture = mixture, answer_mixture
         self.task_memory, self.blender, self.sigma, self.sigma_scale = task_memory, blender, sigma, sigma_scale
         self.task_sigma, self.J, self.calibrate, self.embedder = task_sigma, J, calibrate, embedder
         self.text_column, self.meta_columns, self.profile_text_columns = text_column, meta_columns, profile_text_columns
@@ -147,7 +156,7 @@ class DigitalCrowd(CrowdParams):
                          valid=valid, n_ref=ref_x.shape[1])
         st.belief = self._train(data, kind.loss)
         st.n_train_responses, st.tasks = len(resp), tasks
-        self._fit_decisions(st, kind, data, y, pd.Index(tasks["task"]), len(workers))
+        self._fit_decisions(st, kind, data, y, pd.Index(tasks["task"]), pd.Index(workers["worker"]))
         self.state_ = st
         return self
 
@@ -162,9 +171,10 @@ class DigitalCrowd(CrowdParams):
         return again
 
     def _fit_decisions(self, st: state.CrowdState, kind: CrowdKind, data: TrainData, y: np.ndarray,
-                       task_ids: pd.Index, n_workers: int) -> None:
-        """Task memory from the training predictions, then the blender's noise from the training
-        residuals of the J-averaged decisions (and per-task ordinal noise)."""
+                       task_ids: pd.Index, worker_ids: pd.Index) -> None:
+        """Task memory from the training predictions, the known people's twins from what is left, then
+        the blender's noise from the training residuals of the J-averaged decisions (and per-task
+        ordinal noise; a smaller one for known people)."""
         model, ti, wi = st.belief, data.ti, data.wi
         assert model is not None
         m, lv = model.belief(model.task_part(data.task_x), model.profile_part(data.profile_x), ti, wi)
@@ -173,13 +183,18 @@ class DigitalCrowd(CrowdParams):
             st.memory = TaskMemory(kappa=(self.memory or TaskMemory()).kappa).fit(kind, st, base + m, y, ti, task_ids)
         else:
             st.memory = TaskMemory.disabled(task_ids, base.shape[1])
-        # another fitted component (e.g. per-person twins) goes here: fitted from the same training
-        # decisions, kept in a CrowdState field, and added to the decisions in crowd/decisions.py
         rng = np.random.default_rng(self.random_state + 104729)
         offsets = st.memory.offsets_[ti]
         mu = kind.to_label_units(st, base + offsets + model.sample_deviation(m, lv, self.J, rng))
         st.blender = kind.make_blender(st.label, self.blender, self.sigma, self.sigma_scale)
-        st.blender.fit(*kind.blender_data(mu, y, ti, wi, len(task_ids), n_workers))
+        st.blender.fit(*kind.blender_data(mu, y, ti, wi, len(task_ids), len(worker_ids)))
+        if self.person_twins and kind.has_spread:
+            st.twins = fit_twins(PersonTwins(**(self.twins or PersonTwins()).get_params()), kind, st,
+                                 base + m + offsets, y, mu, ti, wi, len(task_ids), worker_ids)
+        if self.answer_mixture:
+            st.mixture = fit_mixture(AnswerMixture(**(self.mixture or AnswerMixture()).get_params()), st, mu, y, ti,
+                                     data.valid, task_ids,
+                                     kind.residuals(st, base + m, y)[0][:, 0] if kind.has_spread else None)
         if self.task_sigma > 0 and isinstance(st.blender, OrdinalBlender) and self.sigma is None:
             sig = st.blender.group_sigmas(mu[:, 0], y, ti, len(task_ids), self.task_sigma)
             seen = np.bincount(ti, minlength=len(task_ids)) > 0
@@ -240,7 +255,10 @@ class DigitalCrowd(CrowdParams):
         ti, wi = inputs.pairs_index(task_frame, prof, pairs)
         mu, _, _ = self._decide(task_frame, prof, ti, wi, ref, rng, with_mean=False)
         labels = self.kind_.blend(self.state_.blender, mu, ti, wi, len(task_frame), len(prof), rng,
-                                  decisions.row_noise(self.state_, task_frame, ti))
+                                  decisions.row_noise(self.state_, task_frame, ti,
+                                                     prof["worker"].astype(str).to_numpy()[wi]))
+        labels = mix_labels(self.state_, labels, mu, task_frame["task"].to_numpy()[ti], prof["worker"].to_numpy()[wi],
+                            rng)
         out = pd.DataFrame({"task": pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"])),
                             "worker": pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str)),
                             "label": labels})

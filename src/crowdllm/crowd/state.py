@@ -4,7 +4,10 @@ The saved folder holds the belief network (``belief.safetensors`` + ``belief.jso
 ``crowd.json`` with everything else (no pickle, no training texts). ``crowd.json`` is written last
 and carries the digests of the belief files, so an interrupted save (or files copied from another
 model) is refused at load instead of mixing two models. Format version 2 dropped what was saved but
-never read (the text embeddings' mean and sd, used only while fitting); version 1 files still load. A newer version is refused with a one-line error.
+never read (the text embeddings' mean and sd, used only while fitting); version 3 added the digital
+twins of known people and the seen-task mixture (``twins``, ``mixture``; a reader of version 2 would
+ignore them and sample differently, hence the new number). Version 1 and 2 files still load (without
+twins or mixture). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -26,12 +29,14 @@ from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
 from crowdllm.blend import Blender, blender_from_dict
 from crowdllm.crowd.memory import TaskMemory
+from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.reference import reference_frame
+from crowdllm.crowd.twins import PersonTwins
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
 
@@ -64,6 +69,8 @@ class CrowdState:
     # the model's parts
     belief: BeliefModel | None = None
     memory: TaskMemory | None = None
+    twins: PersonTwins | None = None  # known people's own habits (numeric labels)
+    mixture: AnswerMixture | None = None  # seen tasks: real answers mixed in (ordinal labels)
     blender: Blender | None = None
     task_sigma: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     n_train_responses: int = 0
@@ -101,6 +108,8 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "memory": {**_table(s.memory.offsets_table), "kappa": s.memory.kappa_},
         "calibration": cal, "blender": s.blender.to_dict(), "task_sigma": _table(s.task_sigma),
         "n_train_responses": s.n_train_responses,
+        "twins": s.twins.to_dict() if s.twins is not None else None,
+        "mixture": s.mixture.to_dict() if s.mixture is not None else None,
         "files": {name: _sha256(directory / name) for name in BELIEF_FILES},
     }
 
@@ -131,6 +140,8 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         blender=blender_from_dict(d["blender"]),
         task_sigma=pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float),
         n_train_responses=int(d.get("n_train_responses", 0)),
+        twins=PersonTwins.from_dict(d["twins"]) if d.get("twins") else None,
+        mixture=AnswerMixture.from_dict(d["mixture"]) if d.get("mixture") else None,
         belief=BeliefModel.load(directory),
     )
 

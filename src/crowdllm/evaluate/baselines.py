@@ -25,6 +25,10 @@ Baselines (all seeded by ``random_state``):
 - :class:`PerTaskEmpirical` (``per-task``): the training workers' label distribution for that task.
   Seen tasks only: an unseen task gets NaN labels; not defined for top-k votes.
 - :class:`ProfileGroup` (``profile-group``): see its docstring.
+- :class:`LinearText` (``text-ridge``; with the LLM reference as extra inputs ``text+reference``): a
+  ridge regression from the task's text embedding (+ structured attributes, + the reference) to its
+  answer histogram, the strength chosen on held-out training tasks. The honest "why not just a
+  regression?" baseline: CrowdLLM reads the same inputs.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError
 
 _MAX_CONTINUOUS_LEVELS = 100
+#: Ridge strengths :class:`LinearText` chooses from (on held-out training tasks).
+RIDGE_ALPHAS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 @runtime_checkable
@@ -407,3 +413,166 @@ class ProfileGroup(DistributionBaseline):
         col = self.items_.get_indexer(pairs["task"].to_numpy())
         w = np.where(col >= 0, shares[np.arange(len(pairs)), np.maximum(col, 0)], np.nan)
         return np.where(np.isnan(w), np.nanmean(self.base_), w)
+
+
+# ---------------------------------------------------------------- a linear model of the answer histogram
+def reference_features(reference: pd.DataFrame | None, tasks: Sequence[str]) -> np.ndarray:
+    """The numeric columns of an LLM reference table (``y_ref`` and the answer distribution ``p_*``;
+    index or column ``task``) for ``tasks``, in that order; NaN where a task has no reference."""
+    if reference is None:
+        return np.zeros((len(tasks), 0))
+    frame = reference.set_index("task") if "task" in reference.columns else reference
+    frame = frame[~frame.index.astype(str).duplicated(keep="first")]
+    frame.index = frame.index.astype(str)
+    cols = ["y_ref", *[c for c in frame.columns if str(c).startswith("p_")]] if "y_ref" in frame.columns \
+        else [c for c in frame.columns if str(c).startswith("p_")]
+    if not cols:
+        raise ConfigError("the reference needs a y_ref column or p_* columns")
+    values = frame[cols].apply(pd.to_numeric, errors="coerce").reindex([str(t) for t in tasks])
+    return values.to_numpy(dtype=float)
+
+
+class LinearText(DistributionBaseline):
+    """Per-task answer distribution by ridge regression from what is known about the task.
+
+    Inputs ``x_t``: the text embedding (``embedder``), the structured attributes, and with
+    ``reference`` the LLM reference's ``y_ref`` and answer distribution ``p_*`` (standardised; a task
+    without one gets the training mean and a missing flag). Target: the task's share of answers on
+    each level (top-k: the share of voters choosing the item), each training task weighted by its
+    number of answers. ``W = argmin sum_t n_t |h_t - [x_t, 1] W|^2 + alpha |W|^2`` (the intercept
+    is not penalised). ``alpha`` is chosen from ``alphas`` by the mean 1-Wasserstein distance between
+    prediction and histogram on ``valid_fraction`` of the training tasks (absolute error of the
+    vote share for top-k), then refitted on all of them. A prediction is clipped at ``floor`` and
+    renormalised. Ignores who answers.
+
+    ``reference``: a frame indexed by task (or with a ``task`` column) covering the tasks to be
+    predicted, or a callable ``tasks -> frame`` asked for the tasks it is given."""
+
+    name = "text-ridge"
+
+    def __init__(self, embedder: Any = "auto", reference: Any = None, alphas: Sequence[float] = RIDGE_ALPHAS,
+                 valid_fraction: float = 0.2, floor: float = 1e-3, random_state: int = 0) -> None:
+        self.embedder = embedder
+        self.reference = reference
+        self.alphas = alphas
+        self.valid_fraction = valid_fraction
+        self.floor = floor
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ inputs
+    def _reference_for(self, tasks: pd.DataFrame) -> pd.DataFrame | None:
+        if self.reference is None:
+            return None
+        ref = self.reference(tasks) if callable(self.reference) else self.reference
+        if not isinstance(ref, pd.DataFrame):
+            raise ConfigError("reference must be a frame (y_ref, p_* columns) or a function returning one")
+        return ref
+
+    def _inputs(self, tasks: pd.DataFrame) -> np.ndarray:
+        emb, meta = self.featurizer_.transform(tasks)
+        parts = [np.asarray(emb, float), np.asarray(meta, float)]
+        if self.reference is not None:
+            r = reference_features(self._reference_for(tasks), tasks["task"].astype(str).tolist())
+            if r.shape[1] != len(self.ref_mean_):
+                raise ConfigError(f"the reference has {r.shape[1]} numeric columns here but had "
+                                  f"{len(self.ref_mean_)} when the baseline was fitted")
+            missing = np.isnan(r).any(axis=1, keepdims=True)
+            r = np.where(np.isnan(r), self.ref_mean_, r)
+            parts += [(r - self.ref_mean_) / self.ref_scale_, missing.astype(float)]
+        return np.concatenate(parts, axis=1)
+
+    # ------------------------------------------------------------------ fitting
+    @staticmethod
+    def _solve(X: np.ndarray, H: np.ndarray, w: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted ridge with an unpenalised intercept: centre by the weighted means, then solve."""
+        sw = w / w.sum()
+        mx, mh = sw @ X, sw @ H
+        Xc, Hc = (X - mx) * np.sqrt(w)[:, None], (H - mh) * np.sqrt(w)[:, None]
+        scale = float(w.mean())  # alpha is per average task
+        A = Xc.T @ Xc + alpha * scale * np.eye(X.shape[1])
+        W = np.linalg.solve(A, Xc.T @ Hc)
+        return W, mh - mx @ W
+
+    def _predict(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        P = X @ W + b
+        if self.label_.kind_.votes:
+            return np.clip(P[:, 0], self.floor, 1.0)
+        P = np.clip(P, self.floor, None)
+        return P / P.sum(axis=1, keepdims=True)
+
+    def _loss(self, P: np.ndarray, H: np.ndarray, w: np.ndarray) -> float:
+        if self.label_.kind_.votes:
+            return float(np.average(np.abs(P - H[:, 0]), weights=w))
+        if self.label_.kind_.nominal:
+            return float(np.average(0.5 * np.abs(P - H).sum(axis=1), weights=w))
+        gaps = np.abs(np.cumsum(P, axis=1) - np.cumsum(H, axis=1))[:, :-1] @ np.diff(self.levels_)
+        return float(np.average(gaps, weights=w))
+
+    def _fit(self, train: CrowdDataset) -> None:
+        from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
+
+        tasks = train.tasks.reset_index(drop=True).assign(task=lambda f: f["task"].astype(str))
+        embedder = TextEmbedder(self.embedder) if isinstance(self.embedder, str) else self.embedder
+        self.featurizer_ = TaskFeaturizer(embedder).fit(tasks)
+        ti = pd.Index(tasks["task"]).get_indexer(self.train_tasks_)
+        if self.label_.kind_.votes:
+            n_voters = max(len(set(self.train_workers_)), 1)
+            votes = np.bincount(ti, weights=self.train_codes_, minlength=len(tasks))
+            H, n = (votes / n_voters)[:, None], np.full(len(tasks), float(n_voters))
+        else:
+            C = np.zeros((len(tasks), len(self.levels_)))
+            np.add.at(C, (ti, self.train_codes_.astype(int)), 1.0)
+            n = C.sum(axis=1)
+            H = C / np.maximum(n, 1)[:, None]
+        keep = n > 0
+        if self.reference is not None:
+            r = reference_features(self._reference_for(tasks), tasks["task"].tolist())
+            if r.shape[1] == 0:
+                raise ConfigError("the reference has no numeric columns (y_ref, p_*)")
+            self.ref_mean_ = np.nanmean(np.where(np.isnan(r[keep]), np.nan, r[keep]), axis=0)
+            self.ref_mean_ = np.where(np.isnan(self.ref_mean_), 0.0, self.ref_mean_)
+            sd = np.nanstd(r[keep], axis=0)
+            self.ref_scale_ = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        X, H, n = self._inputs(tasks)[keep], H[keep], n[keep]
+        alphas = [float(a) for a in self.alphas]
+        if not alphas or min(alphas) < 0:
+            raise ConfigError(f"alphas={self.alphas!r}: give ridge strengths >= 0")
+        held = np.random.default_rng(self.random_state).random(len(X)) < self.valid_fraction
+        if len(alphas) > 1 and held.sum() >= 5 and (~held).sum() >= 5:
+            losses = []
+            for a in alphas:
+                W, b = self._solve(X[~held], H[~held], n[~held], a)
+                losses.append(self._loss(self._predict(X[held], W, b), H[held], n[held]))
+            self.validation_loss_ = dict(zip(alphas, losses, strict=True))
+            self.alpha_ = alphas[int(np.argmin(losses))]
+        else:
+            self.validation_loss_ = {}
+            self.alpha_ = alphas[len(alphas) // 2]
+        self.coef_, self.intercept_ = self._solve(X, H, n, self.alpha_)
+
+    # ------------------------------------------------------------------ predicting
+    def predict_proba(self, tasks: pd.DataFrame) -> pd.DataFrame:
+        """Expected answer distribution per task (index task, one column per level); top-k: one column,
+        the share of voters choosing the item."""
+        if not hasattr(self, "coef_"):
+            raise ConfigError(f"the '{self.name}' method must be fitted before it can predict")
+        frame = tasks.drop_duplicates("task").reset_index(drop=True).assign(task=lambda f: f["task"].astype(str))
+        P = self._predict(self._inputs(frame), self.coef_, self.intercept_)
+        cols = ["share"] if self.label_.kind_.votes else list(self.levels_)
+        return pd.DataFrame(P.reshape(len(frame), -1), index=pd.Index(frame["task"], name="task"), columns=cols)
+
+    def sample(self, tasks: pd.DataFrame, workers: pd.DataFrame, *, pairs: pd.DataFrame | None = None,
+               random_state: int | np.random.Generator | None = None) -> pd.DataFrame:
+        self._probs_now = self.predict_proba(tasks) if hasattr(self, "coef_") else None
+        try:
+            return super().sample(tasks, workers, pairs=pairs, random_state=random_state)
+        finally:
+            self._probs_now = None
+
+    def _probabilities(self, pairs: pd.DataFrame, tasks: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        assert self._probs_now is not None
+        return self._probs_now.reindex(pairs["task"].astype(str)).to_numpy(dtype=float)
+
+    def _item_weights(self, pairs: pd.DataFrame, workers: pd.DataFrame) -> np.ndarray:
+        assert self._probs_now is not None
+        return self._probs_now["share"].reindex(pairs["task"].astype(str)).to_numpy(dtype=float)

@@ -25,6 +25,18 @@ items, and ``wd = W1({c_i^pred}, {c_i^gold})`` between the two *sets* of per-ite
 of the paper's Table 5 WD, which the paper does not define). The predicted crowd must have as many
 voters as the gold one.
 
+Two protocols (column ``protocol`` where a table holds both):
+
+- ``matched`` (:data:`MATCHED`, the paper's): one virtual answer per held-out real answer, so each
+  score includes the virtual crowd's own sampling noise at gold size (about 9 answers per text). Its
+  floor is the *sampling oracle* (:func:`crowdllm.evaluate.noise.sampling_oracle`): the task's
+  population distribution itself, sampled at gold size.
+- ``population`` (:data:`POPULATION`): each method's per-task answer distribution scored against
+  gold, either by a large virtual crowd (``per_answer`` virtual answers per real one,
+  :func:`replicate_pairs` + :func:`evaluate_population`) or from the method's expected distribution
+  (:func:`evaluate_distributions`). Its floor is the noise ceiling (the population distribution
+  scored against gold-sized samples).
+
 Categorical labels: the numeric scores make no sense for unordered categories, so each categorical
 aggregator (MV, DS, GLAD) gets ``error_rate = mean_t [a_t != g_t]``, and the distribution metrics are
 ``cs_dist`` and ``avg_tvd = mean_t TV(P_t, G_t)`` (total variation distance of the two label shares).
@@ -52,6 +64,10 @@ AGGREGATE_METRICS: tuple[str, ...] = ("mae", "rmse", "cs_raw", "cs_centered")
 DISTRIBUTION_METRICS: tuple[str, ...] = ("cs_dist", "avg_wd")
 VOTE_METRICS: tuple[str, ...] = ("mae", "rmse", "cs_raw", "cs_centered", "wd")
 RESULT_COLUMNS: tuple[str, ...] = ("aggregator", "metric", "value")
+#: The protocols a score can be measured under (see the module docstring).
+MATCHED = "matched"
+POPULATION = "population"
+PROTOCOLS: tuple[str, ...] = (MATCHED, POPULATION)
 _CONTINUOUS_BINS = 10
 
 
@@ -270,17 +286,20 @@ def vote_counts(responses: pd.DataFrame, items: Sequence[str] | None = None) -> 
     return counts.astype(float).rename("votes")
 
 
-def evaluate_votes(pred: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+def evaluate_votes(pred: pd.DataFrame, gold: pd.DataFrame, *, per_answer: int = 1) -> pd.DataFrame:
     """MAE, RMSE, cosine (raw, centred) of predicted vs gold per-item counts, and WD between the two
-    sets of counts. Items are those in gold; both crowds must have the same number of voters."""
+    sets of counts. Items are those in gold; the predicted crowd must have ``per_answer`` times as many
+    voters as the gold one (its counts are divided by ``per_answer``: the population protocol)."""
     gold = check_responses(gold)
     pred = _drop_unpredicted(pred)
+    per_answer = _check_per_answer(per_answer)
     n_gold, n_pred = gold["worker"].nunique(), pred["worker"].nunique()
-    if n_gold != n_pred:
-        raise ConfigError(f"the predicted crowd has {n_pred} voters but the real one has {n_gold}; vote counts "
-                          "are only comparable for crowds of the same size")
+    if n_gold * per_answer != n_pred:
+        raise ConfigError(f"the predicted crowd has {n_pred} voters but the real one has {n_gold}"
+                          + (f" (x {per_answer} per real voter)" if per_answer > 1 else "")
+                          + "; vote counts are only comparable for crowds of the same size")
     items = sorted(set(gold["task"]))
-    c_pred = vote_counts(pred, items).to_numpy()
+    c_pred = vote_counts(pred, items).to_numpy() / per_answer
     c_gold = vote_counts(gold, items).to_numpy()
     rows = [
         (COUNT, "mae", mae(c_pred, c_gold)),
@@ -326,4 +345,119 @@ def evaluate_predictions(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpe
     else:
         rows.append((NO_AGGREGATOR, "avg_wd", nan if empty else float(np.mean(sp.wasserstein()))))
     rows.append((NO_AGGREGATOR, "coverage", sp.coverage))
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+# ---------------------------------------------------------------- the population protocol
+def _check_per_answer(per_answer: int) -> int:
+    if isinstance(per_answer, bool) or not isinstance(per_answer, (int, np.integer)) or per_answer < 1:
+        raise ConfigError(f"per_answer={per_answer!r}: give a whole number of virtual answers per real one (>= 1)")
+    return int(per_answer)
+
+
+def replicate_pairs(pairs: pd.DataFrame, workers: pd.DataFrame | None = None, *, per_answer: int,
+                    label: LabelSpec | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The requests of the population protocol: every (task, worker) pair ``per_answer`` times.
+
+    Ratings and categories: the pairs are repeated block by block (copy 0 of every pair, then copy 1,
+    ...), keeping the worker ids, so a method that knows the person (a digital twin) still recognises
+    them; ``workers`` is returned unchanged. Top-k votes: a ballot is one voter's, so each voter becomes
+    ``per_answer`` virtual voters ``"<worker>#<j>"`` with the same profile (pairs and ``workers`` both
+    renamed). Returns ``(pairs, workers)``."""
+    per_answer = _check_per_answer(per_answer)
+    base = pairs[["task", "worker"]].astype(str).reset_index(drop=True)
+    if label is not None and label.kind_.votes:
+        copies = [base.assign(worker=base["worker"] + f"#{j}") for j in range(per_answer)]
+        out_workers = None
+        if workers is not None:
+            w = workers.assign(worker=workers["worker"].astype(str)).reset_index(drop=True)
+            out_workers = pd.concat([w.assign(worker=w["worker"] + f"#{j}") for j in range(per_answer)],
+                                    ignore_index=True)
+        return pd.concat(copies, ignore_index=True), out_workers
+    return pd.concat([base] * per_answer, ignore_index=True), workers
+
+
+def evaluate_population(pred: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec,
+                        aggregators: Sequence[str] = DEFAULT_AGGREGATORS, *, per_answer: int) -> pd.DataFrame:
+    """Score a large virtual crowd (``per_answer`` virtual answers per held-out real answer, e.g. from
+    :func:`replicate_pairs`) against gold with the same metrics as :func:`evaluate_predictions`.
+
+    Histogram cosine and Wasserstein distance compare normalised distributions and every aggregator
+    is fitted on the whole virtual crowd, so only the crowd's size changes; repeated (task, worker)
+    pairs become distinct virtual people ``"<worker>#<copy>"`` for the aggregators that model workers
+    (DS, GLAD). Top-k: vote counts divided by ``per_answer``."""
+    per_answer = _check_per_answer(per_answer)
+    if label.kind_.votes:
+        return evaluate_votes(pred, gold, per_answer=per_answer)
+    pred = _drop_unpredicted(pred)
+    copy = pred.groupby(["task", "worker"], sort=False).cumcount().astype(str)
+    pred = pred.assign(worker=pred["worker"] + "#" + copy)
+    return evaluate_predictions(pred, gold, label, aggregators)
+
+
+def evaluate_distributions(probs: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec,
+                           aggregators: Sequence[str] = ("mean", "median", "mv")) -> pd.DataFrame:
+    """Score each task's *expected* answer distribution against the gold answers (population protocol
+    without sampling noise).
+
+    ``probs``: index = task, one column per level of the scale (``label.levels`` order; rows are
+    normalised, rows with a NaN are "cannot predict"). Aggregates of a distribution: ``mean`` its
+    expectation, ``median`` its lower median level, ``mv`` its most likely level; DS and GLAD model
+    workers and have no meaning here. ``cs_dist`` is the cosine of the distribution with the gold
+    histogram, ``avg_wd`` the 1-Wasserstein distance between the distribution and the gold labels.
+    Categorical labels: ``error_rate`` of the most likely category, ``cs_dist`` and ``avg_tvd``."""
+    if not label.kind_.on_levels or label.kind_.votes:
+        raise ConfigError(f"expected distributions are scored for ordinal and categorical labels, not "
+                          f"'{label.kind}' (use a large virtual crowd: evaluate_population)")
+    names = [str(a).strip().lower() for a in aggregators]
+    bad = [n for n in names if n not in ("mean", "median", "mv")]
+    if bad:
+        raise ConfigError(f"aggregator {', '.join(bad)} has no meaning for an expected distribution; "
+                          "use mean, median, mv")
+    if label.kind_.nominal:
+        names = [n for n in names if n == "mv"]
+    levels = np.asarray(label.levels, dtype=float)
+    if probs.shape[1] != len(levels):
+        raise ConfigError(f"probs has {probs.shape[1]} columns but the scale has {len(levels)} levels")
+    gold = check_responses(gold)
+    gold_tasks = pd.Index(np.unique(gold["task"].to_numpy().astype(str)))
+    P = probs.copy()
+    P.index = P.index.astype(str)
+    P = P[~P.isna().any(axis=1)]
+    tasks = gold_tasks.intersection(P.index).sort_values()
+    p = P.reindex(tasks).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = p / p.sum(axis=1, keepdims=True)
+    gold = gold[gold["task"].isin(tasks)].reset_index(drop=True)
+    gt = tasks.get_indexer(gold["task"])
+    gv = label_values(gold["label"], label)
+    hg = task_histograms(gt, gv, len(tasks), levels)
+    qg = hg / np.maximum(hg.sum(axis=1, keepdims=True), 1)
+    rows: list[tuple[str, str, float]] = []
+    nan = float("nan")
+    for name in names:
+        if name == "mean":
+            a, g = p @ levels, hg @ levels / np.maximum(hg.sum(axis=1), 1)
+        elif name == "median":
+            a = levels[np.minimum((np.cumsum(p, axis=1) < 0.5).sum(axis=1), len(levels) - 1)]
+            g = get_aggregator("median").fit_predict(gold).reindex(tasks).to_numpy(dtype=float)
+        else:
+            a = levels[np.argmax(p, axis=1)]
+            g_lab = get_aggregator("mv").fit_predict(gold).reindex(tasks)
+            g = label_values(g_lab, label) if label.kind_.nominal else g_lab.to_numpy(dtype=float)
+            if label.kind_.nominal:
+                a = np.argmax(p, axis=1).astype(float)
+        if label.kind_.nominal:
+            rows.append((name, "error_rate", float(np.mean(a != g)) if a.size else nan))
+            continue
+        rows += [(name, "mae", mae(a, g)), (name, "rmse", rmse(a, g)),
+                 (name, "cs_raw", cosine(a, g)), (name, "cs_centered", centered_cosine(a, g))]
+    empty = len(tasks) == 0
+    rows.append((NO_AGGREGATOR, "cs_dist", nan if empty else float(np.nanmean(_rowwise_cosine(p, hg)))))
+    if label.kind_.nominal:
+        rows.append((NO_AGGREGATOR, "avg_tvd", nan if empty else float(np.mean(0.5 * np.abs(p - qg).sum(axis=1)))))
+    else:
+        cdf_gap = np.abs(np.cumsum(p, axis=1) - np.cumsum(qg, axis=1))[:, :-1]
+        rows.append((NO_AGGREGATOR, "avg_wd", nan if empty else float(np.mean(cdf_gap @ np.diff(levels)))))
+    rows.append((NO_AGGREGATOR, "coverage", len(tasks) / len(gold_tasks) if len(gold_tasks) else nan))
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))

@@ -23,6 +23,18 @@ estimates, both returned as rows of the same long frame as the methods' results:
       all voters who chose ``i``); gold is simulated by drawing ``n`` ballots with replacement from all
       voters.
 
+``method = "sampling-oracle"`` (the floor of the *matched* protocol, :func:`sampling_oracle`):
+    a method that knows every task's population distribution ``P_t`` exactly but, like every method
+    in the matched protocol, answers once per held-out real answer. As for the noise ceiling, ``P_t``
+    is all responses to ``t`` and gold is simulated (``n_t`` draws from ``P_t``, so the oracle is not
+    scored against the very answers it was estimated from); the oracle's crowd is ``n_t`` further
+    independent draws, scored with :func:`crowdllm.evaluate.metrics.evaluate_predictions`, averaged
+    over ``n_sim`` rounds. With ``per_answer = k`` it draws ``k n_t`` answers (the population
+    protocol's large virtual crowd; as ``k`` grows it approaches the noise ceiling). Top-k: ``n`` (or
+    ``k n``) ballots drawn from all voters against ``n`` drawn gold ballots. The noise ceiling above is the floor of
+    the population protocol (no sampling noise of its own); a method scored in the matched protocol
+    can only reach the sampling oracle.
+
 ``method = "split-half"`` (humans against humans):
     the full responses of each test task with at least 4 responses are split at random into two halves
     (sizes ``floor(N_t/2)`` and ``ceil(N_t/2)``) and one half is scored as the prediction of the other
@@ -54,6 +66,7 @@ from crowdllm.evaluate.metrics import (
     centered_cosine,
     check_aggregators,
     cosine,
+    evaluate_population,
     evaluate_predictions,
     histogram_levels,
     label_values,
@@ -65,16 +78,19 @@ from crowdllm.evaluate.metrics import (
 
 NOISE_CEILING = "noise-ceiling"
 SPLIT_HALF = "split-half"
-CEILING_METHODS: tuple[str, ...] = (NOISE_CEILING, SPLIT_HALF)
+SAMPLING_ORACLE = "sampling-oracle"
+CEILING_METHODS: tuple[str, ...] = (NOISE_CEILING, SAMPLING_ORACLE, SPLIT_HALF)
 _COLUMNS = ["method", "aggregator", "metric", "value"]
 
 
 def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | None = None,
                   aggregators: Sequence[str] = DEFAULT_AGGREGATORS, n_sim: int = 10, n_splits: int = 3,
-                  random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+                  random_state: int | np.random.Generator | None = 0, with_sampling_oracle: bool = False,
+                  ) -> pd.DataFrame:
     """Both ceiling estimates for the gold responses of a test set, as ``[method, aggregator, metric, value]``.
 
-    ``full``: every response of the data set (only the gold tasks' rows are used); default: ``gold``."""
+    ``full``: every response of the data set (only the gold tasks' rows are used); default: ``gold``.
+    ``with_sampling_oracle``: add the matched protocol's floor (:func:`sampling_oracle`, ``n_sim`` rounds)."""
     if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
     if n_sim < 1 or n_splits < 1:
@@ -91,9 +107,79 @@ def noise_ceiling(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | 
     halves = split_half(full[full["task"].isin(set(gold["task"]))], label, aggregators=aggregators,
                         n_splits=n_splits, n_voters=gold["worker"].nunique() if label.kind_.votes else None,
                         random_state=generator)
-    out = pd.concat([oracle, halves], ignore_index=True)[_COLUMNS]
+    parts = [oracle, halves]
+    if with_sampling_oracle:
+        parts.insert(1, sampling_oracle(gold, label, full=full, aggregators=aggregators, n_sim=n_sim,
+                                        random_state=generator))
+    out = pd.concat(parts, ignore_index=True)[_COLUMNS]
     out.attrs["variance_source"] = source
     return out
+
+
+def sampling_oracle(gold: pd.DataFrame, label: LabelSpec, *, full: pd.DataFrame | None = None,
+                    aggregators: Sequence[str] = DEFAULT_AGGREGATORS, per_answer: int = 1, n_sim: int = 5,
+                    random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """The population distribution of each gold task sampled at gold size (``per_answer`` answers per
+    gold answer) and scored against gold; ``[method, aggregator, metric, value]`` with method
+    ``"sampling-oracle"``, averaged over ``n_sim`` seeded rounds (see the module docstring)."""
+    if label.kind_.free_text:
+        raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
+    if n_sim < 1:
+        raise ConfigError(f"n_sim={n_sim} must be at least 1")
+    gold = check_responses(gold)
+    full = gold if full is None else check_responses(full)
+    generator = make_rng(random_state)
+    per_answer = int(per_answer)
+    frames = []
+    if label.kind_.votes:
+        items, ballots = _ballots(full)
+        n = gold["worker"].nunique()
+        for _ in range(n_sim):
+            sim_gold = _ballot_frame(items, ballots[generator.integers(0, len(ballots), size=n)], "g")
+            sim_pred = _ballot_frame(items, ballots[generator.integers(0, len(ballots), size=n * per_answer)], "v")
+            frames.append(evaluate_population(sim_pred, sim_gold, label, per_answer=per_answer))
+    else:
+        names = check_aggregators(aggregators, label)
+        tasks = pd.Index(sorted(set(gold["task"])))
+        full = full[full["task"].isin(tasks)].reset_index(drop=True)
+        missing = tasks.difference(pd.Index(full["task"].unique()))
+        if len(missing):
+            raise ConfigError(f"task '{missing[0]}' has gold responses but none in the full data")
+        full = full.iloc[np.argsort(tasks.get_indexer(full["task"]), kind="stable")].reset_index(drop=True)
+        counts = np.bincount(tasks.get_indexer(full["task"]), minlength=len(tasks))
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        n_t = gold["task"].value_counts().reindex(tasks).to_numpy()
+        labels = full["label"].to_numpy()
+        workers = full["worker"].to_numpy()
+
+        def draw(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            t = np.repeat(np.arange(len(tasks)), sizes)
+            return t, starts[t] + (generator.random(len(t)) * counts[t]).astype(int)
+
+        for _ in range(n_sim):
+            gt, gpick = draw(n_t)  # the gold crowd, drawn again from the population (real worker ids)
+            sim_gold = pd.DataFrame({"task": tasks[gt], "worker": workers[gpick], "label": labels[gpick]})
+            sim_gold = sim_gold.assign(worker=sim_gold["worker"] + "#"
+                                       + sim_gold.groupby(["task", "worker"]).cumcount().astype(str))
+            pt, ppick = draw(n_t * per_answer)
+            sim_pred = pd.DataFrame({"task": tasks[pt], "worker": [f"v{j}" for j in range(len(ppick))],
+                                     "label": labels[ppick]})
+            frames.append(evaluate_predictions(sim_pred, sim_gold, label, names))
+    scores = pd.concat(frames, ignore_index=True)
+    scores = scores[scores["metric"] != "coverage"]
+    mean = scores.groupby(["aggregator", "metric"], sort=False)["value"].agg(_nanmean_series).reset_index()
+    mean.insert(0, "method", SAMPLING_ORACLE)
+    return mean[_COLUMNS]
+
+
+def _ballot_frame(items: list[str], ballots: np.ndarray, prefix: str) -> pd.DataFrame:
+    v, i = np.nonzero(np.ones_like(ballots))
+    return pd.DataFrame({"task": np.asarray(items, dtype=object)[i], "worker": [f"{prefix}{x}" for x in v],
+                         "label": ballots[v, i].astype(int)})
+
+
+def _nanmean_series(values: pd.Series) -> float:
+    return _nanmean(values.tolist())
 
 
 # ---------------------------------------------------------------- ratings and labels

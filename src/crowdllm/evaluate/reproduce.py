@@ -8,7 +8,8 @@ embedded model; cached on disk, so a rerun makes no call). It writes into ``out`
 - ``results.md``: one table per split (mean ± std over seeds, noise-ceiling rows), the LLM used, its
   cost (calls, cache hits, tokens, time), the text embedder, and the theory numbers;
 - ``references.csv``: the references (``y_ref``, ``p_*``) the methods used;
-- ``theory.csv``: Theorem 5 per-task intervals for the first seed of each split (numeric labels);
+- ``theory.csv``: Theorem 5 per-task intervals for the first seed of each split (numeric labels), with
+  the split-conformal interval calibrated on validation tasks/people beside them (``conformal_*``);
 - ``run.json``: settings, timings, usage.
 
 While it runs, ``results.partial.csv`` holds what is finished, so an interrupted run loses nothing
@@ -32,9 +33,10 @@ from crowdllm.errors import ConfigError
 OFFENSIVENESS = "popquorn-offensiveness"
 VOTING = "zurich-pb-top5"
 RATING_METHODS: tuple[str, ...] = ("random", "global", "per-task", "profile-group", "supervised-text",
-                                   "llm-zero-shot", "llm-multi-persona", "llm-self-consistency", "vae-only",
+                                   "text-ridge", "text+reference", "llm-zero-shot", "llm-multi-persona", "llm-self-consistency", "vae-only",
                                    "crowdllm")
-VOTING_METHODS: tuple[str, ...] = ("random", "global", "profile-group", "supervised-text", "llm-zero-shot",
+VOTING_METHODS: tuple[str, ...] = ("random", "global", "profile-group", "supervised-text", "text-ridge",
+                                   "text+reference", "llm-zero-shot",
                                    "llm-multi-persona", "llm-self-consistency", "vae-only", "crowdllm")
 
 
@@ -63,7 +65,8 @@ def _reference_table(ds: Any, llm: Any, options: Mapping[str, Any], progress: bo
 
 def _theory(ds: Any, split: str, seed: int, options: Mapping[str, Any], reference: pd.DataFrame | None
             ) -> tuple[str, pd.DataFrame | None]:
-    """Theorem 5 and Theorem 2 numbers for CrowdLLM on one split (ratings only)."""
+    """Theorem 5 (and the split-conformal interval beside it) and Theorem 2 numbers for CrowdLLM on one
+    split (ratings only)."""
     from crowdllm.crowd.kinds import kind_of
 
     kind = kind_of(ds.label)
@@ -71,15 +74,21 @@ def _theory(ds: Any, split: str, seed: int, options: Mapping[str, Any], referenc
         return "", None
     from crowdllm.data.splits import split_dataset
     from crowdllm.evaluate.methods.crowd import CrowdMethod
-    from crowdllm.evaluate.theory import risk_decomposition, theorem5_intervals
+    from crowdllm.evaluate.theory import conformal_intervals, risk_decomposition, theorem5_intervals
 
     parts = split_dataset(ds, by=split, random_state=int(seed))  # type: ignore[arg-type]
     method = CrowdMethod(use_reference=True, dataset=ds.name, split=split, seed=seed, options=dict(options)).fit(
         parts.train)
     intervals = theorem5_intervals(method.crowd_, parts.train, parts.test, reference=reference, random_state=seed)
+    conformal = conformal_intervals(
+        method.crowd_, lambda train: CrowdMethod(use_reference=True, dataset=ds.name, split=split, seed=seed,
+                                                 options=dict(options)).fit(train).crowd_,
+        parts.train, parts.test, split=split, reference=reference, random_state=seed)
     risk = risk_decomposition(method.crowd_, parts.test, reference=reference, random_state=seed)
-    frame = intervals.per_task.assign(split=split, seed=seed)
-    return f"- split by {split} (seed {seed}): {intervals.render()}\n  {risk.render()}", frame
+    conf = conformal.per_task.set_index("task")[["lower", "upper", "half_width", "covered"]].add_prefix("conformal_")
+    frame = intervals.per_task.join(conf, on="task").assign(split=split, seed=seed)
+    return (f"- split by {split} (seed {seed}): {intervals.render()}\n  {conformal.render()}\n  {risk.render()}",
+            frame)
 
 
 def reproduce(
@@ -95,9 +104,10 @@ def reproduce(
     theory: bool = True,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    per_answer: int = 0,
 ) -> Reproduction:
     """Run the paper's comparison on ``dataset`` (a registered name, or a CrowdDataset; see the module
-    docstring)."""
+    docstring). ``per_answer > 0`` adds the population protocol (see ``run_experiment``)."""
     from crowdllm.data import load_dataset
     from crowdllm.evaluate.table import to_markdown
 
@@ -121,7 +131,7 @@ def reproduce(
         out_dir.mkdir(parents=True, exist_ok=True)
         save_references(refs, out_dir / "references.csv")
     # 2. every method, split and seed; 3. the theory numbers
-    results, timings = _run_splits(ds, names, splits, seeds, aggregators, opts, progress, out_dir, say)
+    results, timings = _run_splits(ds, names, splits, seeds, aggregators, opts, progress, out_dir, say, per_answer)
     theory_text: dict[str, str] = {}
     theory_frames = []
     for split in splits if theory else ():
@@ -164,7 +174,7 @@ def _check_splits(ds: Any, splits: Sequence[str]) -> bool:
 
 def _run_splits(ds: Any, names: list[str], splits: Sequence[str], seeds: Sequence[int],
                 aggregators: Sequence[str] | None, opts: dict[str, Any], progress: bool, out_dir: Path | None,
-                say: Callable[[str], None]) -> tuple[pd.DataFrame, dict[str, float]]:
+                say: Callable[[str], None], per_answer: int = 0) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every method on every split and seed; the rows so far are kept in ``results.partial.csv``."""
     from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS
     from crowdllm.evaluate.runner import RESULT_COLUMNS, run_experiment
@@ -176,7 +186,8 @@ def _run_splits(ds: Any, names: list[str], splits: Sequence[str], seeds: Sequenc
         if out_dir is not None:
             both = pd.concat([*frames, frame], ignore_index=True)
             with atomic_path(out_dir / "results.partial.csv") as tmp:
-                both[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
+                both[[c for c in (*RESULT_COLUMNS, "protocol") if c in both.columns]].to_csv(
+                    tmp, index=False, float_format="%.6g")
 
     timings: dict[str, float] = {}
     for split in splits:
@@ -184,7 +195,7 @@ def _run_splits(ds: Any, names: list[str], splits: Sequence[str], seeds: Sequenc
         say(f"split by {split}: {', '.join(names)} x {len(seeds)} seed(s)")
         res = run_experiment(ds, methods=names, split=split, seeds=list(seeds),
                              aggregators=list(aggregators or DEFAULT_AGGREGATORS), options=opts, progress=progress,
-                             on_step=save_partial)
+                             on_step=save_partial, per_answer=per_answer)
         frames.append(res)
         notes += [n for n in res.attrs.get("notes", []) if n not in notes]
         timings[split] = round(time.perf_counter() - t1, 1)

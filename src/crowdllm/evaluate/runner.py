@@ -48,13 +48,17 @@ from crowdllm.evaluate.baselines import (
     ProfileGroup,
     UniformRandom,
 )
-from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS, evaluate_predictions
-from crowdllm.evaluate.noise import CEILING_METHODS, noise_ceiling
+from crowdllm.evaluate.metrics import DEFAULT_AGGREGATORS, MATCHED, POPULATION, evaluate_predictions
+from crowdllm.evaluate.noise import CEILING_METHODS, NOISE_CEILING, SAMPLING_ORACLE, SPLIT_HALF, noise_ceiling
 from crowdllm.evaluate.progress import ProgressBar
+from crowdllm.evaluate.protocols import population_scores
 
 RESULT_COLUMNS: tuple[str, ...] = ("dataset", "split", "seed", "method", "aggregator", "metric", "value")
 DEFAULT_METHODS: tuple[str, ...] = ("random", "global", "per-task", "profile-group")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+# which protocol's table each floor row belongs in (the noise ceiling is the population protocol's floor,
+# shown in both for continuity with the paper's tables)
+_CEILING_PROTOCOLS = {NOISE_CEILING: (MATCHED, POPULATION), SAMPLING_ORACLE: (MATCHED,), SPLIT_HALF: (MATCHED,)}
 
 
 @dataclass(frozen=True)
@@ -201,12 +205,16 @@ def _usable_aggregators(aggregators: Sequence[str], label: LabelSpec, notes: lis
 def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFAULT_METHODS, split: str = "worker",
                    seeds: Sequence[int] = DEFAULT_SEEDS, aggregators: Sequence[str] = DEFAULT_AGGREGATORS,
                    options: Mapping[str, Any] | None = None, progress: bool = True, test_size: float = 0.2,
-                   noise: bool = True, on_step: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+                   noise: bool = True, on_step: Callable[[pd.DataFrame], None] | None = None,
+                   per_answer: int = 0) -> pd.DataFrame:
     """Run every method on every seed's split and return the long results frame (:data:`RESULT_COLUMNS`).
 
     ``dataset``: a :class:`CrowdDataset`, a registered name or a file path. ``noise``: add the
     noise-ceiling and split-half rows. ``on_step``: called with the results so far after each method
-    and seed (the CLI uses it to save partial results). Deterministic for given seeds."""
+    and seed (the CLI uses it to save partial results). ``per_answer > 0``: score every method in
+    both protocols (:mod:`crowdllm.evaluate.protocols`; a ``protocol`` column says which): matched
+    (one answer per real answer, with the ``sampling-oracle`` floor) and population (``per_answer``
+    answers per real one, with the ``noise-ceiling`` floor). Deterministic for given seeds."""
     from crowdllm.data.splits import split_dataset
 
     ds = _load(dataset)
@@ -216,6 +224,8 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
         raise ConfigError(f"data set '{ds.name}' has free-text labels, which the numeric metrics cannot score")
     if not seeds:
         raise ConfigError("seeds: give at least one seed")
+    if isinstance(per_answer, bool) or not isinstance(per_answer, int) or per_answer < 0:
+        raise ConfigError(f"per_answer={per_answer!r}: give 0 (matched protocol only) or a positive whole number")
     names = [str(m).strip() for m in methods]
     if not names:
         raise ConfigError("methods: give at least one method")
@@ -224,19 +234,14 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     aggs = _usable_aggregators(aggregators, label, notes)
     if not aggs and not kind.votes:
         raise ConfigError("aggregators: none of the given aggregators can score these labels")
-    runnable: list[MethodSpec] = []
-    for spec in specs:
-        reason = spec.skip_reason(split, label)
-        if reason is None:
-            runnable.append(spec)
-        else:
-            notes.append(reason)
+    runnable = _runnable(specs, split, label, notes)
 
     frames: list[pd.DataFrame] = []
 
-    def add(frame: pd.DataFrame, seed: int, method: str) -> None:
+    def add(frame: pd.DataFrame, seed: int, method: str, protocol: str = MATCHED) -> None:
         frame = frame.assign(dataset=ds.name, split=split, seed=int(seed), method=method)
-        frames.append(frame[list(RESULT_COLUMNS)])
+        extra = ["protocol"] if per_answer else []
+        frames.append(frame.assign(protocol=protocol)[[*RESULT_COLUMNS, *extra]])
         if on_step is not None:
             on_step(_finish(frames, notes))
 
@@ -257,15 +262,32 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
                     raise type(err)(f"method '{spec.name}' (seed {seed}): {err}") from err
                 pred = _check_prediction(pred, pairs, spec.name)
                 add(evaluate_predictions(pred, gold, label, aggs), seed, spec.name)
+                if per_answer:
+                    add(population_scores(method, tasks, workers, pairs, gold, label, aggs, per_answer=per_answer,
+                                          random_state=method_seed(seed, spec.name) + 1), seed, spec.name, POPULATION)
                 bar.done()
             if noise:
                 bar.start(f"seed {seed}: noise ceiling")
                 ceiling = noise_ceiling(gold, label, full=ds.responses, aggregators=aggs,
-                                        random_state=method_seed(seed, "noise-ceiling"))
+                                        random_state=method_seed(seed, "noise-ceiling"),
+                                        with_sampling_oracle=bool(per_answer))
                 for method_name, part in ceiling.groupby("method", sort=False):
-                    add(part.drop(columns="method"), seed, str(method_name))
+                    for protocol in _CEILING_PROTOCOLS[str(method_name)] if per_answer else (MATCHED,):
+                        add(part.drop(columns="method"), seed, str(method_name), protocol)
                 bar.done()
     return _finish(frames, notes)
+
+
+def _runnable(specs: list[MethodSpec], split: str, label: LabelSpec, notes: list[str]) -> list[MethodSpec]:
+    """The methods that can run on this split and label kind; a note says why each other one cannot."""
+    runnable: list[MethodSpec] = []
+    for spec in specs:
+        reason = spec.skip_reason(split, label)
+        if reason is None:
+            runnable.append(spec)
+        else:
+            notes.append(reason)
+    return runnable
 
 
 def _finish(frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
@@ -283,13 +305,15 @@ SUMMARY_COLUMNS: tuple[str, ...] = ("dataset", "split", "method", "aggregator", 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation (``ddof=1``; NaN with one seed) over seeds, one row per
-    (dataset, split, method, aggregator, metric), in the order the rows first appear."""
+    (dataset, split, method, aggregator, metric) -- and protocol, when the results have that column --
+    in the order the rows first appear."""
     missing = [c for c in RESULT_COLUMNS if c not in results.columns]
     if missing:
         raise ConfigError(f"results need the columns {', '.join(RESULT_COLUMNS)} (missing: {', '.join(missing)})")
-    keys = ["dataset", "split", "method", "aggregator", "metric"]
+    keys = ["dataset", "split", *(["protocol"] if "protocol" in results.columns else []), "method", "aggregator",
+            "metric"]
     grouped = results.groupby(keys, sort=False, dropna=False)["value"]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["n_seeds"] = out["n_seeds"].astype(int)
     out.attrs["notes"] = list(results.attrs.get("notes", []))
-    return out[list(SUMMARY_COLUMNS)]
+    return out[[*SUMMARY_COLUMNS, *(["protocol"] if "protocol" in results.columns else [])]]

@@ -5,6 +5,10 @@ with CS raw / centered of the per-task means (the first aggregator when mean is 
 Categorical labels: Error (MV, DS, GLAD) | CS dist | Avg TVD. Top-k votes: MAE | RMSE | CS raw |
 CS centered | WD of the per-item vote counts. A coverage column appears when a method left tasks
 out. Cells are ``mean ± std`` over seeds; the best method per column is bold (ceiling rows excluded).
+
+Results with a ``protocol`` column (:data:`crowdllm.evaluate.metrics.PROTOCOLS`: ``matched``, one
+virtual answer per real one; ``population``, each method's answer distribution) get one table per
+(dataset, split, protocol), and the title says which protocol the numbers are.
 """
 
 from __future__ import annotations
@@ -18,14 +22,21 @@ import pandas as pd
 
 from crowdllm._io import atomic_path, atomic_write_text
 from crowdllm.evaluate.metrics import COUNT, NO_AGGREGATOR
-from crowdllm.evaluate.noise import CEILING_METHODS
+from crowdllm.evaluate.noise import CEILING_METHODS, SAMPLING_ORACLE
 from crowdllm.evaluate.runner import RESULT_COLUMNS, summarize
 
 AGGREGATOR_TITLES = {"mean": "Mean", "median": "Median", "mv": "MV", "ds": "DS", "glad": "GLAD"}
 LOWER_IS_BETTER = {"mae", "rmse", "avg_wd", "wd", "error_rate", "avg_tvd"}
 LEGEND = ("lower is better: MAE, RMSE, WD, Error, TVD; higher is better: CS (cosine similarity), coverage. "
           "noise-ceiling: an oracle that knows each task's full distribution, scored against gold-sized samples; "
+          "sampling-oracle: that distribution sampled at gold size (the floor of one virtual answer per real one); "
           "split-half: half of the real crowd scored against the other half.")
+PROTOCOL_LEGEND = {
+    "matched": "matched protocol: one virtual answer per held-out real answer (its floor: "
+               f"{SAMPLING_ORACLE}, the population distribution itself sampled at gold size)",
+    "population": "population protocol: each method's per-task answer distribution (a large virtual crowd) "
+                  "scored against the real answers (its floor: noise-ceiling)",
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,9 @@ def _ensure_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return summarize(frame)
 
 
-def _groups(summary: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
-    return [((str(d), str(s)), g) for (d, s), g in summary.groupby(["dataset", "split"], sort=False)]
+def _groups(summary: pd.DataFrame) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
+    keys = ["dataset", "split", "protocol"] if "protocol" in summary.columns else ["dataset", "split"]
+    return [(tuple(str(v) for v in key), g) for key, g in summary.groupby(keys, sort=False)]
 
 
 def table_cells(summary: pd.DataFrame, digits: int = 2) -> tuple[list[Column], list[str], list[list[str]],
@@ -117,9 +129,16 @@ def table_cells(summary: pd.DataFrame, digits: int = 2) -> tuple[list[Column], l
     return cols, methods, texts, bold
 
 
-def _title(key: tuple[str, str], summary: pd.DataFrame) -> str:
+def _title(key: tuple[str, ...], summary: pd.DataFrame) -> str:
     n = int(summary["n_seeds"].max()) if len(summary) else 0
-    return f"{key[0]} — split by {key[1]} ({n} seed{'s' if n != 1 else ''}, mean ± std)"
+    protocol = f", {key[2]} protocol" if len(key) > 2 else ""
+    return f"{key[0]} — split by {key[1]}{protocol} ({n} seed{'s' if n != 1 else ''}, mean ± std)"
+
+
+def _legend(summary: pd.DataFrame) -> list[str]:
+    if "protocol" not in summary.columns:
+        return [LEGEND]
+    return [LEGEND, *[PROTOCOL_LEGEND[p] for p in pd.unique(summary["protocol"]) if p in PROTOCOL_LEGEND]]
 
 
 def to_markdown(results_or_summary: pd.DataFrame, digits: int = 2) -> str:
@@ -136,7 +155,7 @@ def to_markdown(results_or_summary: pd.DataFrame, digits: int = 2) -> str:
             name = f"*{m}*" if m in CEILING_METHODS else m
             lines.append("| " + " | ".join([name, *cells]) + " |")
         parts.append("\n".join(lines))
-    parts.append(LEGEND)
+    parts.append("\n".join(_legend(summary)))
     notes = summary.attrs.get("notes") or []
     if notes:
         parts.append("Notes:\n" + "\n".join(f"- {n}" for n in notes))
@@ -163,7 +182,7 @@ def to_rich(results_or_summary: pd.DataFrame, digits: int = 2) -> Any:
             end_section = not ceiling and i + 1 < len(methods) and methods[i + 1] in CEILING_METHODS
             table.add_row(Text(m, style="dim italic" if ceiling else ""), *cells, end_section=end_section)
         items.append(table)
-    items.append(Text(LEGEND, style="dim"))
+    items += [Text(line, style="dim") for line in _legend(summary)]
     for note in summary.attrs.get("notes") or []:
         items.append(Text(f"note: {note}", style="yellow"))
     return Group(*items)
@@ -175,8 +194,9 @@ def write_results(results: pd.DataFrame, out_dir: str | Path, digits: int = 2) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "results.csv", out / "results.md"
+    columns = [*RESULT_COLUMNS, *(["protocol"] if "protocol" in results.columns else [])]
     with atomic_path(csv_path) as tmp:
-        results[list(RESULT_COLUMNS)].to_csv(tmp, index=False, float_format="%.6g")
+        results[columns].to_csv(tmp, index=False, float_format="%.6g")
     atomic_write_text(md_path, to_markdown(results, digits))
     return csv_path, md_path
 
@@ -184,5 +204,5 @@ def write_results(results: pd.DataFrame, out_dir: str | Path, digits: int = 2) -
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a ``results.csv`` back (aggregator ``-`` stays a string)."""
     frame = pd.read_csv(path, dtype={"dataset": str, "split": str, "method": str, "aggregator": str,
-                                     "metric": str}, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
+                                     "metric": str, "protocol": str}, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
     return frame

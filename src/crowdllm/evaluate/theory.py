@@ -22,6 +22,18 @@ people, so the interval for ``ybar`` adds ``s^2 / m`` (the held-out answers' var
 root. We report the coverage of the theorem's interval and of a *sharp* variant that replaces the bound
 ``eps0`` by the mean residual ``|mean(r)|`` it bounds in the proof.
 
+**Split-conformal interval** (:class:`SplitConformal`, :func:`conformal_intervals`): an interval for a
+task's real-crowd mean that a user can act on. For task ``t`` the crowd predicts the mean ``m_t`` and
+the variance ``v_t`` of one answer (its virtual crowd's), and the real crowd that will answer has ``n_t``
+people. Score ``s_t = |ybar_t - m_t| / sqrt(tau^2 + v_t / n_t)``: the error of the crowd mean scaled by
+what it should be if the model's error on the mean were ``tau`` and the real crowd's own sampling noise
+``v_t / n_t`` (so the width grows as the crowd gets smaller). ``tau^2 = max(mean_t (ybar_t - m_t)^2 -
+v_t / n_t, tau_min^2)`` and the quantile ``q = `` the ``ceil((n + 1)(1 - alpha))``-th smallest score are
+both learned on *calibration* tasks: tasks of the training part that a crowd fitted on the rest of
+the training part never saw (validation tasks for a task split, validation people on the training
+tasks for a worker split). The interval is ``m_t +- q sqrt(tau^2 + v_t / n_t)``; split-conformal
+theory gives coverage >= ``1 - alpha`` when calibration and test tasks are exchangeable.
+
 **Theorem 2** (risk decomposition, squared loss). For each held-out pair (a real person ``i`` and their
 digital twin) with the task's real mean ``y*``, the five terms are
 
@@ -166,6 +178,139 @@ def _answer_variance(crowd: Any, ids: list[str], reference: Any) -> np.ndarray:
     p = p / p.sum(axis=1, keepdims=True)
     mean = p @ levels
     return np.nan_to_num((p * (levels[None, :] - mean[:, None]) ** 2).sum(axis=1))
+
+
+# ---------------------------------------------------------------- split-conformal intervals
+class SplitConformal:
+    """Split-conformal interval for a task's real-crowd mean, scaled by crowd size (module docstring).
+
+    ``fit(pred, gold)``: ``pred`` indexed by task with columns ``mean`` (the crowd's predicted mean)
+    and ``var`` (its predicted variance of one answer); ``gold`` the calibration tasks' real responses.
+    Learns ``tau_`` and ``q_``. ``predict(pred, sizes)``: ``lower``, ``upper``, ``half_width`` per task
+    for real crowds of ``sizes`` people (a Series by task or one number)."""
+
+    def __init__(self, alpha: float = 0.05, tau_min: float = 0.01) -> None:
+        self.alpha = alpha
+        self.tau_min = tau_min
+
+    @staticmethod
+    def _aligned(pred: pd.DataFrame, gold: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        stats = gold.astype({"task": str}).groupby("task")["label"].agg(["mean", "count"])
+        p = pred.copy()
+        p.index = p.index.astype(str)
+        both = stats.index.intersection(p.index[p[["mean", "var"]].notna().all(axis=1)])
+        if len(both) == 0:
+            raise ConfigError("the calibration predictions and responses share no task")
+        return (stats.loc[both, "mean"].to_numpy(float), stats.loc[both, "count"].to_numpy(float),
+                p.loc[both, "mean"].to_numpy(float), p.loc[both, "var"].to_numpy(float))
+
+    def fit(self, pred: pd.DataFrame, gold: pd.DataFrame) -> SplitConformal:
+        if not 0 < float(self.alpha) < 1:
+            raise ConfigError(f"alpha={self.alpha!r} must be strictly between 0 and 1")
+        ybar, n, m, v = self._aligned(pred, gold)
+        r2 = (ybar - m) ** 2
+        self.tau_ = float(np.sqrt(max(float(np.mean(r2 - v / n)), self.tau_min ** 2)))
+        scores = np.sqrt(r2 / (self.tau_ ** 2 + v / n))
+        k = int(np.ceil((len(scores) + 1) * (1 - float(self.alpha))))
+        # fewer calibration tasks than 1/alpha: the interval must be infinite to keep its promise
+        self.q_ = float(np.sort(scores)[k - 1]) if k <= len(scores) else float("inf")
+        self.n_calibration_ = len(scores)
+        return self
+
+    def predict(self, pred: pd.DataFrame, sizes: pd.Series | float) -> pd.DataFrame:
+        if not hasattr(self, "q_"):
+            raise ConfigError("this SplitConformal is not fitted yet: call fit(pred, gold) first")
+        p = pred.copy()
+        p.index = p.index.astype(str)
+        n = sizes.reindex(p.index).to_numpy(float) if isinstance(sizes, pd.Series) else np.full(len(p), float(sizes))
+        half = self.q_ * np.sqrt(self.tau_ ** 2 + p["var"].to_numpy(float) / n)
+        m = p["mean"].to_numpy(float)
+        return pd.DataFrame({"mean": m, "lower": m - half, "upper": m + half, "half_width": half}, index=p.index)
+
+
+def crowd_task_moments(crowd: Any, tasks: pd.DataFrame, people: pd.DataFrame, *, reference: Any = None,
+                       random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Mean and variance of each task's virtual answers (everyone in ``people`` answers every task);
+    index task, columns ``mean``, ``var``, ``count``."""
+    virtual = crowd.sample(tasks, profiles=people, reference=reference, random_state=random_state,
+                           include_profile=False)
+    virtual = virtual.assign(task=virtual["task"].astype(str))
+    out = virtual.groupby("task", observed=True)["label"].agg(["mean", "var", "count"])
+    out["var"] = out["var"].fillna(0.0)
+    return out
+
+
+@dataclass
+class ConformalInputs:
+    """What a split-conformal interval is built from: the crowd's predicted moments and the real answers,
+    on calibration tasks (a crowd fitted without them) and on the test tasks."""
+
+    calibration: pd.DataFrame
+    calibration_gold: pd.DataFrame
+    test: pd.DataFrame
+    test_gold: pd.DataFrame
+    n_virtual: int
+
+    def report(self, alpha: float = 0.05) -> ConformalReport:
+        """Calibrate at level ``1 - alpha`` and measure coverage of the test tasks' real-crowd means."""
+        conf = SplitConformal(alpha=alpha).fit(self.calibration, self.calibration_gold)
+        gold = self.test_gold.astype({"task": str}).groupby("task")["label"].agg(["mean", "count"])
+        iv = conf.predict(self.test, gold["count"])
+        frame = pd.DataFrame({"task": iv.index, "virtual_mean": iv["mean"].to_numpy(),
+                              "gold_mean": gold["mean"].reindex(iv.index).to_numpy(float),
+                              "gold_n": gold["count"].reindex(iv.index).to_numpy(float),
+                              "lower": iv["lower"].to_numpy(), "upper": iv["upper"].to_numpy(),
+                              "half_width": iv["half_width"].to_numpy()})
+        frame["covered"] = (frame["gold_mean"] >= frame["lower"]) & (frame["gold_mean"] <= frame["upper"])
+        summary = {"tasks": float(len(frame)), "N": float(self.n_virtual), "nominal": 1 - alpha,
+                   "coverage": float(frame["covered"].mean()), "half_width": float(frame["half_width"].mean()),
+                   "tau": conf.tau_, "q": conf.q_, "calibration_tasks": float(conf.n_calibration_)}
+        return ConformalReport(frame, summary)
+
+
+def conformal_inputs(crowd: Any, refit: Any, train: CrowdDataset, test: CrowdDataset, *, split: str = "task",
+                     n_virtual: int = 200, valid_size: float = 0.2, reference: Any = None,
+                     random_state: int = 0) -> ConformalInputs:
+    """Predicted moments on calibration and test tasks (see :func:`conformal_intervals`); fits one crowd."""
+    _numeric(train)
+    from crowdllm.data.splits import split_dataset
+    from crowdllm.profiles.pool import PoolProfiles
+
+    rng = np.random.default_rng(random_state)
+    inner = split_dataset(train, by=split, test_size=valid_size, random_state=random_state)  # type: ignore[arg-type]
+    cal_crowd = refit(inner.train)
+    cal_tasks = inner.test.tasks[inner.test.tasks["task"].isin(set(inner.test.responses["task"]))]
+    people_cal = PoolProfiles(inner.train.workers).sample(n_virtual, rng)
+    cal = crowd_task_moments(cal_crowd, cal_tasks, people_cal, reference=reference, random_state=rng)
+    test_tasks = test.tasks[test.tasks["task"].isin(set(test.responses["task"]))].reset_index(drop=True)
+    people = PoolProfiles(train.workers).sample(n_virtual, rng)
+    pred = crowd_task_moments(crowd, test_tasks, people, reference=reference, random_state=rng)
+    return ConformalInputs(cal, inner.test.responses, pred, test.responses, n_virtual)
+
+
+def conformal_intervals(crowd: Any, refit: Any, train: CrowdDataset, test: CrowdDataset, *, split: str = "task",
+                        alpha: float = 0.05, n_virtual: int = 200, valid_size: float = 0.2, reference: Any = None,
+                        random_state: int = 0) -> ConformalReport:
+    """Split-conformal intervals (:class:`SplitConformal`) for the real-crowd mean of every test task.
+
+    ``crowd``: the crowd fitted on ``train``; ``refit(calibration_train) -> crowd``: fits the same
+    kind of crowd on a part of ``train`` (called once). ``split`` says how ``train`` is cut for
+    calibration, like the test split: ``task`` holds out training tasks, ``worker`` training people
+    (their answers to the training tasks), ``both`` both. ``reference``: the LLM reference of the
+    calibration and test tasks (a frame covering them, or a function ``tasks -> frame``). Returns
+    per-task ``virtual_mean``, ``gold_mean``, ``gold_n``, ``lower``, ``upper``, ``half_width``,
+    ``covered`` and a summary (``coverage``, ``half_width``, ``tau``, ``q``, ``calibration_tasks``)."""
+    return conformal_inputs(crowd, refit, train, test, split=split, n_virtual=n_virtual, valid_size=valid_size,
+                            reference=reference, random_state=random_state).report(alpha)
+
+
+@dataclass
+class ConformalReport(IntervalReport):
+    def render(self) -> str:
+        s = self.summary
+        return (f"Split-conformal intervals on {int(s['tasks'])} held-out tasks (nominal {s['nominal']:.0%}, "
+                f"calibrated on {int(s['calibration_tasks'])} validation tasks of the training part): coverage "
+                f"{s['coverage']:.1%}, mean half-width {s['half_width']:.2f} (tau {s['tau']:.3f}, q {s['q']:.2f}).")
 
 
 @dataclass

@@ -17,6 +17,10 @@ the share of held-out tasks whose target lies inside. Two targets:
   (:func:`crowdllm.evaluate.analyses.simulation.make_simulated_crowd`; ``s^2/m`` left out) — the
   quantity the theorem is about.
 
+With ``conformal=True`` each (seed, method) also gets the split-conformal interval
+(:func:`crowdllm.evaluate.theory.conformal_inputs`, ``variant = conformal``, target ``held-out mean``):
+calibrated on validation tasks/people of the training part (one extra fit), for every nominal level.
+
 An interval is *calibrated* when coverage is close to the nominal level; the theorem's interval is
 conservative by design (``eps0`` bounds the mean residual), so it should cover at least as often.
 
@@ -57,7 +61,7 @@ def _crowd_and_reference(fitted: Any, test: CrowdDataset) -> tuple[Any, Any]:
     if not hasattr(crowd, "expected_decisions"):
         raise ConfigError(f"the theory checks need a digital crowd; {type(fitted).__name__} is not one "
                           "(use e.g. --methods crowdllm,vae-only)")
-    refs = getattr(fitted, "_refs", None)
+    refs = getattr(fitted, "_refs", None) if getattr(crowd, "has_reference_", False) else None
     reference = refs(test.tasks) if callable(refs) else None
     return crowd, reference
 
@@ -113,6 +117,7 @@ def theory_checks(
     draws: int = 20,
     progress: bool = False,
     on_step: Callable[[pd.DataFrame], None] | None = None,
+    conformal: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Theorem 5 coverage and (with ``terms``) Theorem 2's terms, fitting each method once per seed.
 
@@ -133,12 +138,16 @@ def theory_checks(
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
             for name, factory in methods.items():
-                crowd, reference = _crowd_and_reference(factory(train, seed), test)
+                fitted = factory(train, seed)
+                crowd, reference = _crowd_and_reference(fitted, test)
                 key = {"dataset": dataset.name, "split": split, "seed": seed, "method": name}
                 report = theorem5_intervals(crowd, train, test, n_virtual=n_virtual, alpha=0.05, eta=eta,
                                             reference=reference, random_state=seed)
                 for rec in coverage_table(report.per_task, alphas, truth=truth).to_dict("records"):
                     cov_rows.append({**key, **rec})
+                if conformal:
+                    cov_rows += [{**key, **rec} for rec in _conformal_rows(fitted, crowd, factory, train, test, split,
+                                                                          alphas, n_virtual, seed)]
                 if terms:
                     got = risk_decomposition(crowd, test, reference=reference, draws=draws, random_state=seed).terms
                     term_rows += [{**key, "term": t, "value": float(got[t])} for t in TERMS]
@@ -146,6 +155,23 @@ def theory_checks(
                 if on_step is not None:  # lets a caller save what is done so far
                     on_step(tidy(cov_rows, COVERAGE_COLUMNS))
     return tidy(cov_rows, COVERAGE_COLUMNS), tidy(term_rows, TERM_COLUMNS)
+
+
+def _conformal_rows(fitted: Any, crowd: Any, factory: Trainer, train: CrowdDataset, test: CrowdDataset,
+                    split: str, alphas: Sequence[float], n_virtual: int, seed: int) -> list[dict]:
+    """Coverage rows of the split-conformal interval (one crowd refitted on the training part's rest)."""
+    from crowdllm.evaluate.theory import conformal_inputs
+
+    refs = getattr(fitted, "_refs", None) if getattr(crowd, "has_reference_", False) else None
+    inputs = conformal_inputs(crowd, lambda part: _crowd_and_reference(factory(part, seed), test)[0], train, test,
+                              split=split, n_virtual=n_virtual, reference=refs if callable(refs) else None,
+                              random_state=seed)
+    rows = []
+    for alpha in alphas:
+        s = inputs.report(alpha).summary
+        rows.append({"target": HELD_OUT, "variant": "conformal", "nominal": 1 - alpha, "coverage": s["coverage"],
+                     "mean_half_width": s["half_width"], "n_tasks": int(s["tasks"])})
+    return rows
 
 
 def summarize_coverage(results: pd.DataFrame) -> pd.DataFrame:

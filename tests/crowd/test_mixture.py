@@ -1,0 +1,61 @@
+"""Seen tasks: real answers mixed into new people's, with a weight learned on validation people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdllm.crowd import DigitalCrowd
+from crowdllm.crowd.mixture import AnswerMixture
+from crowdllm.data.synthetic import make_synthetic_crowd
+from crowdllm.errors import ConfigError
+
+
+def answers(n_tasks: int, per_task: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each task has its own answer distribution over 5 levels (a random Dirichlet draw)."""
+    dist = rng.dirichlet(np.full(5, 0.5), size=n_tasks)
+    ti = np.repeat(np.arange(n_tasks), per_task)
+    codes = np.array([rng.choice(5, p=dist[t]) for t in ti])
+    return dist, ti, codes
+
+
+def test_the_weight_follows_whichever_source_predicts_the_validation_people() -> None:
+    rng = np.random.default_rng(0)
+    dist, ti, codes = answers(300, 12, rng)
+    valid = rng.random(len(ti)) < 0.3
+    tasks = [f"t{i}" for i in range(300)]
+    blind = np.full((int(valid.sum()), 5), 0.2)  # a model that knows nothing: the real answers should win
+    mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=blind)
+    # ~8 real answers a task beat a flat model: they keep most of the weight (w >= 8 / (8 + 2))
+    assert mix.k_ <= 2.0
+    oracle = dist[ti[valid]]  # a model that knows each task's distribution: it should win
+    mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=oracle)
+    assert mix.k_ == max(mix.grid)
+    # no validation answer on a task other people answered: nothing to learn from, the model decides
+    only_valid = AnswerMixture().fit(codes[:12], ti[:12], tasks[:1], n_levels=5, valid=np.ones(12, bool),
+                                     model_probs=blind[:12])
+    assert only_valid.k_ == max(only_valid.grid)
+
+
+def test_mixed_answers_keep_known_people_and_move_by_the_shift() -> None:
+    mix = AnswerMixture(k=0.0).fit(np.array([0, 0]), np.array([0, 0]), ["a"], n_levels=5)  # w = 1 on task a
+    levels = np.arange(1.0, 6.0)
+    rng = np.random.default_rng(0)
+    codes = mix.mix(np.array([4, 4, 4, 4]), np.array(["a", "a", "a", "new"]), rng,
+                    keep=np.array([True, False, False, False]), shift=np.array([0.0, 0.0, 2.2, 0.0]), levels=levels)
+    # kept, replaced by the real answer (level 1), the real answer moved 2.2 up (level 3), unseen task kept
+    assert codes.tolist() == [4, 0, 2, 4]
+    with pytest.raises(ConfigError, match="k=-1"):
+        AnswerMixture(k=-1).fit(np.array([0]), np.array([0]), ["a"], n_levels=5)
+
+
+def test_a_fitted_crowd_keeps_its_mixture_through_save_and_load(tmp_path) -> None:
+    ds = make_synthetic_crowd(n_tasks=40, n_workers=30, random_state=0).dataset
+    crowd = DigitalCrowd(embedder="hashing", epochs=5, validation="workers", random_state=0).fit(ds)
+    assert crowd.mixture_ is not None and crowd.mixture_.k_ in crowd.mixture_.grid
+    strangers = ds.workers.assign(worker=ds.workers["worker"] + "-new")
+    first = crowd.sample(ds.tasks, profiles=strangers, random_state=3)["label"].tolist()
+    back = DigitalCrowd.load(crowd.save(tmp_path / "c"))
+    assert back.sample(ds.tasks, profiles=strangers, random_state=3)["label"].tolist() == first
+    off = DigitalCrowd(embedder="hashing", epochs=5, validation="workers", random_state=0, answer_mixture=False)
+    assert off.fit(ds).mixture_ is None
