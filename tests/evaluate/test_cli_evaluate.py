@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -144,3 +145,27 @@ def test_three_files_joined_with_tasks_and_workers(three_files, tmp_path, capsys
     errors = [line for line in captured.err.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "'t0029'" in errors[0], captured.err
     assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("categories", ["-1,1", "1,-1"])
+def test_numbers_used_as_category_codes_evaluate_with_the_baselines(tmp_path, capsys, categories) -> None:
+    """Answers -1/1 (read as numbers by the file reader) with --kind categorical --categories=-1,1:
+    the labels `data validate` accepts are scored by evaluate too."""
+    rng = np.random.default_rng(3)
+    p_yes = rng.uniform(0.1, 0.9, size=20)
+    rows = [{"task": f"t{t}", "worker": f"w{w}", "gender": ("man", "woman")[w % 2],
+             "label": 1 if rng.random() < p_yes[t] else -1} for t in range(20) for w in range(15)]
+    frame = pd.DataFrame(rows)
+    path = tmp_path / "binary.csv"
+    frame.to_csv(path, index=False)
+    flags = ["--map", "task=task,worker=worker,label=label,profile=gender", "--kind", "categorical",
+             f"--categories={categories}"]
+    assert main(["data", "validate", str(path), *flags]) == 0
+    capsys.readouterr()
+    out = tmp_path / "res"
+    assert main(["evaluate", "-d", str(path), *flags, "--seeds", "1", "--methods", "random,global,per-task,profile-group",
+                 "--aggregators", "mv", "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert {"random", "global", "per-task", "profile-group", "noise-ceiling"} <= set(results["method"])
+    scored = results[results["method"].isin(["global", "per-task"])]
+    assert len(scored) and pd.to_numeric(scored["value"], errors="coerce").notna().all()

@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
 
 from crowdllm.data.dataset import LabelSpec
-from crowdllm.errors import ConfigError
+from crowdllm.errors import ConfigError, CrowdDataError
 from crowdllm.evaluate.metrics import (
     avg_wasserstein,
     centered_cosine,
     cosine,
     cs_dist,
     evaluate_predictions,
+    label_values,
     per_task_wasserstein,
 )
 
@@ -160,3 +161,14 @@ def test_a_perfect_prediction_scores_zero_error_and_full_similarity(rows: list) 
         assert math.isnan(m[(agg, "cs_centered")]) or m[(agg, "cs_centered")] == pytest.approx(1.0)
     assert m[("-", "avg_wd")] == 0
     assert m[("-", "cs_dist")] == pytest.approx(1.0)
+
+
+def test_category_codes_match_whatever_type_the_file_gave_them():
+    """Answers -1/1 read as ints, floats or text are the categories '-1'/'1' (as the loader reads them)."""
+    binary = LabelSpec("categorical", categories=("-1", "1"))
+    for labels in ([-1, 1, 1], [-1.0, 1.0, 1.0], ["-1", "1.0", " 1"]):
+        np.testing.assert_array_equal(label_values(pd.Series(labels), binary), [0.0, 1.0, 1.0])
+    named = LabelSpec("categorical", categories=("no", "yes"))
+    np.testing.assert_array_equal(label_values(pd.Series(["yes", "no"]), named), [1.0, 0.0])
+    with pytest.raises(CrowdDataError, match="label '0' is not one of the categories"):
+        label_values(pd.Series([-1, 0]), binary)

@@ -4,7 +4,8 @@ A thin shell over :func:`crowdllm.evaluate.run_experiment`; prints the table (me
 with the noise-ceiling rows) and with ``--out DIR`` writes ``DIR/results.csv`` (long form) and
 ``DIR/results.md``. The data flags are those of every command that reads a crowd file (``--map``,
 ``--kind``/``--scale``/``--categories``, ``--tasks``/``--task-map``, ``--workers``/``--worker-map``,
-``--strict``; see :mod:`crowdllm.cli._data_options`). While it runs, the results so far are kept in ``DIR/results.partial.csv``.
+``--strict``; see :mod:`crowdllm.cli._data_options`). While it runs, the results so far are kept in
+``DIR/results.partial.csv``.
 
 Methods that call a language model get it from the shared backend flags (``--base-url``, ``--model``,
 ``--model-path``, ...; see :mod:`crowdllm.cli._backend`); it is opened only when a chosen method needs

@@ -52,7 +52,7 @@ from scipy.stats import wasserstein_distance
 
 from crowdllm.aggregate import NUMERIC_ONLY, get_aggregator
 from crowdllm.aggregate._base import check_responses
-from crowdllm.data.dataset import LabelSpec
+from crowdllm.data.dataset import LabelSpec, category_text
 from crowdllm.errors import ConfigError, CrowdDataError
 
 #: Aggregator column value for metrics that do not depend on an aggregator.
@@ -107,13 +107,16 @@ def _rowwise_cosine(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- labels on the metric axis
 def label_values(labels: pd.Series, label: LabelSpec) -> np.ndarray:
-    """Labels as floats: numbers for numeric kinds, category index for categorical labels."""
+    """Labels as floats: numbers for numeric kinds, category index for categorical labels.
+
+    Categories are matched as :func:`~crowdllm.data.dataset.category_text` reads them, as the loader
+    does: numbers used as codes (``--categories=-1,1`` on answers read as ``-1.0``/``1.0``) match."""
     if label.kind_.free_text:
         raise ConfigError("free-text labels are not scored by the numeric metrics (label kind 'text')")
     if label.kind_.nominal:
         assert label.categories is not None
-        lookup = {c: float(i) for i, c in enumerate(label.categories)}
-        codes = labels.astype(str).map(lookup)
+        lookup = {category_text(c): float(i) for i, c in enumerate(label.categories)}
+        codes = labels.map(category_text).map(lookup)
         if codes.isna().any():
             bad = labels[codes.isna()].iloc[0]
             raise CrowdDataError(f"label '{bad}' is not one of the categories {list(label.categories)}",
