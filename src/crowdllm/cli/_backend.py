@@ -25,8 +25,6 @@ How to use it in a CLI module (``src/crowdllm/cli/<name>.py``)::
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from typing import Any
 
 import typer
 
+from crowdllm.cli._grouped import add_option_group
 from crowdllm.errors import ConfigError
 from crowdllm.llm.base import LanguageModel
 
@@ -143,25 +142,7 @@ OPTION_NAMES = tuple(name for name, _, _ in _OPTIONS)
 
 def with_backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for a Typer command: adds the backend flags; the command gets ``backend_options``."""
-    sig = inspect.signature(func)
-    if "backend_options" not in sig.parameters:
-        raise TypeError(f"{func.__name__} needs a parameter named 'backend_options'")
-    clash = set(OPTION_NAMES) & set(sig.parameters)
-    if clash:
-        raise TypeError(f"{func.__name__} already has parameter(s) {clash}")
-    kept = [p for p in sig.parameters.values() if p.name != "backend_options"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, annotation, default in _OPTIONS]
+    def build(values: dict[str, Any]) -> BackendOptions:
+        return BackendOptions(**{**values, "base_url": list(values.get("base_url") or [])})
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs}
-        values["base_url"] = list(values.get("base_url") or [])
-        return func(*args, backend_options=BackendOptions(**values), **kwargs)
-
-    # positional-or-keyword parameters must precede keyword-only ones
-    wrapper.__signature__ = sig.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in getattr(func, "__annotations__", {}).items() if k != "backend_options"}
-    annotations.update({name: annotation for name, annotation, _ in _OPTIONS})
-    wrapper.__annotations__ = annotations
-    return wrapper
+    return add_option_group(func, "backend_options", _OPTIONS, build)

@@ -19,7 +19,6 @@ or person is missing from those files is an error instead of a counted warning).
 from __future__ import annotations
 
 import functools
-import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import typer
 
+from crowdllm.cli._grouped import add_option_group
 from crowdllm.errors import ConfigError
 
 MAP_HELP = ("Column map of the responses file, KEY=COLUMN,...: task, worker, label, text (task text), "
@@ -150,26 +150,4 @@ def with_data_options(func: Callable[..., Any] | None = None, *, without: tuple[
     if unknown:
         raise TypeError(f"with_data_options: no data option(s) {unknown}")
     options = [o for o in _OPTIONS if o[0] not in without]
-    names = tuple(name for name, _, _ in options)
-    sig = inspect.signature(func)
-    if "data_options" not in sig.parameters:
-        raise TypeError(f"{func.__name__} needs a parameter named 'data_options'")
-    clash = set(names) & set(sig.parameters)
-    if clash:
-        raise TypeError(f"{func.__name__} already has parameter(s) {clash}")
-    kept = [p for p in sig.parameters.values() if p.name != "data_options"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, annotation, default in options]
-    positional = [p for p in kept if p.kind != inspect.Parameter.KEYWORD_ONLY]
-    keyword = [p for p in kept if p.kind == inspect.Parameter.KEYWORD_ONLY]
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in names if name in kwargs}
-        return func(*args, data_options=DataOptions(**values), **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=[*positional, *keyword, *added])  # type: ignore[attr-defined]
-    annotations = {k: v for k, v in getattr(func, "__annotations__", {}).items() if k != "data_options"}
-    annotations.update({name: annotation for name, annotation, _ in options})
-    wrapper.__annotations__ = annotations
-    return wrapper
+    return add_option_group(func, "data_options", options, lambda values: DataOptions(**values))
