@@ -1,4 +1,4 @@
-"""Small shared I/O helpers: atomic writes and seeded random generators."""
+"""Small shared I/O helpers: atomic writes, reading a saved JSON object, seeded random generators."""
 
 from __future__ import annotations
 
@@ -68,3 +68,21 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object saved at ``path``; a missing, unreadable or non-object file is one ConfigError
+    naming the file: "no {what} here", or "not a {what}" (e.g. ``what="saved belief model"``)."""
+    from crowdllm.errors import ConfigError
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no {what} here") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8 JSON) file") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path}: not a {what}")
+    return obj

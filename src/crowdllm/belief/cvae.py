@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from crowdllm._io import atomic_path, atomic_write_json
+from crowdllm._io import atomic_path, atomic_write_json, read_json_object
 from crowdllm.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -419,16 +418,7 @@ class BeliefModel:
 
         directory = Path(directory)
         meta_path = directory / f"{prefix}.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{meta_path}: no saved belief model here") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{meta_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{meta_path}: not a text (UTF-8 JSON) file") from None
-        if not isinstance(meta, dict):
-            raise ConfigError(f"{meta_path}: not a saved belief model")
+        meta = read_json_object(meta_path, "saved belief model")
         try:
             version = int(meta.get("format_version", 0))
             if version > FORMAT_VERSION:

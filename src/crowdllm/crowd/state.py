@@ -16,7 +16,6 @@ and one in :func:`from_json`.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm._io import read_json_object
 from crowdllm.belief.calibration import ReferenceCalibrator
 from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
@@ -149,15 +149,8 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
 def read_json(directory: Path) -> dict[str, Any]:
     """``crowd.json`` of a saved crowd, checked: a DigitalCrowd, a known version, its own belief files."""
     path = directory / "crowd.json"
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no saved digital crowd here") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text (UTF-8 JSON) file") from None
-    if not isinstance(d, dict) or d.get("kind") != _KIND:
+    d = read_json_object(path, "saved DigitalCrowd")
+    if d.get("kind") != _KIND:
         raise ConfigError(f"{path}: not a saved DigitalCrowd")
     try:
         version = int(d.get("format_version", 0))
