@@ -23,16 +23,19 @@ UNREADABLE = "unreadable item"  # the fake model answers nonsense about this one
 
 
 class RecordingServer(FakeOpenAIServer):
-    """Counts each injected fault by (fault, asked for log-probs, about the unreadable text)."""
+    """Counts each injected fault by (fault, asked for log-probs, about the unreadable text), and the garbage
+    replies to samples (no log-probs asked) by the text they were about (the last line of the prompt)."""
 
     def __init__(self, **kw) -> None:  # noqa: ANN003
         super().__init__(**kw)
         self.injected: Counter[tuple[str, bool, bool]] = Counter()
+        self.garbage_samples: Counter[str] = Counter()
         self._local = threading.local()
         self._count_lock = threading.Lock()
 
     def _serve(self, handler, req: FakeRequest) -> None:  # noqa: ANN001
         self._local.what = (bool(req.body.get("logprobs")), UNREADABLE in req.last_user)
+        self._local.text = req.last_user.rsplit("\n", 1)[-1]
         super()._serve(handler, req)
 
     def _draw_fault(self) -> str | None:
@@ -40,6 +43,8 @@ class RecordingServer(FakeOpenAIServer):
         if fault is not None:
             with self._count_lock:
                 self.injected[(fault, *self._local.what)] += 1
+                if fault == "garbage" and not self._local.what[0]:
+                    self.garbage_samples[self._local.text] += 1
         return fault
 
 
@@ -97,15 +102,26 @@ def test_a_seeded_fault_mix_completes_and_every_fault_is_counted_by_kind(
     assert f"{usage['parse_failures']} unparseable answers" in res.out
 
     # nothing replaced by a default: the references show where they rest on fewer (or no) readable answers
-    refs = pd.read_csv(out)
+    refs = pd.read_csv(out).set_index("task")
     assert len(refs) == n_tasks
     assert int((refs["method"] == "sampling").sum()) == usage["fallbacks_to_sampling"]
     assert int(refs["parse_failures"].sum()) == usage["parse_failures"]
-    bad = refs.set_index("task").loc["t5"]
+    bad = refs.loc["t5"]
     assert bad["method"] == "sampling" and bad["parse_failures"] == K and pd.isna(bad["y_ref"])
-    readable = refs[refs["task"] != "t5"]
+    # each other task's parse failures are exactly the garbage samples the server sent about its text (none for
+    # a log-prob reference); which task's fallback samples draw the garbage depends on timing (concurrency 8),
+    # and now and then one gets garbage for all K samples: nothing readable, so NaN, never a default
+    others = refs.drop(index="t5")
+    garbage = pd.Series({f"t{t}": server.garbage_samples[texts[t]] for t in range(n_tasks) if t != 5})
+    assert (others["parse_failures"] == garbage.reindex(others.index)).all()
+    assert (others.loc[others["method"] == "logprobs", "parse_failures"] == 0).all()
+    probs_cols = [f"p_{i}" for i in range(1, 6)]
+    unread = others[others["parse_failures"] == K]
+    assert (unread["method"] == "sampling").all() and unread["y_ref"].isna().all()
+    assert unread[probs_cols].isna().all().all()
+    readable = others[others["parse_failures"] < K]
     assert readable["y_ref"].between(1, 5).all()
     # every sampled reference counts only the samples that were read
     sampled = readable[readable["method"] == "sampling"]
-    probs = sampled[[f"p_{i}" for i in range(1, 6)]]
+    probs = sampled[probs_cols]
     assert ((probs * (K - sampled["parse_failures"]).to_numpy()[:, None]).round(9) % 1 == 0).all().all()

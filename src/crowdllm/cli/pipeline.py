@@ -230,63 +230,88 @@ def compare_cmd(
 ) -> None:
     """Pipeline vs single-LLM baseline (and variants): checks passed, judged quality, calls, tokens, time."""
     from rich.console import Console
-    from rich.progress import Progress
 
-    from crowdllm._io import atomic_path
-    from crowdllm.pipelines import compare, examples_for, get_pipeline
-    from crowdllm.pipelines.checks import load_inputs
+    from crowdllm.pipelines import get_pipeline
 
+    judge_flags = bool(judge_model or judge_base_url or judge_model_path)
     if raters < 1:
         raise ConfigError("--raters must be >= 1")
-    if no_judge and (judge_model or judge_base_url or judge_model_path):
+    if no_judge and judge_flags:
         raise ConfigError("--no-judge cannot go with --judge-model/--judge-base-url/--judge-model-path")
     spec = get_pipeline(name)
     settings = _settings(workers, voters, rounds, max_depth, sets)
     method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else spec.methods
     for m in method_list:
         spec.method(m)
-    if inputs is not None:
-        if source != "builtin" or n is not None:
-            raise ConfigError("--inputs cannot go with --source or --n")
-        examples = load_inputs(inputs, spec.name, spec.input_key)
-        trace_dir = trace_dir or Path("traces") / f"compare-{spec.name}"
-    else:
-        examples = examples_for(spec, source=source, n=n, seed=seed)
+    examples, trace_dir = _compare_examples(spec, inputs, source, n, seed, trace_dir)
     pool = _personas(personas, seed)
     llm = open_llm(backend_options, seed)
     judge: Any = "same"
     try:
         if no_judge:
             judge = None
-        elif judge_model or judge_base_url or judge_model_path:
+        elif judge_flags:
             judge = open_judge(backend_options, judge_model, judge_base_url, judge_model_path, seed)
         console = Console()
-        with Progress(console=Console(stderr=True), transient=True) as progress:
-            bar = progress.add_task(f"{spec.name}", total=len(examples) * len(method_list))
-
-            started = [0]
-
-            def on_progress(msg: str) -> None:
-                if started[0]:
-                    progress.advance(bar)
-                started[0] += 1
-                progress.update(bar, description=f"{spec.name}: {msg}")
-
-            result = compare(spec, llm, examples=examples, methods=method_list, settings=settings, seed=seed,
-                             raters=raters, personas=pool, max_calls=budget_calls, trace_dir=trace_dir,
-                             on_progress=on_progress, judge=judge)
-        print_comparison(console, spec, result, detail=detail or inputs is not None, backend=llm.describe())
-        if trace_dir is not None:
-            console.print(f"traces: {trace_dir}/<input>/<method>.jsonl")
-        if out is not None:
-            with atomic_path(out) as tmp:
-                result.rows.to_csv(tmp, index=False)
-            console.print(f"rows written to {out}")
+        result = _run_compare(spec, llm, judge, examples, method_list, settings=settings, seed=seed, raters=raters,
+                              personas=pool, max_calls=budget_calls, trace_dir=trace_dir)
+        _report_compare(console, spec, result, llm, detail=detail or inputs is not None, trace_dir=trace_dir,
+                        out=out)
         BackendOptions.finish(llm, out=out)
     finally:
         llm.close()
         if judge is not None and judge != "same":
             judge.close()
+
+
+def _compare_examples(spec: Any, inputs: Path | None, source: str, n: int | None, seed: int,
+                      trace_dir: Path | None) -> tuple[Any, Path | None]:
+    """The inputs of ``pipeline compare`` (the user's --inputs file, else built-in / POPQUORN examples) and the
+    trace folder (with --inputs: traces/compare-NAME unless --trace-dir names one)."""
+    from crowdllm.pipelines import examples_for
+    from crowdllm.pipelines.checks import load_inputs
+
+    if inputs is None:
+        return examples_for(spec, source=source, n=n, seed=seed), trace_dir
+    if source != "builtin" or n is not None:
+        raise ConfigError("--inputs cannot go with --source or --n")
+    return load_inputs(inputs, spec.name, spec.input_key), trace_dir or Path("traces") / f"compare-{spec.name}"
+
+
+def _run_compare(spec: Any, llm: Any, judge: Any, examples: Any, method_list: list[str], **kw: Any) -> Any:
+    """:func:`crowdllm.pipelines.compare` with a progress bar on stderr (one step per example and method)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from crowdllm.pipelines import compare
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task(f"{spec.name}", total=len(examples) * len(method_list))
+
+        started = [0]
+
+        def on_progress(msg: str) -> None:
+            if started[0]:
+                progress.advance(bar)
+            started[0] += 1
+            progress.update(bar, description=f"{spec.name}: {msg}")
+
+        return compare(spec, llm, examples=examples, methods=method_list, on_progress=on_progress, judge=judge,
+                       **kw)
+
+
+def _report_compare(console: Any, spec: Any, result: Any, llm: Any, *, detail: bool, trace_dir: Path | None,
+                    out: Path | None) -> None:
+    """The comparison table, where the traces are, and the per-example rows (--out, written atomically)."""
+    from crowdllm._io import atomic_path
+
+    print_comparison(console, spec, result, detail=detail, backend=llm.describe())
+    if trace_dir is not None:
+        console.print(f"traces: {trace_dir}/<input>/<method>.jsonl")
+    if out is not None:
+        with atomic_path(out) as tmp:
+            result.rows.to_csv(tmp, index=False)
+        console.print(f"rows written to {out}")
 
 
 def _fmt(value: Any, col: str) -> str:
