@@ -638,10 +638,50 @@ def dataset_from_frame(
     src = source or frame.attrs.get("source")
     cmap = parse_column_map(column_map)
     header_row = 1 if frame.attrs.get("format") == "csv" else None
+    notes = [description] if description else []
+    roles, text_col = _frame_roles(frame, cmap, text_column, src, header_row, notes)
+    if profile_columns is None and "profile" in cmap:
+        profile_columns = cmap["profile"]
+    profile, others, explicit_profile = _profile_and_other_columns(frame, roles, profile_columns, src,
+                                                                   header_row, notes)
 
+    task = _ids(frame[roles["task"]], src, roles["task"])
+    worker = _ids(frame[roles["worker"]], src, roles["worker"])
+    _check_one_answer_per_pair(frame, task, worker, src, roles["worker"])
+    tasks = _tasks_table(frame, task, text_col, src)
+    workers = _workers_table(frame, worker, profile, explicit_profile, src, notes)
+    extras = _task_metadata_or_extras(frame, task, others, tasks, notes)
+
+    raw_label = frame[roles["label"]]
+    if label is None:
+        label, note = infer_label_spec(raw_label, source=src, column=roles["label"])
+        notes.append(note)
+    if label.is_numeric:
+        raw_label = raw_label.map(lambda v: v.strip() if isinstance(v, str) else v)
+    responses = pd.DataFrame({"task": task, "worker": worker, "label": raw_label}, index=frame.index)
+    for col, values in extras.items():
+        responses[col] = values
+
+    ds = CrowdDataset(
+        responses=responses, tasks=tasks, workers=workers, label=label, name=name, source=src,
+        ordered_attributes={k: list(v) for k, v in (ordered_attributes or {}).items()},
+        description=" ".join(n for n in notes if n),
+    )
+    reverse = {"task": roles["task"], "worker": roles["worker"], "label": roles["label"]}
+    if text_col is not None:
+        reverse["text"] = text_col
+    try:
+        return ds.validate()
+    except CrowdDataError as err:
+        raise CrowdDataError(err.message, file=err.file, row=err.row,
+                             column=reverse.get(err.column or "", err.column)) from None
+
+
+def _frame_roles(frame: pd.DataFrame, cmap: dict[str, Any], text_column: str | None, src: str | None,
+                 header_row: int | None, notes: list[str]) -> tuple[dict[str, str], str | None]:
+    """The column of each role (task, worker, label, text), checked against the frame's columns."""
     roles: dict[str, str] = {r: cmap.get(r, r) for r in ("task", "worker", "label")}
     text_col = cmap.get("text", text_column)
-    notes = [description] if description else []
     if "text" not in cmap and text_col == "text" and text_col not in [str(c) for c in frame.columns]:
         # task texts are needed only by what reads them (LLM references, the digital crowd)
         text_col = None
@@ -673,9 +713,15 @@ def dataset_from_frame(
                 f"no column '{col}'{via}{hint} (columns: {', '.join(columns)})",
                 file=src, row=header_row, column=col,
             )
+    return roles, text_col
 
-    if profile_columns is None and "profile" in cmap:
-        profile_columns = cmap["profile"]
+
+def _profile_and_other_columns(frame: pd.DataFrame, roles: dict[str, str], profile_columns: Sequence[str] | None,
+                               src: str | None, header_row: int | None, notes: list[str]
+                               ) -> tuple[list[str], list[str], bool]:
+    """Profile columns (given, or every column without a role) and the other columns; columns empty in
+    every row are left out with a note."""
+    columns = [str(c) for c in frame.columns]
     role_cols = set(roles.values())
     empty = [c for c in columns if c not in role_cols and frame[c].isna().all()
              and (profile_columns is None or c not in profile_columns)]
@@ -698,11 +744,12 @@ def dataset_from_frame(
             if col in role_cols:
                 raise ConfigError(f"profile column '{col}' is also mapped to a role in the column map")
     others = [c for c in columns if c not in role_cols and c not in profile]
+    return profile, others, explicit_profile
 
-    task = _ids(frame[roles["task"]], src, roles["task"])
-    worker = _ids(frame[roles["worker"]], src, roles["worker"])
 
-    # one row per (task, worker)
+def _check_one_answer_per_pair(frame: pd.DataFrame, task: pd.Series, worker: pd.Series, src: str | None,
+                               worker_col: str) -> None:
+    """One row per (task, worker)."""
     dup = pd.DataFrame({"t": task, "w": worker}).duplicated(keep=False).to_numpy()
     if dup.any():
         pairs = pd.DataFrame({"t": task[dup], "w": worker[dup], "row": frame.index[dup]})
@@ -711,10 +758,12 @@ def dataset_from_frame(
         raise CrowdDataError(
             f"duplicate response: worker '{w0}' answered task '{t0}' more than once "
             f"(rows {', '.join(map(str, first[:5]))})",
-            file=src, row=_row_at(pd.Index(first), 1), column=roles["worker"],
+            file=src, row=_row_at(pd.Index(first), 1), column=worker_col,
         )
 
-    # tasks table (first row of each task), text consistent within a task
+
+def _tasks_table(frame: pd.DataFrame, task: pd.Series, text_col: str | None, src: str | None) -> pd.DataFrame:
+    """Tasks table (first row of each task); the text must be the same in every row of a task."""
     task_first = ~task.duplicated().to_numpy()
     tasks = pd.DataFrame({"task": task[task_first]}, index=frame.index[task_first])
     if text_col is not None:
@@ -726,8 +775,12 @@ def dataset_from_frame(
             raise CrowdDataError(f"task '{no_text.iloc[0]}' has no text in any row", file=src,
                                  row=_row_at(no_text.index, 0), column=text_col)
         tasks["text"] = tasks["task"].map(first_text).astype(str).to_numpy()
+    return tasks
 
-    # workers table, profile consistent within a worker
+
+def _workers_table(frame: pd.DataFrame, worker: pd.Series, profile: list[str], explicit_profile: bool,
+                   src: str | None, notes: list[str]) -> pd.DataFrame:
+    """Workers table; each profile attribute must be the same in every row of a worker."""
     worker_first = ~worker.duplicated().to_numpy()
     workers = pd.DataFrame({"worker": worker[worker_first]}, index=frame.index[worker_first])
     for col in profile:
@@ -735,8 +788,13 @@ def dataset_from_frame(
         _check_consistent(values, worker, src, col, "worker", hint=not explicit_profile)
         firsts = values.groupby(worker.to_numpy(), sort=False).first()
         workers[_free_name(col, workers, notes)] = _maybe_numeric(workers["worker"].map(firsts))
+    return workers
 
-    # remaining columns: task metadata if constant per task, else kept on the responses
+
+def _task_metadata_or_extras(frame: pd.DataFrame, task: pd.Series, others: list[str], tasks: pd.DataFrame,
+                             notes: list[str]) -> dict[str, pd.Series]:
+    """Remaining columns: task metadata (added to ``tasks``) if constant per task, else returned to be
+    kept on the responses."""
     extras: dict[str, pd.Series] = {}
     for col in others:
         values = frame[col]
@@ -747,30 +805,7 @@ def dataset_from_frame(
         else:
             taken = pd.DataFrame(columns=["task", "worker", "label", *extras])
             extras[_free_name(col, taken, notes)] = _maybe_numeric(values)
-
-    raw_label = frame[roles["label"]]
-    if label is None:
-        label, note = infer_label_spec(raw_label, source=src, column=roles["label"])
-        notes.append(note)
-    if label.is_numeric:
-        raw_label = raw_label.map(lambda v: v.strip() if isinstance(v, str) else v)
-    responses = pd.DataFrame({"task": task, "worker": worker, "label": raw_label}, index=frame.index)
-    for col, values in extras.items():
-        responses[col] = values
-
-    ds = CrowdDataset(
-        responses=responses, tasks=tasks, workers=workers, label=label, name=name, source=src,
-        ordered_attributes={k: list(v) for k, v in (ordered_attributes or {}).items()},
-        description=" ".join(n for n in notes if n),
-    )
-    reverse = {"task": roles["task"], "worker": roles["worker"], "label": roles["label"]}
-    if text_col is not None:
-        reverse["text"] = text_col
-    try:
-        return ds.validate()
-    except CrowdDataError as err:
-        raise CrowdDataError(err.message, file=err.file, row=err.row,
-                             column=reverse.get(err.column or "", err.column)) from None
+    return extras
 
 
 def _row_at(index: pd.Index, pos: int) -> int | None:
