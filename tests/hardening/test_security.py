@@ -108,6 +108,11 @@ MODEL_COMMANDS = [
     ["reproduce", "voting", "--methods", "llm-zero-shot", "--seeds", "1", "--embedder", "hashing", "--no-progress",
      "--out", "{tmp}/voting"],
     ["llm", "ask", "Rate this: hello", "--usage"],
+    ["crowd", "fit", "{data}", "--question", "How offensive is this comment?", "--embedder", "hashing",
+     "--out", "{tmp}/my-crowd", "--no-progress"],
+    ["crowd", "sample", "{tmp}/my-crowd", "--tasks", "{tmp}/new-tasks.csv", "--people", "20",
+     "--out", "{tmp}/answers.csv", "--summary", "{tmp}/summary.csv", "--no-progress"],
+    ["crowd", "ask", "{tmp}/my-crowd", "a brand new comment", "--people", "50"],
 ]
 
 
@@ -121,6 +126,8 @@ def test_the_api_key_is_read_from_the_environment_and_written_nowhere(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CROWD_TEST_KEY", KEY)
     data = _profile_crowd(tmp_path / "crowd.csv")
+    pd.DataFrame({"task": ["n1", "n2"], "text": ["a new comment", "another new comment"]}).to_csv(
+        tmp_path / "new-tasks.csv", index=False)
     outputs: list[str] = []
     with FakeOpenAIServer(api_key=KEY) as server:  # answers only requests that carry the key
         backend = ["--base-url", server.url, "--model", "fake-model", "--api-key-env", "CROWD_TEST_KEY"]
@@ -155,7 +162,8 @@ def test_the_api_key_is_read_from_the_environment_and_written_nowhere(
     names = {p.relative_to(tmp_path).as_posix() if p.is_relative_to(tmp_path) else p.name for p in files}
     expected = {"refs.csv", "refs.csv.usage.json", "trace.jsonl", "compare.csv", "results/results.csv",
                 "results/report.html", "voting/results.csv", "saved-crowd/crowd.json",
-                "saved-crowd/belief.safetensors", "llm-cache.sqlite"}
+                "saved-crowd/belief.safetensors", "llm-cache.sqlite", "my-crowd/card.json", "my-crowd/CARD.md",
+                "answers.csv", "summary.csv"}
     assert expected <= names, sorted(expected - names)
     assert any(n.startswith("analyses/") and n.endswith(".csv") for n in names), sorted(names)
     assert any(n.startswith("compare-traces/") for n in names), sorted(names)
