@@ -25,8 +25,9 @@ DATASET = "popquorn-offensiveness"
 DEFAULT_TEXTS = 240
 #: ``crowdllm reproduce offensiveness --seeds 5`` as measured for docs/results.md (2 cores, embedded model).
 FULL_REPRODUCTION = ("crowdllm reproduce offensiveness --seeds 5 --out results/offensiveness-5",
-                     "404 s with a warm reference cache (docs/results.md); about 46 min cold on 2 cores "
-                     "(1,500 reference calls at ~0.8 s, then the multi-persona calls)")
+                     "about 12 min with a warm reference cache and without multi-persona (docs/results.md); "
+                     "cold, first the 1,500 reference calls (about 15 min at ~0.6 s on 2 idle cores) and up "
+                     "to 300 multi-persona calls per fit")
 METHODS = ("crowdllm", "llm-reference", "profile-group", "global", "random")
 
 
