@@ -16,3 +16,12 @@ def sensible() -> FakeLLM:
 @pytest.fixture
 def garbage() -> FakeLLM:
     return garbage_llm()
+
+
+@pytest.fixture
+def use_llm(monkeypatch):
+    """Make the pipeline CLI use a given fake backend."""
+    def _use(llm):
+        monkeypatch.setattr("crowdllm.cli.pipeline.open_llm", lambda *a, **k: llm)
+        return llm
+    return _use

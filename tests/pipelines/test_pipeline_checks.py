@@ -120,14 +120,6 @@ def test_a_bad_line_is_one_error_naming_file_and_line(tmp_path, bad, message):
     assert str(err.value).startswith(f"{path}, line 2: ")
 
 
-@pytest.fixture
-def use_llm(monkeypatch):
-    def _use(llm):
-        monkeypatch.setattr("crowdllm.cli.pipeline.open_llm", lambda *a, **k: llm)
-        return llm
-    return _use
-
-
 def test_compare_runs_the_users_inputs_with_a_trace_folder_each(tmp_path, use_llm, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     use_llm(sensible_llm())

@@ -19,15 +19,6 @@ def _wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "220")
 
 
-@pytest.fixture
-def use_llm(monkeypatch):
-    """Make the CLI use a given fake backend."""
-    def _use(llm):
-        monkeypatch.setattr("crowdllm.cli.pipeline.open_llm", lambda *a, **k: llm)
-        return llm
-    return _use
-
-
 def test_list_shows_all_seven(capsys):
     assert main(["pipeline", "list"]) == 0
     out = capsys.readouterr().out
