@@ -1,0 +1,42 @@
+"""A reference computed for another label is refused with a message, never silently dropped (a 1-5 rating
+reference handed to a yes/no crowd used to lose its answer shares and put every task on the same base)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdllm.crowd import DigitalCrowd
+from crowdllm.data import CrowdDataset, LabelSpec
+from crowdllm.errors import ConfigError
+
+
+def _yes_no_crowd() -> CrowdDataset:
+    rng = np.random.default_rng(0)
+    rows = [(f"t{t}", f"w{w}", int(rng.random() < (0.2 + 0.6 * (t % 2)))) for t in range(20) for w in range(6)]
+    return CrowdDataset(pd.DataFrame(rows, columns=["task", "worker", "label"]),
+                        pd.DataFrame({"task": [f"t{t}" for t in range(20)],
+                                      "text": [f"comment {t}" for t in range(20)]}),
+                        pd.DataFrame({"worker": [f"w{w}" for w in range(6)], "gender": ["Man", "Woman"] * 3}),
+                        LabelSpec("categorical", categories=("0", "1")), name="yes-no").validate()
+
+
+def _fit(reference: pd.DataFrame) -> DigitalCrowd:
+    return DigitalCrowd(epochs=1, embedder="hashing", random_state=0).fit(_yes_no_crowd(), reference=reference)
+
+
+def test_a_rating_reference_is_refused_by_a_yes_no_crowd() -> None:
+    tasks = [f"t{t}" for t in range(20)]
+    rating = pd.DataFrame({"task": tasks, "y_ref": 3.0, **{f"p_{k}": 0.2 for k in range(1, 6)}})
+    with pytest.raises(ConfigError, match=r"p_1, p_2, p_3, p_4, p_5\) are not this crowd's answers \(p_0, p_1\)"):
+        _fit(rating)
+    with pytest.raises(ConfigError, match="y_ref 3 is not one of the 2 categories"):
+        _fit(rating[["task", "y_ref"]])
+
+
+def test_a_matching_reference_is_read_whole() -> None:
+    tasks = [f"t{t}" for t in range(20)]
+    p1 = np.where(np.arange(20) % 2 == 1, 0.8, 0.2)
+    crowd = _fit(pd.DataFrame({"task": tasks, "y_ref": (p1 > 0.5).astype(float), "p_0": 1 - p1, "p_1": p1}))
+    assert crowd.state_.p_columns == ["p_0", "p_1"]
