@@ -14,7 +14,9 @@ from crowdllm.study.sample import mix_real, read_real, summarize
 
 
 def _crowd(label: LabelSpec, kappa: float) -> SimpleNamespace:
-    return SimpleNamespace(label_=label, kappa_=kappa)
+    from crowdllm.crowd.kinds import crowd_kind
+
+    return SimpleNamespace(label_=label, kappa_=kappa, kind_=crowd_kind(label))
 
 
 def test_ratings_move_by_the_shrunken_mean_residual():

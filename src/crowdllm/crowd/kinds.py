@@ -104,7 +104,14 @@ class CrowdKind(Kind):
 
     def offsets(self, sums: np.ndarray, n: np.ndarray, kappa: float, q: np.ndarray, ti: np.ndarray
                 ) -> np.ndarray:
-        """Per-task offsets from residual ``sums`` over ``n`` answers shrunk with ``kappa``."""
+        """Per-task offsets from residual ``sums`` over ``n`` answers (model probabilities ``q`` of rows
+        on tasks ``ti``) shrunk with ``kappa``."""
+        return self.shrink(sums, n, kappa, None)
+
+    def shrink(self, sums: np.ndarray, n: np.ndarray, kappa: float, qbar: np.ndarray | None) -> np.ndarray:
+        """The task memory's shrinkage: offsets from residual ``sums`` over ``n`` answers, given the
+        model's mean answer ``qbar`` per task (unused for numbers). Mixing real answers into new tasks
+        (:func:`crowdllm.study.sample.mix_real`) uses the same step."""
         return sums / (n + kappa)[:, None]
 
     def to_label_units(self, state: CrowdState, z: np.ndarray) -> np.ndarray:
@@ -240,11 +247,15 @@ class CategoricalKind(CrowdKind, CategoricalLabels):
 
     def offsets(self, sums: np.ndarray, n: np.ndarray, kappa: float, q: np.ndarray, ti: np.ndarray
                 ) -> np.ndarray:
-        """Shrink each task's answer distribution towards the model's, as a logit offset."""
         seen = n > 0
         qsum = np.zeros_like(sums)
         np.add.at(qsum, ti, q)
         qbar = np.where(seen[:, None], qsum / np.maximum(n, 1)[:, None], 1.0 / sums.shape[1])
+        return self.shrink(sums, n, kappa, qbar)
+
+    def shrink(self, sums: np.ndarray, n: np.ndarray, kappa: float, qbar: np.ndarray | None) -> np.ndarray:
+        """Shrink each task's answer distribution towards the model's ``qbar``, as a logit offset."""
+        assert qbar is not None
         phat = np.clip(qbar + sums / (n + kappa)[:, None], 1e-4, None)
         return np.log(phat / phat.sum(axis=1, keepdims=True)) - np.log(np.clip(qbar, 1e-4, None))
 

@@ -177,7 +177,8 @@ def _kappa(crowd: Any) -> float:
 
 
 def mix_real(crowd: Any, decisions: pd.DataFrame, real: pd.DataFrame) -> np.ndarray:
-    """Decisions (from ``crowd.expected_decisions``) moved toward the real answers on their tasks.
+    """Decisions (from ``crowd.expected_decisions``) moved toward the real answers on their tasks, by the
+    task memory's own shrinkage step (the crowd kind's ``shrink``, with the crowd's ``kappa_``).
 
     Ratings: ``mu += sum_i (r_i - mean mu_mean) / (n + kappa)`` per task (label units). Categories: the
     task's answer shares ``q`` become ``q + (counts - n q) / (n + kappa)`` and the logits are offset by
@@ -185,28 +186,24 @@ def mix_real(crowd: Any, decisions: pd.DataFrame, real: pd.DataFrame) -> np.ndar
     kappa = _kappa(crowd)
     label: LabelSpec = crowd.label_
     tasks = decisions["task"].astype(str).to_numpy()
-    grouped = real.groupby("task")
     if label.kind_.rating:
         mu = decisions["mu"].to_numpy(dtype=float).copy()
         centre = pd.Series(decisions["mu_mean"].to_numpy(dtype=float)).groupby(tasks).mean()
+        grouped = real.groupby("task")
         n = grouped.size()
-        total = grouped["label"].sum()
-        offset = (total - n * centre.reindex(n.index)) / (n + kappa)
-        mu += offset.reindex(tasks).fillna(0.0).to_numpy(dtype=float)
+        sums = (grouped["label"].sum() - n * centre.reindex(n.index)).to_numpy(dtype=float)[:, None]
+        shift = crowd.kind_.shrink(sums, n.to_numpy(dtype=float), kappa, None)[:, 0]
+        mu += pd.Series(shift, index=n.index).reindex(tasks).fillna(0.0).to_numpy(dtype=float)
         return mu
     levels = [str(c) for c in (label.categories or ())]
     logits = decisions[[f"mu_{c}" for c in levels]].to_numpy(dtype=float).copy()
     q = np.exp(logits - logits.max(axis=1, keepdims=True))
     q /= q.sum(axis=1, keepdims=True)
-    qbar = pd.DataFrame(q).groupby(tasks).mean()
     counts = pd.crosstab(real["task"], real["label"]).reindex(columns=levels, fill_value=0)
-    n = counts.sum(axis=1)
-    qb = qbar.reindex(counts.index).to_numpy(dtype=float)
-    phat = np.clip(qb + (counts.to_numpy(dtype=float) - n.to_numpy()[:, None] * qb) / (n.to_numpy()[:, None] + kappa),
-                   1e-4, None)
-    phat /= phat.sum(axis=1, keepdims=True)
-    offset = pd.DataFrame(np.log(phat) - np.log(np.clip(qb, 1e-4, None)), index=counts.index)
-    logits += offset.reindex(tasks).fillna(0.0).to_numpy(dtype=float)
+    n = counts.sum(axis=1).to_numpy(dtype=float)
+    qb = pd.DataFrame(q).groupby(tasks).mean().reindex(counts.index).to_numpy(dtype=float)
+    shift = crowd.kind_.shrink(counts.to_numpy(dtype=float) - n[:, None] * qb, n, kappa, qb)
+    logits += pd.DataFrame(shift, index=counts.index).reindex(tasks).fillna(0.0).to_numpy(dtype=float)
     return logits
 
 
