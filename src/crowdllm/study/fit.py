@@ -31,14 +31,10 @@ _INTERVAL_PEOPLE = 200
 def reference_kind(label: LabelSpec) -> tuple[str, dict[str, Any]]:
     """(compute_references kind, its extra arguments) for a label."""
     kind = sampleable(label).kind_
-    if kind.nominal:
-        return "choice", {"choices": list(label.categories or ())}
-    if kind.votes:
-        return "topk", {"top_k": int(label.k or 1)}
-    if label.scale is None or not all(float(v).is_integer() for v in label.scale):
+    if kind.rating and (label.scale is None or not all(float(v).is_integer() for v in label.scale)):
         raise ConfigError("an LLM rating reference needs a whole-number label scale (--kind ordinal --scale 1-5), "
                           "or pass --reference FILE")
-    return "rating", {"scale": (int(label.scale[0]), int(label.scale[1]))}
+    return kind.reference_kind, kind.reference_args(label)
 
 
 def needs_text(tasks: pd.DataFrame, what: str) -> None:
@@ -99,21 +95,6 @@ def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
     return values.to_numpy(dtype=float)
 
 
-def scoring_view(label: LabelSpec, *frames: pd.DataFrame) -> tuple[LabelSpec, list[pd.DataFrame]]:
-    """Categories that are number codes (``-1``/``1``), renamed ``"c:-1"``/``"c:1"`` for scoring only.
-
-    The aggregators read all-number labels as numbers and return ``1.0``, which the metrics then do not
-    find among the categories ``['-1', '1']``; text names keep them categories. Other labels unchanged."""
-    codes = pd.to_numeric(pd.Series(list(label.categories or ())), errors="coerce")
-    if not label.kind_.nominal or codes.isna().all():
-        return label, list(frames)
-    from crowdllm.data.dataset import category_text
-
-    spec = LabelSpec("categorical", categories=tuple(f"c:{c}" for c in label.categories or ()))
-    out = [f.assign(label=f["label"].map(lambda v: f"c:{category_text(v)}")) for f in frames]
-    return spec, out
-
-
 def conformal_halfwidth(errors: np.ndarray, level: float) -> float:
     """Split-conformal quantile of absolute errors: the ceil((n + 1) level)-th smallest."""
     e = np.sort(np.abs(errors[np.isfinite(errors)]))
@@ -148,10 +129,10 @@ def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: C
         return {h: got.get(k, float("nan")) for h, k in zip(headers, keys, strict=True)}
 
     pred = pred.assign(task=pred["task"].astype(str), worker=pred["worker"].astype(str))
-    label, (pred_s, base_s, gold_s, full_s) = scoring_view(ds.label, pred, base, gold, ds.responses)
-    table = {"crowd": pick(evaluate_predictions(pred_s, gold_s, label, aggregators=[agg])),
-             "global": pick(evaluate_predictions(base_s, gold_s, label, aggregators=[agg]))}
-    ceiling = noise_ceiling(gold_s, label, full=full_s, aggregators=[agg], random_state=seed)
+    label = ds.label  # number-coded categories (-1/1) are scored as categories (metrics.label_values)
+    table = {"crowd": pick(evaluate_predictions(pred, gold, label, aggregators=[agg])),
+             "global": pick(evaluate_predictions(base, gold, label, aggregators=[agg]))}
+    ceiling = noise_ceiling(gold, label, full=ds.responses, aggregators=[agg], random_state=seed)
     table["noise-ceiling"] = pick(ceiling[ceiling["method"] == "noise-ceiling"])
     out: dict[str, Any] = {"split": by, "n_tasks": int(gold["task"].nunique()),
                            "n_people": int(gold["worker"].nunique()), "n_responses": len(gold),
