@@ -42,6 +42,7 @@ import pandas as pd
 from crowdllm._io import rng as make_rng
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError
+from crowdllm.evaluate.metrics import distribution_wasserstein
 
 _MAX_CONTINUOUS_LEVELS = 100
 #: Ridge strengths :class:`LinearText` chooses from (on held-out training tasks).
@@ -505,8 +506,7 @@ class LinearText(DistributionBaseline):
             return float(np.average(np.abs(P - H[:, 0]), weights=w))
         if self.label_.kind_.nominal:
             return float(np.average(0.5 * np.abs(P - H).sum(axis=1), weights=w))
-        gaps = np.abs(np.cumsum(P, axis=1) - np.cumsum(H, axis=1))[:, :-1] @ np.diff(self.levels_)
-        return float(np.average(gaps, weights=w))
+        return float(np.average(distribution_wasserstein(P, H, self.levels_), weights=w))
 
     def _fit(self, train: CrowdDataset) -> None:
         from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder

@@ -161,6 +161,12 @@ def task_histograms(task_idx: np.ndarray, values: np.ndarray, n_tasks: int, leve
 
 
 # ---------------------------------------------------------------- distribution metrics
+def distribution_wasserstein(p: np.ndarray, q: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Row-wise ``W1`` between two distributions over the same ``levels`` (rows of ``p`` and ``q`` sum
+    to 1): ``sum_j |F_p(l_j) - F_q(l_j)| (l_{j+1} - l_j)``."""
+    return np.abs(np.cumsum(p, axis=1) - np.cumsum(q, axis=1))[:, :-1] @ np.diff(levels)
+
+
 def per_task_wasserstein(pred_t: np.ndarray, pred_v: np.ndarray, gold_t: np.ndarray, gold_v: np.ndarray,
                          n_tasks: int, levels: np.ndarray | None = None) -> np.ndarray:
     """``W1`` between the predicted and gold label samples of each task (NaN where either is empty).
@@ -460,7 +466,7 @@ def evaluate_distributions(probs: pd.DataFrame, gold: pd.DataFrame, label: Label
     if label.kind_.nominal:
         rows.append((NO_AGGREGATOR, "avg_tvd", nan if empty else float(np.mean(0.5 * np.abs(p - qg).sum(axis=1)))))
     else:
-        cdf_gap = np.abs(np.cumsum(p, axis=1) - np.cumsum(qg, axis=1))[:, :-1]
-        rows.append((NO_AGGREGATOR, "avg_wd", nan if empty else float(np.mean(cdf_gap @ np.diff(levels)))))
+        rows.append((NO_AGGREGATOR, "avg_wd",
+                     nan if empty else float(np.mean(distribution_wasserstein(p, qg, levels)))))
     rows.append((NO_AGGREGATOR, "coverage", len(tasks) / len(gold_tasks) if len(gold_tasks) else nan))
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
