@@ -15,7 +15,6 @@ and one in :func:`from_json`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.reference import reference_frame
 from crowdllm.crowd.twins import PersonTwins
 from crowdllm.data.dataset import LabelSpec
+from crowdllm.data.registry import sha256_of
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
@@ -77,10 +77,6 @@ class CrowdState:
     tasks: pd.DataFrame | None = None  # training tasks, in memory only (lets sample() take task ids)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _table(frame: pd.DataFrame | pd.Series) -> dict[str, Any]:
     if isinstance(frame, pd.Series):
         return {"tasks": frame.index.tolist(), "values": frame.tolist()}
@@ -110,7 +106,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "n_train_responses": s.n_train_responses,
         "twins": s.twins.to_dict() if s.twins is not None else None,
         "mixture": s.mixture.to_dict() if s.mixture is not None else None,
-        "files": {name: _sha256(directory / name) for name in BELIEF_FILES},
+        "files": {name: sha256_of(directory / name) for name in BELIEF_FILES},
     }
 
 
@@ -160,7 +156,7 @@ def read_json(directory: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: format version {version} is newer than this crowdllm understands "
                           f"({FORMAT_VERSION}); upgrade crowdllm to load it")
     for name, digest in dict(d.get("files") or {}).items():
-        if not (directory / name).is_file() or _sha256(directory / name) != digest:
+        if not (directory / name).is_file() or sha256_of(directory / name) != digest:
             raise ConfigError(f"{directory / name} does not belong with {path} (an interrupted save, or a "
                               f"file of another model?); save the crowd again")
     return d

@@ -87,16 +87,6 @@ def _find_part(dist: str, relative: str) -> Path | None:
     return None
 
 
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            h.update(chunk)
-            if progress:
-                progress(len(chunk))
-    return h.hexdigest()
-
-
 def join_parts(spec: SplitModel, *, find: Callable[[str, str], Path | None] = _find_part,
                dest_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> Path:
     """Join the parts of ``spec`` into ``dest_dir/spec.name`` (once; atomic; size + sha256 checked).

@@ -376,10 +376,6 @@ def draw(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, reference: pd.Data
                      ignore_index=True)
 
 
-def rng_for(seed: int) -> np.random.Generator:
-    return make_rng(seed)
-
-
 def sample_pairs(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, pairs: pd.DataFrame,
                  reference: pd.DataFrame | None, *, real: pd.DataFrame | None = None,
                  random_state: int | np.random.Generator | None = 0) -> pd.DataFrame:
