@@ -50,25 +50,10 @@ class TaskMemory:
         sums = np.zeros((n_tasks, r.shape[1]))
         np.add.at(sums, ti, r)
         self.offsets_ = np.zeros((n_tasks, pred.shape[1]))
-        self.kappa_ = float(self.kappa) if self.kappa is not None else self._estimate_kappa(r, sums, n, ti)
+        self.kappa_ = float(self.kappa) if self.kappa is not None else within_over_between(r, ti, n)
         if np.isfinite(self.kappa_):
             self.offsets_ = kind.offsets(sums, n, self.kappa_, q, ti)
         return self
-
-    @staticmethod
-    def _estimate_kappa(r: np.ndarray, sums: np.ndarray, n: np.ndarray, ti: np.ndarray) -> float:
-        """Within-task over between-task variance of the residuals (inf: no task effect to keep)."""
-        seen = n > 0
-        means = sums[seen] / n[seen, None]
-        sq = np.zeros(len(n))
-        np.add.at(sq, ti, (r ** 2).sum(axis=1))
-        within_ss = sq[seen] - n[seen] * (means ** 2).sum(axis=1)
-        dof = (n[seen] - 1).sum()
-        sigma2 = float(within_ss.sum() / dof) if dof > 0 else 0.0
-        tau2 = float(np.mean((means ** 2).sum(axis=1) - sigma2 / n[seen]))
-        if tau2 <= 1e-12 or not np.isfinite(tau2):
-            return float("inf")
-        return sigma2 / tau2
 
     # ------------------------------------------------------------------ as a table by task id
     def table(self, task_ids: pd.Index) -> pd.DataFrame:
@@ -94,3 +79,24 @@ class TaskMemory:
     @property
     def offsets_table(self) -> pd.DataFrame:
         return self.table(self.tasks_)
+
+
+def within_over_between(r: np.ndarray, groups: np.ndarray, n: np.ndarray) -> float:
+    """How many pseudo-answers a group's mean residual is shrunk by, as for a random effect: the
+    within-group over the between-group variance of the residuals ``r`` (``(rows,)`` or ``(rows, out)``)
+    of rows in groups ``groups`` with ``n`` rows each; inf when there is no group effect to keep. The
+    task memory groups by task, the digital twins by person."""
+    r = np.asarray(r, float).reshape(len(groups), -1)
+    sums = np.zeros((len(n), r.shape[1]))
+    np.add.at(sums, groups, r)
+    seen = n > 0
+    means = sums[seen] / n[seen, None]
+    sq = np.zeros(len(n))
+    np.add.at(sq, groups, (r ** 2).sum(axis=1))
+    within_ss = sq[seen] - n[seen] * (means ** 2).sum(axis=1)
+    dof = (n[seen] - 1).sum()
+    sigma2 = float(within_ss.sum() / dof) if dof > 0 else 0.0
+    tau2 = float(np.mean((means ** 2).sum(axis=1) - sigma2 / n[seen]))
+    if tau2 <= 1e-12 or not np.isfinite(tau2):
+        return float("inf")
+    return sigma2 / tau2

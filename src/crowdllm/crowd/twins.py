@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm.crowd.memory import within_over_between
 from crowdllm.errors import ConfigError
 
 
@@ -64,7 +65,7 @@ class PersonTwins:
         self.x_mean_, self.x_sd_ = float(pred.mean()), float(pred.std()) or 1.0
         x = (pred - self.x_mean_) / self.x_sd_
         n = np.bincount(wi, minlength=len(workers)).astype(float)
-        self.kappa_ = float(self.kappa) if self.kappa is not None else _within_over_between(r, wi, n)
+        self.kappa_ = float(self.kappa) if self.kappa is not None else within_over_between(r, wi, n)
         a = np.zeros(len(workers))
         c = np.zeros(len(workers))
         if np.isfinite(self.kappa_):
@@ -108,20 +109,6 @@ class PersonTwins:
         twins.coef_ = pd.DataFrame({k: np.asarray(d[k], dtype=float) for k in ("a", "c", "n")},
                                    index=pd.Index([str(w) for w in d["workers"]]))
         return twins
-
-
-def _within_over_between(r: np.ndarray, wi: np.ndarray, n: np.ndarray) -> float:
-    """Within-person over between-person variance of the residuals (inf: no person effect)."""
-    seen = n > 0
-    sums = np.bincount(wi, weights=r, minlength=len(n))
-    means = sums[seen] / n[seen]
-    sq = np.bincount(wi, weights=r ** 2, minlength=len(n))
-    dof = (n[seen] - 1).sum()
-    within = float((sq[seen] - n[seen] * means ** 2).sum() / dof) if dof > 0 else 0.0
-    between = float(np.mean(means ** 2) - np.mean(within / n[seen]))
-    if between <= 1e-12 or not np.isfinite(between):
-        return float("inf")
-    return within / between
 
 
 def fit_twins(twins: PersonTwins, kind: Any, st: Any, pred: np.ndarray, y: np.ndarray, mu: np.ndarray,
