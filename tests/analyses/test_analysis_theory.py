@@ -174,17 +174,23 @@ def test_methods_without_a_digital_crowd_are_refused(crowd, methods):
         theory_checks(crowd.dataset, {"m": methods.factory()}, seeds=[0])
 
 
-@pytest.mark.slow
-def test_a_small_digital_crowd_end_to_end():
+def _small_digital_crowd(n_tasks: int):
+    """A simulated crowd with a known truth and a factory of small, fast digital crowds for it."""
     from crowdllm.crowd import DigitalCrowd
     from crowdllm.evaluate.analyses.simulation import make_simulated_crowd
 
-    sim = make_simulated_crowd(noise=1.0, diversity=0.5, n_workers=60, tasks_per_worker=20, n_tasks=40,
+    sim = make_simulated_crowd(noise=1.0, diversity=0.5, n_workers=60, tasks_per_worker=20, n_tasks=n_tasks,
                                random_state=0)
 
     def factory(train, seed):
         return DigitalCrowd(epochs=5, embedder="hashing", hidden=16, random_state=seed).fit(train)
 
+    return sim, factory
+
+
+@pytest.mark.slow
+def test_a_small_digital_crowd_end_to_end():
+    sim, factory = _small_digital_crowd(n_tasks=40)
     cov, terms = theory_checks(sim.dataset, {"crowd": factory}, alphas=[0.5, 0.05], n_virtual=30, seeds=[0],
                                truth=sim.truth, draws=20)
     assert set(cov["target"]) == {HELD_OUT, TRUTH} and set(cov["variant"]) == {"theorem", "sharp"}
@@ -201,3 +207,18 @@ def test_a_small_digital_crowd_end_to_end():
     # seeds 0, 1, 2 (sum 1.387 vs direct 1.350 on seed 0); the tight check is the known-truth test above
     assert got["L_terms"] == pytest.approx(got["L_direct"], abs=0.15)
     assert "L5 digital diversity" in set(summarize_terms(terms)["term"])
+
+
+@pytest.mark.slow
+def test_conformal_rows_sit_beside_the_theorem_and_are_narrower():
+    sim, factory = _small_digital_crowd(n_tasks=60)
+    cov, _ = theory_checks(sim.dataset, {"crowd": factory}, alphas=[0.5, 0.1], n_virtual=30, seeds=[0],
+                           split="task", terms=False, conformal=True)
+    conf = cov[cov["variant"] == "conformal"].set_index("nominal")
+    assert set(conf["target"]) == {HELD_OUT} and sorted(conf.index) == [0.5, 0.9]
+    assert conf.loc[0.9, "mean_half_width"] > conf.loc[0.5, "mean_half_width"]
+    # 12 held-out tasks, 10 calibration tasks: coverage is coarse, but the 90 % interval covers most
+    assert conf.loc[0.9, "coverage"] >= 0.6
+    theorem = cov[(cov["variant"] == "theorem") & (cov["target"] == HELD_OUT)].set_index("nominal")
+    # the theorem's eps0 bound makes its interval wider than one calibrated on validation tasks
+    assert theorem.loc[0.9, "mean_half_width"] > conf.loc[0.9, "mean_half_width"]
