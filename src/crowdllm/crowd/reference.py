@@ -108,7 +108,7 @@ def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, 
         return state.reference
     ref = resolve(state, reference, tasks, fitting=True)
     wanted = [f"{P_PREFIX}{c}" for c in kind.choice_names(state.label)]
-    _check_answers_match(ref, wanted, kind, state)
+    _check_answers_match(ref, wanted)
     state.p_columns = kind.keep_p_columns([c for c in wanted if c in ref.columns], wanted)
     finite = pd.to_numeric(ref[Y_REF], errors="coerce").to_numpy(dtype=float)
     state.ref_fill = kind.reference_fill(finite, state.ref_default)
@@ -118,22 +118,14 @@ def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, 
     return ref
 
 
-def _check_answers_match(ref: pd.DataFrame, wanted: list[str], kind: CrowdKind, state: CrowdState) -> None:
+def _check_answers_match(ref: pd.DataFrame, wanted: list[str]) -> None:
     """A reference computed for another label (a 1-5 rating given to a yes/no crowd) is refused, never
-    silently dropped: its answer shares must be this crowd's answers, and a categorical reference
-    without shares must name one of its categories."""
+    silently dropped: its answer shares must be this crowd's answers."""
     given = [str(c) for c in ref.columns if str(c).startswith(P_PREFIX)]
     if wanted and given and set(given) != set(wanted):
         raise ConfigError(f"reference: its answer shares ({', '.join(given)}) are not this crowd's answers "
                           f"({', '.join(wanted)}); it was computed for another label -- compute one for "
                           "these answers (crowdllm reference with the same --map/--kind/--categories)")
-    if kind.nominal and not given:
-        codes = pd.to_numeric(ref[Y_REF], errors="coerce").to_numpy(dtype=float)
-        n = len(wanted)
-        bad = np.isfinite(codes) & ((codes < -0.5) | (codes > n - 0.5))
-        if bad.any():
-            raise ConfigError(f"reference: y_ref {codes[bad][0]:g} is not one of the {n} categories "
-                              f"({', '.join(c.removeprefix(P_PREFIX) for c in wanted)})")
 
 
 def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribution: bool
