@@ -37,14 +37,13 @@ def test_the_weight_follows_whichever_source_predicts_the_validation_people() ->
     assert only_valid.k_ == max(only_valid.grid)
 
 
-def test_mixed_answers_keep_known_people_and_move_by_the_shift() -> None:
+def test_mixed_answers_keep_known_people_and_unseen_tasks() -> None:
     mix = AnswerMixture(k=0.0).fit(np.array([0, 0]), np.array([0, 0]), ["a"], n_levels=5)  # w = 1 on task a
-    levels = np.arange(1.0, 6.0)
     rng = np.random.default_rng(0)
     codes = mix.mix(np.array([4, 4, 4, 4]), np.array(["a", "a", "a", "new"]), rng,
-                    keep=np.array([True, False, False, False]), shift=np.array([0.0, 0.0, 2.2, 0.0]), levels=levels)
-    # kept, replaced by the real answer (level 1), the real answer moved 2.2 up (level 3), unseen task kept
-    assert codes.tolist() == [4, 0, 2, 4]
+                    keep=np.array([True, False, False, False]))
+    # kept (a known person), replaced by the real answer (level 1) twice, unseen task kept
+    assert codes.tolist() == [4, 0, 0, 4]
     with pytest.raises(ConfigError, match="k=-1"):
         AnswerMixture(k=-1).fit(np.array([0]), np.array([0]), ["a"], n_levels=5)
 
@@ -59,3 +58,38 @@ def test_a_fitted_crowd_keeps_its_mixture_through_save_and_load(tmp_path) -> Non
     assert back.sample(ds.tasks, profiles=strangers, random_state=3)["label"].tolist() == first
     off = DigitalCrowd(embedder="hashing", epochs=5, validation="workers", random_state=0, answer_mixture=False)
     assert off.fit(ds).mixture_ is None
+
+
+def test_moving_real_answers_is_chosen_only_where_the_gap_is_real() -> None:
+    """Two kinds of people answer every task one level apart; real answers are drawn from both, so only
+    moving them by each person's gap gives a person their own level. Moving is chosen when the gaps are
+    the true ones, and not when they are noise."""
+    rng = np.random.default_rng(1)
+    n_tasks, per_task = 200, 10
+    ti = np.repeat(np.arange(n_tasks), per_task)
+    high = rng.random(len(ti)) < 0.5
+    codes = np.clip(rng.integers(1, 3, n_tasks)[ti] + high.astype(int), 0, 4)
+    valid = rng.random(len(ti)) < 0.3
+    levels = np.arange(1.0, 6.0)
+    centre = np.bincount(ti[~valid], weights=high[~valid], minlength=n_tasks) / np.bincount(ti[~valid], minlength=n_tasks)
+    flat = np.full((int(valid.sum()), 5), 0.2)  # the model's own answer is useless: only the real answers can win
+    tasks = [f"t{i}" for i in range(n_tasks)]
+    true_gaps = high[valid] - centre[ti[valid]]
+    mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=flat, gaps=true_gaps, levels=levels)
+    assert mix.shift_ and mix.k_ <= 1.0  # ~7 real answers a task beat a flat model (w >= 7 / 8)
+    noise = rng.permutation(true_gaps)
+    mix = AnswerMixture().fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=flat, gaps=noise, levels=levels)
+    assert not mix.shift_ and mix.k_ <= 1.0
+    # too few validation answers to learn from: the model decides, whatever they say
+    few = AnswerMixture(min_answers=10_000).fit(codes, ti, tasks, n_levels=5, valid=valid, model_probs=flat,
+                                                gaps=true_gaps, levels=levels)
+    assert few.k_ == max(few.grid) and not few.shift_
+
+
+def test_a_moved_answer_keeps_the_gap_on_average() -> None:
+    mix = AnswerMixture(k=0.0, shift=True).fit(np.array([1]), np.array([0]), ["a"], n_levels=5)  # one answer: 2
+    rng = np.random.default_rng(0)
+    codes = mix.mix(np.zeros(20_000, dtype=int), np.array(["a"] * 20_000), rng, gaps=np.full(20_000, 0.3),
+                    levels=np.arange(1.0, 6.0))
+    # level 2 moved by 0.3: level 3 three times in ten, else 2 (binomial sd of the share 0.003)
+    assert set(codes.tolist()) == {1, 2} and abs((codes == 2).mean() - 0.3) < 0.015

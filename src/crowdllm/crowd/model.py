@@ -192,8 +192,8 @@ class DigitalCrowd(CrowdParams):
             st.twins = fit_twins(PersonTwins(**(self.twins or PersonTwins()).get_params()), kind, st,
                                  base + m + offsets, y, mu, ti, wi, len(task_ids), worker_ids)
         if self.answer_mixture:
-            st.mixture = fit_mixture(AnswerMixture(**(self.mixture or AnswerMixture()).get_params()), st, mu, y, ti,
-                                     data.valid, task_ids,
+            st.mixture = fit_mixture(AnswerMixture(**(self.mixture or AnswerMixture()).get_params()), st,
+                                     kind.to_label_units(st, base + offsets + m), y, ti, data.valid, task_ids,
                                      kind.residuals(st, base + m, y)[0][:, 0] if kind.has_spread else None)
         if self.task_sigma > 0 and isinstance(st.blender, OrdinalBlender) and self.sigma is None:
             sig = st.blender.group_sigmas(mu[:, 0], y, ti, len(task_ids), self.task_sigma)
