@@ -38,7 +38,7 @@ Measured (Zurich participatory budget, top-5 of 24, split by voter, 5 seeds; ``c
 >>> [g for g in model.groups_ if g.startswith("same")]
 ['same:District']
 >>> round(float(model.coef_["same:District"]), 1)
-2.0
+1.9
 """
 
 from __future__ import annotations
