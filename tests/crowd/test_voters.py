@@ -94,7 +94,9 @@ def test_alpha_and_the_weight_are_chosen_on_training_voters_only(parts, monkeypa
         return real_fit(self, tasks, workers, chosen, **kw)
 
     monkeypatch.setattr(VoterChoice, "fit", recording_fit)
-    crowd = _crowd().fit(parts.train)
+    param = VoterChoice()
+    crowd = _crowd(voters=param).fit(parts.train)
+    assert not hasattr(param, "coef_")  # the crowd's parameter is never fitted in place
     train, test = set(parts.train.workers["worker"]), set(parts.test.workers["worker"])
     # first a model without the validation voters (it picks alpha and the feature groups, and the
     # weight is scored on the validation voters), then the same settings refitted on every training voter

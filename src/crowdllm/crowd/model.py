@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm._io import atomic_write_json
 from crowdllm._io import rng as make_rng
 from crowdllm.belief.cvae import BeliefModel, TrainData
 from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
@@ -63,10 +64,9 @@ class DigitalCrowd(CrowdParams):
     and scale use, numeric labels; ``person_twins=False`` switches them off), ``mixture`` (an
     :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's answers mixed with the
     real ones, the weight learned on validation people, ordinal labels; ``answer_mixture=False``
-    switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`: top-k labels, each
-    voter's utilities from their profile, combined with the belief model's by a weight learned on
-    validation voters; ``voter_model=False`` switches it off), ``blender`` (a blender name, None = the
-    default for the label kind).
+    switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`: top-k voters' utilities
+    from their profile, weighed against the belief on validation voters; ``voter_model=False`` switches
+    it off), ``blender`` (a blender name, None = the default for the label kind).
     Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
@@ -160,10 +160,9 @@ class DigitalCrowd(CrowdParams):
         st.belief = self._train(data, kind.loss)
         st.n_train_responses, st.tasks = len(resp), tasks
         mu = self._fit_decisions(st, kind, data, y, pd.Index(tasks["task"]), pd.Index(workers["worker"]))
-        if self.voter_model and kind.votes:  # a fresh copy of the voter model, like the other parts
-            st.voters, st.voter_mix = fit_voters(VoterChoice(**(self.voters or VoterChoice()).get_params()), st, kind,
-                                                 mu, y, ti, wi, valid, ordered=dataset.ordered_attributes,
-                                                 text_column=self.text_column)
+        if self.voter_model and kind.votes:  # fit_voters fits copies, never the parameter itself
+            st.voters, st.voter_mix = fit_voters(self.voters or VoterChoice(), st, kind, mu, y, ti, wi, valid,
+                                                 ordered=dataset.ordered_attributes, text_column=self.text_column)
         self.state_ = st
         return self
 
@@ -224,7 +223,8 @@ class DigitalCrowd(CrowdParams):
         mu, mean, lv = decisions.decisions(self.state_, self.kind_, tasks, prof, ti, wi, ref, rng,
                                            J=self.J if J is None else J, with_mean=with_mean,
                                            use_distribution=self.use_reference_distribution, calibrate=self.calibrate)
-        return tuple(crowd_decisions(self.state_, tasks, prof, ti, wi, m) for m in (mu, mean)) + (lv,)  # type: ignore
+        mu, mean = crowd_decisions(self.state_, tasks, prof, ti, wi, mu, mean)  # top-k: with the voter model
+        return mu, mean, lv
 
     def expected_decisions(self, tasks: pd.DataFrame | Sequence[str], profiles: pd.DataFrame,
                            pairs: pd.DataFrame | None = None, reference: ReferenceLike = None,
@@ -288,7 +288,11 @@ class DigitalCrowd(CrowdParams):
     def save(self, directory: str | Path) -> Path:
         """Write the fitted crowd to ``directory`` (safetensors weights + JSON; no pickle, no data texts)."""
         self._check_fitted()
-        return state.save(self.state_, self._hyper(), Path(directory))
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.state_.belief.save(directory)
+        atomic_write_json(directory / "crowd.json", state.to_json(self.state_, self._hyper(), directory))
+        return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> DigitalCrowd:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crowdllm._io import atomic_write_json, read_json_object
+from crowdllm._io import read_json_object
 from crowdllm.belief.calibration import ReferenceCalibrator
 from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
@@ -172,15 +172,6 @@ def read_json(directory: Path) -> dict[str, Any]:
             raise ConfigError(f"{directory / name} does not belong with {path} (an interrupted save, or a "
                               f"file of another model?); save the crowd again")
     return d
-
-
-def save(s: CrowdState, hyper: dict[str, Any], directory: Path) -> Path:
-    """Write state ``s`` (the belief files first, ``crowd.json`` with their digests last)."""
-    assert s.belief is not None
-    directory.mkdir(parents=True, exist_ok=True)
-    s.belief.save(directory)
-    atomic_write_json(directory / "crowd.json", to_json(s, hyper, directory))
-    return directory
 
 
 def load(directory: Path, make: Callable[[dict[str, Any]], Any]) -> Any:

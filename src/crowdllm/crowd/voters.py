@@ -350,11 +350,12 @@ def fit_voters(model: VoterChoice, st: Any, kind: Any, mu: np.ndarray, y: np.nda
 
 
 def crowd_decisions(st: Any, tasks: pd.DataFrame, profiles: pd.DataFrame, ti: np.ndarray, wi: np.ndarray,
-                    mu: np.ndarray) -> np.ndarray:
-    """The decisions (logits, ``(pairs, 1)``) the top-k blender gets: ``(1 - w) mu + w beta u`` with the
-    voter model's utility ``u`` of profile ``wi`` for task ``ti`` (``mu`` unchanged without a voter model)."""
-    if st.voters is None or mu is None:
-        return mu
-    u = st.voters.utilities(tasks, profiles)[wi, ti]
-    w = float(st.voter_mix["weight"])
-    return (1 - w) * mu + (w * float(st.voter_mix["scale"]) * u)[:, None]
+                    mu: np.ndarray, mean: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The decisions (logits, ``(pairs, 1)``) the top-k blender gets, sampled (``mu``) and at the prior
+    mean (``mean``, if any): ``(1 - w) mu + w beta u`` with the voter model's utility ``u`` of profile
+    ``wi`` for task ``ti``; unchanged without a voter model."""
+    if st.voters is None:
+        return mu, mean
+    w, scale = float(st.voter_mix["weight"]), float(st.voter_mix["scale"])
+    u = (w * scale * st.voters.utilities(tasks, profiles)[wi, ti])[:, None]
+    return (1 - w) * mu + u, None if mean is None else (1 - w) * mean + u
