@@ -4,6 +4,7 @@
 - :mod:`.reference` -- the LLM reference table (``y_ref``, ``p_*``) and how the crowd reads it.
 - :mod:`.memory` -- the task memory (shrunken per-task offsets), a small estimator.
 - :mod:`.twins` -- digital twins of known people (their own offset and scale use), a small estimator.
+- :mod:`.voters` -- top-k votes: each voter's utilities from their profile (a conditional logit).
 - :mod:`.inputs` -- task features, reference calibration, profiles, validation rows.
 - :mod:`.state` -- the fitted state (one dataclass) and its save/load.
 - :mod:`.model` -- :class:`DigitalCrowd`, composing them scikit-learn style.
@@ -15,6 +16,7 @@ from crowdllm.crowd.model import DigitalCrowd
 from crowdllm.crowd.reference import ReferenceLike, reference_frame
 from crowdllm.crowd.state import FORMAT_VERSION, CrowdState
 from crowdllm.crowd.twins import PersonTwins
+from crowdllm.crowd.voters import VoterChoice
 
 __all__ = ["FORMAT_VERSION", "KINDS", "CrowdKind", "CrowdState", "DigitalCrowd", "PersonTwins", "ReferenceLike",
-           "TaskMemory", "crowd_kind", "reference_frame"]
+           "TaskMemory", "VoterChoice", "crowd_kind", "reference_frame"]

@@ -43,6 +43,7 @@ from crowdllm.crowd.params import CrowdParams
 from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
 from crowdllm.crowd.reference import features as reference_features
 from crowdllm.crowd.twins import PersonTwins, fit_twins
+from crowdllm.crowd.voters import VoterChoice, crowd_decisions, fit_voters
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
@@ -63,7 +64,9 @@ class DigitalCrowd(CrowdParams):
     and scale use, numeric labels; ``person_twins=False`` switches them off), ``mixture`` (an
     :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's answers mixed with the
     real ones, the weight learned on validation people, ordinal labels; ``answer_mixture=False``
-    switches it off), ``blender`` (a blender name, None = the default for the label kind).
+    switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`: top-k voters' utilities
+    from their profile, weighed against the belief on validation voters; ``voter_model=False`` switches
+    it off), ``blender`` (a blender name, None = the default for the label kind).
     Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
@@ -76,8 +79,8 @@ class DigitalCrowd(CrowdParams):
 
     def __init__(self, *, belief: BeliefModel | None = None, memory: TaskMemory | None = None,
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
-                 mixture: AnswerMixture | None = None, answer_mixture: bool = True,
-                 blender: str | None = None, sigma: float | None = None,
+                 mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
+                 voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
                  sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "linear",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text",
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
@@ -85,7 +88,7 @@ class DigitalCrowd(CrowdParams):
                  valid_fraction: float = 0.15, refit: bool = False, random_state: int = 0,
                  verbose: bool = False, **flat: Any) -> None:
         self.belief, self.memory, self.twins, self.person_twins = belief, memory, twins, person_twins
-        self.mixture, self.answer_mixture = mixture, answer_mixture
+        self.mixture, self.answer_mixture, self.voters, self.voter_model = mixture, answer_mixture, voters, voter_model
         self.task_memory, self.blender, self.sigma, self.sigma_scale = task_memory, blender, sigma, sigma_scale
         self.task_sigma, self.J, self.calibrate, self.embedder = task_sigma, J, calibrate, embedder
         self.text_column, self.meta_columns, self.profile_text_columns = text_column, meta_columns, profile_text_columns
@@ -156,7 +159,10 @@ class DigitalCrowd(CrowdParams):
                          valid=valid, n_ref=ref_x.shape[1])
         st.belief = self._train(data, kind.loss)
         st.n_train_responses, st.tasks = len(resp), tasks
-        self._fit_decisions(st, kind, data, y, pd.Index(tasks["task"]), pd.Index(workers["worker"]))
+        mu = self._fit_decisions(st, kind, data, y, pd.Index(tasks["task"]), pd.Index(workers["worker"]))
+        if self.voter_model and kind.votes:  # fit_voters fits copies, never the parameter itself
+            st.voters, st.voter_mix = fit_voters(self.voters or VoterChoice(), st, kind, mu, y, ti, wi, valid,
+                                                 ordered=dataset.ordered_attributes, text_column=self.text_column)
         self.state_ = st
         return self
 
@@ -171,10 +177,10 @@ class DigitalCrowd(CrowdParams):
         return again
 
     def _fit_decisions(self, st: state.CrowdState, kind: CrowdKind, data: TrainData, y: np.ndarray,
-                       task_ids: pd.Index, worker_ids: pd.Index) -> None:
+                       task_ids: pd.Index, worker_ids: pd.Index) -> np.ndarray:
         """Task memory from the training predictions, the known people's twins from what is left, then
         the blender's noise from the training residuals of the J-averaged decisions (and per-task
-        ordinal noise; a smaller one for known people)."""
+        ordinal noise; a smaller one for known people). Returns those decisions."""
         model, ti, wi = st.belief, data.ti, data.wi
         assert model is not None
         m, lv = model.belief(model.task_part(data.task_x), model.profile_part(data.profile_x), ti, wi)
@@ -199,6 +205,7 @@ class DigitalCrowd(CrowdParams):
             sig = st.blender.group_sigmas(mu[:, 0], y, ti, len(task_ids), self.task_sigma)
             seen = np.bincount(ti, minlength=len(task_ids)) > 0
             st.task_sigma = pd.Series(sig[seen], index=task_ids[seen])
+        return mu
 
     # ================================================================== decisions
     def _inputs(self, tasks: pd.DataFrame | Sequence[str], profiles: pd.DataFrame | ProfileGenerator | None,
@@ -213,9 +220,11 @@ class DigitalCrowd(CrowdParams):
     def _decide(self, tasks: pd.DataFrame, prof: pd.DataFrame, ti: np.ndarray, wi: np.ndarray, ref: pd.DataFrame,
                 rng: np.random.Generator, J: int | None = None, with_mean: bool = True
                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        return decisions.decisions(self.state_, self.kind_, tasks, prof, ti, wi, ref, rng,
-                                   J=self.J if J is None else J, with_mean=with_mean,
-                                   use_distribution=self.use_reference_distribution, calibrate=self.calibrate)
+        mu, mean, lv = decisions.decisions(self.state_, self.kind_, tasks, prof, ti, wi, ref, rng,
+                                           J=self.J if J is None else J, with_mean=with_mean,
+                                           use_distribution=self.use_reference_distribution, calibrate=self.calibrate)
+        mu, mean = crowd_decisions(self.state_, tasks, prof, ti, wi, mu, mean)  # top-k: with the voter model
+        return mu, mean, lv
 
     def expected_decisions(self, tasks: pd.DataFrame | Sequence[str], profiles: pd.DataFrame,
                            pairs: pd.DataFrame | None = None, reference: ReferenceLike = None,
@@ -288,13 +297,4 @@ class DigitalCrowd(CrowdParams):
     @classmethod
     def load(cls, directory: str | Path) -> DigitalCrowd:
         """Read a crowd written by :meth:`save`. Refuses a newer format version with a clear error."""
-        directory = Path(directory)
-        d = state.read_json(directory)
-        try:
-            crowd = cls(**d["hyper"])
-            crowd.state_ = state.from_json(d, directory)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-            detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-            raise ConfigError(f"{directory / 'crowd.json'}: damaged or incompatible saved crowd ({detail}); "
-                              "fit the crowd again") from None
-        return crowd
+        return state.load(Path(directory), lambda hyper: cls(**hyper))

@@ -3,8 +3,9 @@
 Each hyper-parameter is written once: the crowd's own in ``DigitalCrowd.__init__``, the belief
 model's in :class:`~crowdllm.belief.cvae.BeliefModel`, the task memory's in
 :class:`~crowdllm.crowd.memory.TaskMemory`, the twins' in :class:`~crowdllm.crowd.twins.PersonTwins`
-(``twin_kappa`` / ``twin_slope_kappa`` may be passed flat) and the seen-task mixture's in
-:class:`~crowdllm.crowd.mixture.AnswerMixture` (``mixture_k``). For convenience (and for crowds saved before the parts
+(``twin_kappa`` / ``twin_slope_kappa`` may be passed flat), the seen-task mixture's in
+:class:`~crowdllm.crowd.mixture.AnswerMixture` (``mixture_k``) and the top-k voter model's in
+:class:`~crowdllm.crowd.voters.VoterChoice` (``voter_alpha``). For convenience (and for crowds saved before the parts
 were split) a belief hyper-parameter may be given flat -- ``DigitalCrowd(epochs=50)`` is
 ``DigitalCrowd(belief=BeliefModel(epochs=50))`` -- and ``memory_kappa=k`` is ``memory=TaskMemory(k)``.
 
@@ -28,6 +29,7 @@ from crowdllm.belief.cvae import BeliefModel
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.twins import PersonTwins
+from crowdllm.crowd.voters import VoterChoice
 
 BELIEF_PARAMS = tuple(n for n in inspect.signature(BeliefModel.__init__).parameters
                       if n not in ("self", "random_state", "verbose"))
@@ -40,6 +42,7 @@ class CrowdParams:
     memory: TaskMemory | None
     twins: PersonTwins | None
     mixture: AnswerMixture | None
+    voters: VoterChoice | None
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "flat")]
@@ -62,6 +65,8 @@ class CrowdParams:
             self.twins = PersonTwins(**{**(self.twins or PersonTwins()).get_params(), **twin})
         if "mixture_k" in params:
             self.mixture = AnswerMixture(k=params.pop("mixture_k"))
+        if "voter_alpha" in params:
+            self.voters = VoterChoice(**{**(self.voters or VoterChoice()).get_params(), "alpha": params.pop("voter_alpha")})
         for name, value in params.items():
             if name not in self.get_params(deep=False):
                 raise TypeError(f"DigitalCrowd has no parameter '{name}'")
@@ -88,11 +93,13 @@ class CrowdParams:
 
     def _hyper(self) -> dict[str, Any]:
         """The parameters as flat JSON values (the saved ``hyper``: ``DigitalCrowd(**hyper)`` rebuilds it)."""
-        out = {k: v for k, v in self.get_params(deep=False).items() if k not in ("belief", "memory", "twins", "mixture", "verbose")}
+        nested = ("belief", "memory", "twins", "mixture", "voters", "verbose")
+        out = {k: v for k, v in self.get_params(deep=False).items() if k not in nested}
         out.update({k: self._belief_template().get_params()[k] for k in BELIEF_PARAMS})
         out["memory_kappa"] = (self.memory or TaskMemory()).kappa
         out.update({f"twin_{k}": v for k, v in (self.twins or PersonTwins()).get_params().items()})
         out["mixture_k"] = (self.mixture or AnswerMixture()).k
+        out["voter_alpha"] = (self.voters or VoterChoice()).alpha
         out["meta_columns"] = list(self.meta_columns) if self.meta_columns is not None else None
         out["profile_text_columns"] = list(self.profile_text_columns)
         out["embedder"] = self.embedder if isinstance(self.embedder, str) else self.embedder.model

@@ -6,8 +6,9 @@ and carries the digests of the belief files, so an interrupted save (or files co
 model) is refused at load instead of mixing two models. Format version 2 dropped what was saved but
 never read (the text embeddings' mean and sd, used only while fitting); version 3 added the digital
 twins of known people and the seen-task mixture (``twins``, ``mixture``; a reader of version 2 would
-ignore them and sample differently, hence the new number). Version 1 and 2 files still load (without
-twins or mixture). A newer version is refused with a one-line error.
+ignore them and sample differently, hence the new number); version 4 added the voter model of top-k
+crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model). Versions
+1-3 still load (without the parts they did not have). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -15,6 +16,7 @@ and one in :func:`from_json`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,13 @@ from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.reference import reference_frame
 from crowdllm.crowd.twins import PersonTwins
+from crowdllm.crowd.voters import VoterChoice
 from crowdllm.data.dataset import LabelSpec
 from crowdllm.data.registry import sha256_of
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
 
@@ -71,6 +74,8 @@ class CrowdState:
     memory: TaskMemory | None = None
     twins: PersonTwins | None = None  # known people's own habits (numeric labels)
     mixture: AnswerMixture | None = None  # seen tasks: real answers mixed in (ordinal labels)
+    voters: VoterChoice | None = None  # top-k: each voter's utilities from their profile
+    voter_mix: dict[str, Any] = field(default_factory=dict)  # its weight and scale next to the belief's
     blender: Blender | None = None
     task_sigma: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     n_train_responses: int = 0
@@ -106,17 +111,21 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "n_train_responses": s.n_train_responses,
         "twins": s.twins.to_dict() if s.twins is not None else None,
         "mixture": s.mixture.to_dict() if s.mixture is not None else None,
+        "voters": None if s.voters is None else {
+            "model": s.voters.to_dict(), "weight": s.voter_mix["weight"], "scale": s.voter_mix["scale"],
+            "validation_ll": [[w, ll] for w, ll in s.voter_mix.get("validation_ll", {}).items()]},
         "files": {name: sha256_of(directory / name) for name in BELIEF_FILES},
     }
 
 
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
-    """The state written by :func:`to_json` (format versions 1 and 2; version 1's extra keys,
+    """The state written by :func:`to_json` (format versions 1-4; version 1's extra keys,
     ``emb_mean`` and ``emb_std``, were never read)."""
     featurizer = TaskFeaturizer.from_state(d["featurizer"])
     text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
     cal = d.get("calibration")
     ts = d.get("task_sigma") or {"tasks": [], "values": []}
+    voters = d.get("voters")
     return CrowdState(
         label=LabelSpec.from_dict(d["label"]),
         center=float(d["center"]), scale=float(d["scale"]),
@@ -138,6 +147,9 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         n_train_responses=int(d.get("n_train_responses", 0)),
         twins=PersonTwins.from_dict(d["twins"]) if d.get("twins") else None,
         mixture=AnswerMixture.from_dict(d["mixture"]) if d.get("mixture") else None,
+        voters=VoterChoice.from_dict(voters["model"]) if voters else None,
+        voter_mix={} if not voters else {"weight": float(voters["weight"]), "scale": float(voters["scale"]),
+                                         "validation_ll": {float(w): float(v) for w, v in voters["validation_ll"]}},
         belief=BeliefModel.load(directory),
     )
 
@@ -160,3 +172,16 @@ def read_json(directory: Path) -> dict[str, Any]:
             raise ConfigError(f"{directory / name} does not belong with {path} (an interrupted save, or a "
                               f"file of another model?); save the crowd again")
     return d
+
+
+def load(directory: Path, make: Callable[[dict[str, Any]], Any]) -> Any:
+    """The crowd saved in ``directory``: ``make(hyper)`` builds the estimator, its ``state_`` is read back."""
+    d = read_json(directory)
+    try:
+        crowd = make(d["hyper"])
+        crowd.state_ = from_json(d, directory)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise ConfigError(f"{directory / 'crowd.json'}: damaged or incompatible saved crowd ({detail}); "
+                          "fit the crowd again") from None
+    return crowd
