@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from crowdllm.errors import ConfigError
 from crowdllm.llm.llama import LlamaCppLLM
 from crowdllm.llm.prompts import build_prompt
 
@@ -154,3 +155,33 @@ def test_a_too_long_prompt_among_batched_ones_keeps_the_others(smol: LlamaCppLLM
         smol.score_batch = 1
     assert "n_ctx" in dists[1].extra["error"]
     assert all(sum(d.probs) == pytest.approx(1.0) for i, d in enumerate(dists) if i != 1)
+
+
+def test_hidden_states_ride_along_the_log_prob_call(smol: LlamaCppLLM) -> None:
+    texts = ["I like this recipe a lot.", "Get lost, loser."]
+    prompts = [build_prompt(t, kind="rating", template=SHORT) for t in texts]
+    plain = smol.choice_probs(prompts, SCALE)
+    hidden = LlamaCppLLM("test", n_ctx=1024, hidden_states=True)
+    try:
+        with_h = hidden.choice_probs(prompts, SCALE)
+        n_embd = hidden._llm.n_embd()
+        h = np.array([d.extra["hidden"] for d in with_h])
+        # the same probabilities as without (the state is read after them), one state per text, finite
+        for a, b in zip(plain, with_h, strict=True):
+            assert np.allclose(a.probs, b.probs, atol=1e-12) and "hidden" not in a.extra
+        assert h.shape == (2, n_embd) and np.isfinite(h).all() and not np.allclose(h[0], h[1])
+        # re-evaluating only the last token gives the state a whole fresh pass gives, up to the float
+        # rounding of a one-token batch vs a whole-prompt batch on 4-bit weights (measured: 1.4 % of the
+        # state's norm on 1 and 2 threads)
+        hidden._llm.n_tokens = 0
+        tokens = hidden._plan_prompt(prompts[1], tuple(SCALE))[0]
+        fresh = np.asarray(hidden._hidden_after(tokens))
+        assert np.linalg.norm(fresh - h[1]) / np.linalg.norm(h[1]) < 0.05
+        # choices scored as whole sequences carry it too; answers cached without it never answer for it
+        seq = hidden.choice_probs([prompts[0]], ["1", "10"])[0]
+        assert len(seq.extra["hidden"]) == n_embd
+        assert hidden.cache_identity() == {**smol.cache_identity(), "hidden_states": True}
+    finally:
+        hidden.close()
+    with pytest.raises(ConfigError, match="score_batch=1"):
+        LlamaCppLLM("test", n_ctx=1024, hidden_states=True, score_batch=2)

@@ -8,6 +8,9 @@ first, as a weighted ridge regression of each training task's mean answer on
 - ``"linear"``: the reference features (``y_ref``, the answer distribution ``p_*``);
 - ``"ridge"``: the reference features and the task's text embedding / attributes;
 
+- ``"auto"``: both (only ``"ridge"`` without a reference), keeping the one with the lower out-of-fold
+  error on the training tasks (``features_`` says which);
+
 and the crowd uses the calibrated value as its ``y_ref`` (the raw reference stays an input of g_x).
 Training tasks get *out-of-fold* predictions (``folds`` folds over tasks), so the belief network learns
 to correct an honest base, not one that has already seen the answers. The ridge strength is chosen by
@@ -22,7 +25,7 @@ import numpy as np
 
 from crowdllm.errors import ConfigError
 
-CALIBRATIONS = ("none", "linear", "ridge")
+CALIBRATIONS = ("none", "linear", "ridge", "auto")
 
 
 def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
@@ -36,18 +39,24 @@ def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> np.ndar
 
 
 class ReferenceCalibrator:
-    def __init__(self, alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0), folds: int = 5,
+    def __init__(self, alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4), folds: int = 5,
                  random_state: int = 0) -> None:
         self.alphas = alphas
         self.folds = folds
         self.random_state = random_state
 
-    @staticmethod
-    def _design(X: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(X, dtype=np.float64), np.ones((len(X), 1))], axis=1)
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        """Features standardised by the training tasks' mean and spread (so one penalty suits a text
+        embedding and a probability alike), plus the constant."""
+        X = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        return np.concatenate([X, np.ones((len(X), 1))], axis=1)
 
     def fit(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> ReferenceCalibrator:
         """``X``: (tasks, features); ``y``: each task's mean answer; ``weights``: its number of answers."""
+        X = np.asarray(X, dtype=np.float64)
+        self.mean_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
         D = self._design(X)
         y = np.asarray(y, dtype=np.float64)
         w = np.asarray(weights, dtype=np.float64)
@@ -75,12 +84,19 @@ class ReferenceCalibrator:
         return self._design(X) @ self.coef_
 
     def get_state(self) -> dict[str, Any]:
-        return {"alpha": self.alpha_, "coef": self.coef_.tolist(), "oof_mse": self.oof_mse_}
+        return {"alpha": self.alpha_, "coef": self.coef_.tolist(), "oof_mse": self.oof_mse_,
+                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "features": getattr(self, "features_", None)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ReferenceCalibrator:
         cal = cls()
         cal.alpha_ = float(state["alpha"])
         cal.coef_ = np.asarray(state["coef"], dtype=np.float64)
+        n = len(cal.coef_) - 1  # saved before standardising: mean 0, scale 1 is the same model
+        cal.mean_ = np.asarray(state.get("mean", np.zeros(n)), dtype=np.float64)
+        cal.scale_ = np.asarray(state.get("scale", np.ones(n)), dtype=np.float64)
         cal.oof_mse_ = float(state.get("oof_mse", float("nan")))
+        if state.get("features") is not None:  # saved before "auto": the crowd's calibrate says which
+            cal.features_ = str(state["features"])
         return cal

@@ -41,7 +41,7 @@ from crowdllm.llm.base import LanguageModel
 #: library argument -> command-line flag, for the errors the library raises about its arguments
 ARGUMENT_FLAGS = {"base_url": "--base-url", "model_path": "--model-path", "model": "--model",
                   "api_key_env": "--api-key-env", "n_ctx": "--n-ctx", "concurrency": "--concurrency",
-                  "rpm": "--rpm", "timeout": "--timeout", "endpoint": "--endpoint"}
+                  "rpm": "--rpm", "timeout": "--timeout", "endpoint": "--endpoint", "hidden_states": "--hidden-states"}
 
 
 def as_flags(err: ConfigError, flags: dict[str, str] = ARGUMENT_FLAGS) -> ConfigError:
@@ -72,6 +72,7 @@ class BackendOptions:
     price_out: float | None = None
     n_ctx: int = 2048
     no_cache: bool = False
+    hidden_states: bool = False  # set by the commands that offer --hidden-states (crowdllm reference)
 
     def open(self, *, seed: int = 0) -> LanguageModel:
         """The backend these flags describe, wrapped in the disk cache and usage accounting."""
@@ -82,7 +83,7 @@ class BackendOptions:
                 base_url=list(self.base_url) or None, model=self.model, model_path=self.model_path,
                 api_key_env=self.api_key_env, concurrency=self.concurrency, rpm=self.rpm, timeout=self.timeout,
                 cache=not self.no_cache, price_in=self.price_in, price_out=self.price_out, n_ctx=self.n_ctx,
-                seed=seed, endpoint=self.endpoint,
+                seed=seed, endpoint=self.endpoint, hidden_states=self.hidden_states,
             )
         except ConfigError as err:
             raise as_flags(err) from None

@@ -72,6 +72,9 @@ def reference(
     column_map_alias: str | None = typer.Option(None, "--column-map", hidden=True),  # the old spelling of --map
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    hidden_states: bool = typer.Option(False, "--hidden-states", help="Also write the embedded model's hidden "
+                                       "state at the answer position (h_0 ... columns; logprob ratings and "
+                                       "choices): a richer task reading for the crowd, same number of calls."),
     data_options: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
     """LLM reference decisions per task (the CrowdLLM paper's zero-shot / log-prob / self-consistency)."""
@@ -81,6 +84,9 @@ def reference(
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if hidden_states and strategy != "logprob":
+        raise ConfigError("--hidden-states is read in the log-prob call: use --strategy logprob")
+    backend_options = dataclasses.replace(backend_options, hidden_states=hidden_states)
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out}: use a .csv or .parquet file name")
     if column_map_alias is not None:

@@ -1,9 +1,10 @@
 """The crowd's inputs: task features (text embedding + attributes + reference), the calibrated
 reference, encoded profiles, and the validation rows used for early stopping.
 
-**Calibration** (``calibrate="linear"`` or ``"ridge"``, numeric labels): the reference is mapped to
-the training crowd's scale by :class:`~crowdllm.belief.calibration.ReferenceCalibrator`, out-of-fold
-on the training tasks (so a task never calibrates itself).
+**Calibration** (``calibrate="linear"``, ``"ridge"`` or ``"auto"``, numeric labels): the reference is
+mapped to the training crowd's scale by :class:`~crowdllm.belief.calibration.ReferenceCalibrator`,
+out-of-fold on the training tasks (so a task never calibrates itself); ``"auto"`` fits both and keeps
+the one with the lower out-of-fold error (the text embedding alone when there is no reference).
 
 **Validation.** Early stopping (and nothing else) uses a validation part of the *training* data:
 ``"workers"`` holds out training people, ``"tasks"`` training tasks, ``"both"`` a share of each (a
@@ -42,15 +43,23 @@ def fit_calibration(state: CrowdState, kind: CrowdKind, calibrate: str, random_s
     state.calibrator, state.calibrated_base = None, pd.Series(dtype=float)
     if calibrate == "none" or not kind.calibratable:
         return base
-    if calibrate == "linear" and not state.has_reference:
-        return base  # nothing to calibrate: "VAE only" has no reference
+    candidates = {"linear": ["linear"], "ridge": ["ridge"], "auto": ["linear", "ridge"]}[calibrate]
+    if not state.has_reference:  # nothing to calibrate linearly: "VAE only" has no reference
+        candidates = [c for c in candidates if c != "linear"]
+    if not candidates:
+        return base
     z = (y - state.center) / state.scale
     n = np.bincount(ti, minlength=len(tasks)).astype(float)
     sums = np.bincount(ti, weights=z, minlength=len(tasks))
     seen = n > 0
-    X = _calibration_features(calibrate, *task_x)
-    cal = ReferenceCalibrator(random_state=random_state).fit(X[seen], sums[seen] / n[seen], n[seen])
-    out = cal.predict(X)
+    fitted = []
+    for features in candidates:  # "auto": the lower out-of-fold error on the training tasks wins
+        cal = ReferenceCalibrator(random_state=random_state).fit(
+            _calibration_features(features, *task_x)[seen], sums[seen] / n[seen], n[seen])
+        cal.features_ = features
+        fitted.append(cal)
+    cal = min(fitted, key=lambda c: c.oof_mse_)
+    out = cal.predict(_calibration_features(cal.features_, *task_x))
     out[seen] = cal.oof_
     state.calibrator, state.calibrated_base = cal, pd.Series(out, index=pd.Index(tasks["task"]))
     return out[:, None].astype(np.float32)
@@ -62,7 +71,8 @@ def calibrated_base(state: CrowdState, calibrate: str, tasks: pd.DataFrame,
     calibrator's prediction (the raw reference when there is no calibrator)."""
     if state.calibrator is None:
         return base
-    pred = state.calibrator.predict(_calibration_features(calibrate, *task_x))
+    features = getattr(state.calibrator, "features_", calibrate)
+    pred = state.calibrator.predict(_calibration_features(features, *task_x))
     known = state.calibrated_base.reindex(tasks["task"].astype(str)).to_numpy(dtype=float)
     return np.where(np.isfinite(known), known, pred)[:, None].astype(np.float32)
 

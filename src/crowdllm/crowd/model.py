@@ -70,7 +70,7 @@ class DigitalCrowd(CrowdParams):
     Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
     training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
-    pseudo-answers; 0: one sigma for all), ``calibrate`` ("linear", "ridge", "none"; see
+    pseudo-answers; 0: one sigma for all), ``calibrate`` ("auto", "linear", "ridge", "none"; see
     :mod:`.inputs`). Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`),
     ``text_column``, ``meta_columns``, ``profile_text_columns``, ``use_reference_distribution`` (feed
     ``p_*`` columns to g_x). Validation: ``validation``, ``valid_fraction``, ``refit`` (retrain on all
@@ -81,7 +81,7 @@ class DigitalCrowd(CrowdParams):
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
                  mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
                  voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
-                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "linear",
+                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "auto",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text",
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
                  use_reference_distribution: bool = True, validation: str = "both",

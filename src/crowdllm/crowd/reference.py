@@ -2,7 +2,10 @@
 
 ``y_ref`` is the LLM's answer in label units (the 1-5 rating, the selection probability of a top-k
 item) or, for categories, the name of the answer it prefers. ``p_<choice>`` columns (``p_1..p_5`` for
-a 1-5 scale, ``p_<category>`` for categories) carry its distribution. The same table is written by
+a 1-5 scale, ``p_<category>`` for categories) carry its distribution; ``h_0 ... h_<d-1>`` columns, when
+present (``crowdllm reference --hidden-states``), the model's hidden state at the answer position: the
+crowd reads them as task features too, standardised by the training tasks (``CrowdState.hidden_norm``).
+The same table is written by
 :mod:`crowdllm.llm.reference`, fitted by :mod:`crowdllm.crowd` and read by :mod:`crowdllm.evaluate`.
 
 >>> import pandas as pd
@@ -30,6 +33,12 @@ if TYPE_CHECKING:
 ReferenceLike = pd.DataFrame | pd.Series | Callable[[pd.DataFrame], pd.DataFrame] | None
 Y_REF = "y_ref"
 P_PREFIX = "p_"
+H_PREFIX = "h_"
+
+
+def hidden_columns(frame: pd.DataFrame) -> list[str]:
+    """The hidden-state columns ``h_<i>`` of a reference table, in order."""
+    return [c for c in frame.columns if str(c).startswith(H_PREFIX) and str(c)[len(H_PREFIX):].isdigit()]
 
 
 def reference_frame(reference: pd.DataFrame | pd.Series) -> pd.DataFrame:
@@ -45,7 +54,7 @@ def reference_frame(reference: pd.DataFrame | pd.Series) -> pd.DataFrame:
     frame.index = frame.index.astype(str)
     if frame.index.duplicated().any():
         raise ConfigError(f"reference lists task '{frame.index[frame.index.duplicated()][0]}' twice")
-    p_cols = [c for c in frame.columns if str(c).startswith(P_PREFIX)]
+    p_cols = [c for c in frame.columns if str(c).startswith(P_PREFIX)] + hidden_columns(frame)
     out = frame[p_cols].apply(pd.to_numeric, errors="coerce").astype(float)
     y = frame[Y_REF]
     numeric = pd.to_numeric(y, errors="coerce")
@@ -112,9 +121,15 @@ def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, 
     state.p_columns = kind.keep_p_columns([c for c in wanted if c in ref.columns], wanted)
     finite = pd.to_numeric(ref[Y_REF], errors="coerce").to_numpy(dtype=float)
     state.ref_fill = kind.reference_fill(finite, state.ref_default)
+    hidden = hidden_columns(ref)
+    state.hidden_norm = None
+    if hidden:  # standardised by the training tasks' states (a missing one reads as the mean)
+        h = ref[hidden].to_numpy(dtype=float)
+        sd = np.nanstd(h, axis=0)
+        state.hidden_norm = np.stack([np.nan_to_num(np.nanmean(h, axis=0)), np.where(sd > 1e-9, sd, 1.0)])
     # keep every task the caller gave a reference for (test tasks too), not only training tasks
     given = reference_frame(reference) if isinstance(reference, (pd.DataFrame, pd.Series)) else ref
-    state.reference = given.reindex(columns=[Y_REF, *state.p_columns]).copy()
+    state.reference = given.reindex(columns=[Y_REF, *state.p_columns, *hidden]).copy()
     return ref
 
 
@@ -141,6 +156,9 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
         p = ref.reindex(columns=state.p_columns).to_numpy(dtype=float)
         missing = missing | ~np.isfinite(p).all(axis=1)
         feats.append(np.where(np.isfinite(p), p, 0.0))
+    if state.hidden_norm is not None:
+        h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_norm.shape[1])]).to_numpy(dtype=float)
+        feats.append(np.nan_to_num((h - state.hidden_norm[0]) / state.hidden_norm[1]))
     if state.has_reference:
         feats.append(missing[:, None].astype(float))
     return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum())

@@ -7,8 +7,10 @@ model) is refused at load instead of mixing two models. Format version 2 dropped
 never read (the text embeddings' mean and sd, used only while fitting); version 3 added the digital
 twins of known people and the seen-task mixture (``twins``, ``mixture``; a reader of version 2 would
 ignore them and sample differently, hence the new number); version 4 added the voter model of top-k
-crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model). Versions
-1-3 still load (without the parts they did not have). A newer version is refused with a one-line error.
+crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model); version 5
+the LLM's hidden states as task features (``hidden_norm`` in ``crowd.json``, the reference table's
+``h_*`` columns in ``reference-hidden.safetensors``). Versions 1-4 still load (without the parts they
+did not have). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -24,14 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crowdllm._io import read_json_object
+from crowdllm._io import atomic_path, read_json_object
 from crowdllm.belief.calibration import ReferenceCalibrator
 from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
 from crowdllm.blend import Blender, blender_from_dict
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture
-from crowdllm.crowd.reference import reference_frame
+from crowdllm.crowd.reference import hidden_columns, reference_frame
 from crowdllm.crowd.twins import PersonTwins
 from crowdllm.crowd.voters import VoterChoice
 from crowdllm.data.dataset import LabelSpec
@@ -39,7 +41,8 @@ from crowdllm.data.registry import sha256_of
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
+HIDDEN_FILE = "reference-hidden.safetensors"
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
 
@@ -61,6 +64,7 @@ class CrowdState:
     p_columns: list[str] = field(default_factory=list)
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference_missing: int = 0
+    hidden_norm: np.ndarray | None = None  # (2, d): mean and sd of the reference's h_* columns (training tasks)
     # task and profile inputs
     embedder_name: str = ""
     featurizer: TaskFeaturizer | None = None
@@ -97,12 +101,21 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
     assert s.featurizer is not None and s.profile_encoder is not None and s.blender is not None
     assert s.memory is not None
     cal = None if s.calibrator is None else {"state": s.calibrator.get_state(), **_table(s.calibrated_base)}
+    files = list(BELIEF_FILES)
+    hidden = hidden_columns(s.reference)
+    if hidden:  # the hidden states are many numbers: a binary file next to crowd.json, like the weights
+        from safetensors.numpy import save_file
+
+        with atomic_path(directory / HIDDEN_FILE) as tmp:
+            save_file({"hidden": np.ascontiguousarray(s.reference[hidden].to_numpy(np.float32))}, str(tmp))
+        files.append(HIDDEN_FILE)
     return {
         "format_version": FORMAT_VERSION, "kind": _KIND, "hyper": hyper, "label": s.label.to_dict(),
         "center": s.center, "scale": s.scale, "ref_default": s.ref_default, "ref_fill": s.ref_fill,
         "global_dist": s.global_dist.tolist() if s.global_dist is not None else None,
         "has_reference": s.has_reference, "p_columns": s.p_columns,
-        "reference": _table(s.reference), "reference_missing": s.reference_missing,
+        "reference": _table(s.reference.drop(columns=hidden)), "reference_missing": s.reference_missing,
+        "hidden_norm": None if s.hidden_norm is None else s.hidden_norm.tolist(),
         "embedder": s.embedder_name, "featurizer": s.featurizer.get_state(),
         "profile_encoder": s.profile_encoder.get_state(), "profile_columns": s.profile_columns,
         "pool": s.pool.to_dict(orient="list"),
@@ -114,12 +127,23 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "voters": None if s.voters is None else {
             "model": s.voters.to_dict(), "weight": s.voter_mix["weight"], "scale": s.voter_mix["scale"],
             "validation_ll": [[w, ll] for w, ll in s.voter_mix.get("validation_ll", {}).items()]},
-        "files": {name: sha256_of(directory / name) for name in BELIEF_FILES},
+        "files": {name: sha256_of(directory / name) for name in files},
     }
 
 
+def _reference(d: dict[str, Any], directory: Path) -> pd.DataFrame:
+    """The saved reference table, with its hidden-state columns back when it had them."""
+    frame = _frame(d["reference"])
+    if d.get("hidden_norm") is not None:
+        from safetensors.numpy import load_file
+
+        h = load_file(str(directory / HIDDEN_FILE))["hidden"]
+        frame = frame.join(pd.DataFrame(h, index=frame.index, columns=[f"h_{i}" for i in range(h.shape[1])]))
+    return reference_frame(frame)
+
+
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
-    """The state written by :func:`to_json` (format versions 1-4; version 1's extra keys,
+    """The state written by :func:`to_json` (format versions 1-5; version 1's extra keys,
     ``emb_mean`` and ``emb_std``, were never read)."""
     featurizer = TaskFeaturizer.from_state(d["featurizer"])
     text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
@@ -132,8 +156,9 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         ref_default=float(d["ref_default"]), ref_fill=float(d["ref_fill"]),
         global_dist=None if d.get("global_dist") is None else np.asarray(d["global_dist"], dtype=float),
         has_reference=bool(d["has_reference"]), p_columns=list(d["p_columns"]),
-        reference=reference_frame(_frame(d["reference"])),
+        reference=_reference(d, directory),
         reference_missing=int(d.get("reference_missing", 0)),
+        hidden_norm=None if d.get("hidden_norm") is None else np.asarray(d["hidden_norm"], dtype=float),
         embedder_name=d["embedder"], featurizer=featurizer,
         calibrator=None if cal is None else ReferenceCalibrator.from_state(cal["state"]),
         calibrated_base=(pd.Series(dtype=float) if cal is None else

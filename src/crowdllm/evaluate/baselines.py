@@ -418,8 +418,11 @@ class ProfileGroup(DistributionBaseline):
 
 # ---------------------------------------------------------------- a linear model of the answer histogram
 def reference_features(reference: pd.DataFrame | None, tasks: Sequence[str]) -> np.ndarray:
-    """The numeric columns of an LLM reference table (``y_ref`` and the answer distribution ``p_*``;
-    index or column ``task``) for ``tasks``, in that order; NaN where a task has no reference."""
+    """The numeric columns of an LLM reference table (``y_ref``, the answer distribution ``p_*`` and the
+    hidden state ``h_*`` when it has one; index or column ``task``) for ``tasks``, in that order; NaN
+    where a task has no reference."""
+    from crowdllm.crowd.reference import hidden_columns
+
     if reference is None:
         return np.zeros((len(tasks), 0))
     frame = reference.set_index("task") if "task" in reference.columns else reference
@@ -429,6 +432,7 @@ def reference_features(reference: pd.DataFrame | None, tasks: Sequence[str]) -> 
         else [c for c in frame.columns if str(c).startswith("p_")]
     if not cols:
         raise ConfigError("the reference needs a y_ref column or p_* columns")
+    cols += hidden_columns(frame)
     values = frame[cols].apply(pd.to_numeric, errors="coerce").reindex([str(t) for t in tasks])
     return values.to_numpy(dtype=float)
 

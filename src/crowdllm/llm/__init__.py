@@ -39,6 +39,7 @@ def open_backend(
     seed: int = 0,
     endpoint: str = "chat",
     max_retries: int | None = None,
+    hidden_states: bool = False,
 ) -> MeteredLLM:
     """A ready backend, wrapped in the disk cache (unless ``cache=False``) and usage accounting.
 
@@ -51,6 +52,7 @@ def open_backend(
     ``cache``: True for ``$CROWDLLM_CACHE/llm-cache.sqlite``, a path for another file, False for none.
     ``price_in`` / ``price_out``: price per million prompt / completion tokens for the cost line.
     ``max_retries``: retries of a server fault that may pass (None: ``openai_compat.MAX_RETRIES``, 6).
+    ``hidden_states``: log-prob answers also carry the model's hidden state (embedded model only).
     The result's ``.usage`` (:class:`Usage`) has ``.as_dict()`` and ``.render()``."""
     inner: LanguageModel
     if base_url:
@@ -58,6 +60,10 @@ def open_backend(
             from crowdllm.errors import ConfigError
 
             raise ConfigError("model_path is for the embedded model; with base_url name the served model instead")
+        if hidden_states:
+            from crowdllm.errors import ConfigError
+
+            raise ConfigError("hidden_states are read from the embedded model; a server does not return them")
         from crowdllm.llm.openai_compat import OpenAICompatLLM
 
         inner = OpenAICompatLLM(base_url, model, api_key_env=api_key_env, endpoint=endpoint,
@@ -73,7 +79,7 @@ def open_backend(
                 raise ConfigError(f"model {model!r} names a served model: give base_url too, or use "
                                   f"model_path FILE.gguf for the embedded model")
             model_path = model
-        inner = LlamaCppLLM(model_path, n_ctx=n_ctx, seed=seed)
+        inner = LlamaCppLLM(model_path, n_ctx=n_ctx, seed=seed, hidden_states=hidden_states)
     if cache:
         inner = CachedLLM(inner, None if cache is True else cache)
     return MeteredLLM(inner, Usage(price_in=price_in, price_out=price_out))

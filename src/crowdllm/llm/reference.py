@@ -22,6 +22,11 @@ ask ``k`` times for a whole ballot of ``top_k`` items and count how often each i
 Categorical tasks (``kind="choice"``, ``choices=``): ``y_ref`` = the most likely choice and ``p_<choice>``
 its distribution. Free text (``kind="text"``): ``text`` = the temperature-0 answer.
 
+Hidden states: with the embedded backend opened with ``hidden_states=True`` (``crowdllm reference
+--hidden-states``) each ``logprob`` rating or choice row also holds ``h_0 ... h_<d-1>``, the model's
+last-layer state at the answer position, read in the same call (the crowd uses them as task features;
+:mod:`crowdllm.crowd.reference`). They are cached with the answer, like it.
+
 Multi-persona prompting: :func:`persona_choice_probs` asks once per (task, persona) pair.
 
 References are written with :func:`save_references` (CSV or Parquet, atomically) and read back with
@@ -152,6 +157,11 @@ class _LogprobRead:
         """``p_<label>`` for each allowed answer."""
         return {f"p_{lab}": float(p) for lab, p in zip(labels, self.probs, strict=True)}
 
+    def hidden(self) -> dict[str, float]:
+        """``h_0 ... h_<d-1>``: the model's hidden state at the answer position, when the backend read it
+        (the embedded model with ``hidden_states=True``); nothing otherwise."""
+        return {f"h_{i}": float(v) for i, v in enumerate(self.dist.extra.get("hidden") or ())}
+
     def argmax(self) -> str | None:
         """The most likely answer, or None when the distribution is unknown."""
         return self.dist.argmax() if self.ok else None
@@ -248,7 +258,7 @@ def _rating_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
     if strategy == "logprob":
         for pos, read in enumerate(_logprob_pass(backend, prompts, labels, k=k, seed=seed, progress=progress)):
             y = float(np.dot(read.probs, levels)) if read.ok else float("nan")
-            rows[pos] = {"y_ref": y, **read.columns(labels), "strategy": strategy, **read.meta()}
+            rows[pos] = {"y_ref": y, **read.columns(labels), "strategy": strategy, **read.meta(), **read.hidden()}
     else:
         prefix = tpl.answer_prefix
         samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["rating"], progress)
@@ -297,7 +307,8 @@ def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
     rows: list[dict[str, Any]] = [{} for _ in prompts]
     if strategy == "logprob":
         for pos, read in enumerate(_logprob_pass(backend, prompts, choices, k=k, seed=seed, progress=progress)):
-            rows[pos] = {"y_ref": read.argmax(), **read.columns(choices), "strategy": strategy, **read.meta()}
+            rows[pos] = {"y_ref": read.argmax(), **read.columns(choices), "strategy": strategy, **read.meta(),
+                         **read.hidden()}
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
     samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["choice"], progress)
     failures_total = 0

@@ -1,0 +1,64 @@
+"""The LLM's hidden states (``h_*`` columns of a reference) as task features of the crowd."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdllm.crowd import DigitalCrowd
+from crowdllm.data.splits import split_dataset
+from crowdllm.data.synthetic import make_synthetic_crowd
+from crowdllm.errors import ConfigError
+
+
+def reference(syn, seed: int = 0, d: int = 16) -> pd.DataFrame:
+    """A reference whose y_ref says nothing (noise around the middle) while its hidden state holds the
+    task's true score in one noisy direction among ``d`` noise dimensions."""
+    rng = np.random.default_rng(seed)
+    n = len(syn.truth)
+    h = rng.normal(size=(n, d))
+    h[:, 3] = syn.scores.to_numpy() + 0.3 * rng.normal(size=n)
+    ref = pd.DataFrame(h, index=syn.truth.index.astype(str), columns=[f"h_{i}" for i in range(d)])
+    ref.insert(0, "y_ref", 3.0 + 0.5 * rng.normal(size=n))
+    return ref
+
+
+def held_out_error(with_hidden: bool, seed: int) -> float:
+    syn = make_synthetic_crowd(n_tasks=150, n_workers=40, random_state=seed)
+    ref = reference(syn, seed)
+    if not with_hidden:
+        ref = ref[["y_ref"]]
+    parts = split_dataset(syn.dataset, by="task", test_size=0.3, random_state=seed)
+    crowd = DigitalCrowd(embedder="hashing", epochs=30, random_state=seed).fit(parts.train, reference=ref)
+    answers = crowd.sample(parts.test.tasks, n_people=200, random_state=seed)
+    means = answers.groupby("task", observed=True)["label"].mean()
+    return float((means - syn.truth.rename(str).reindex(means.index.astype(str)).to_numpy()).abs().mean())
+
+
+def test_a_hidden_state_that_knows_the_task_makes_the_crowd_closer_to_its_population() -> None:
+    # measured over seeds 0-2: mean error of the held-out tasks' crowd means 0.46-0.49 without, 0.32-0.35
+    # with the hidden state (ratio 0.70-0.72); with it the error must fall by at least a fifth
+    for seed in (0, 1):
+        assert held_out_error(True, seed) < 0.8 * held_out_error(False, seed)
+
+
+def test_hidden_states_are_saved_beside_the_crowd_and_checked(tmp_path) -> None:
+    syn = make_synthetic_crowd(n_tasks=40, n_workers=20, random_state=0)
+    ref = reference(syn)
+    crowd = DigitalCrowd(embedder="hashing", epochs=3, random_state=0).fit(syn.dataset, reference=ref)
+    norm = crowd.state_.hidden_norm  # standardised by the training tasks' states
+    assert norm.shape == (2, 16) and np.allclose(norm[0], ref.filter(like="h_").mean().to_numpy())
+    crowd.save(tmp_path)
+    saved = json.loads((tmp_path / "crowd.json").read_text())
+    assert "reference-hidden.safetensors" in saved["files"]
+    assert not any(c.startswith("h_") for c in saved["reference"]["columns"])  # not 640 numbers in the JSON
+    back = DigitalCrowd.load(tmp_path)
+    people = syn.dataset.workers.head(5)
+    pd.testing.assert_frame_equal(back.sample(syn.dataset.tasks, profiles=people, random_state=1),
+                                  crowd.sample(syn.dataset.tasks, profiles=people, random_state=1))
+    (tmp_path / "reference-hidden.safetensors").write_bytes(b"not the states")
+    with pytest.raises(ConfigError, match="reference-hidden.safetensors does not belong"):
+        DigitalCrowd.load(tmp_path)
