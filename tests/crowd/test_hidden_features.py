@@ -62,3 +62,13 @@ def test_hidden_states_are_saved_beside_the_crowd_and_checked(tmp_path) -> None:
     (tmp_path / "reference-hidden.safetensors").write_bytes(b"not the states")
     with pytest.raises(ConfigError, match="reference-hidden.safetensors does not belong"):
         DigitalCrowd.load(tmp_path)
+
+
+def test_a_new_task_without_a_hidden_state_is_refused_not_read_as_average() -> None:
+    syn = make_synthetic_crowd(n_tasks=40, n_workers=20, random_state=0)
+    crowd = DigitalCrowd(embedder="hashing", epochs=3, random_state=0).fit(syn.dataset, reference=reference(syn))
+    new = pd.DataFrame({"task": ["n1", "n2"], "text": ["a new text", "another one"]})
+    with pytest.raises(ConfigError, match=r"hidden states \(h_\* columns\) and 2 task\(s\) have none .*'n1'"):
+        crowd.sample(new, n_people=3, reference=pd.DataFrame({"y_ref": [2.0, 4.0]}, index=["n1", "n2"]))
+    given = reference(make_synthetic_crowd(n_tasks=2, n_workers=2, random_state=1)).set_axis(["n1", "n2"])
+    assert len(crowd.sample(new, n_people=3, reference=given, random_state=0)) == 6

@@ -183,3 +183,18 @@ def test_reference_reads_three_files_like_every_command(
     capsys.readouterr()
     assert main(["reference", "--help"]) == 0
     assert "--column-map" not in capsys.readouterr().out
+
+
+def test_hidden_states_are_refused_where_they_cannot_be_read(
+        tmp_path: Path, crowd_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "refs.csv"
+    with FakeOpenAIServer(answer=level_answer) as server:
+        assert main(["reference", "--dataset", str(crowd_file), "--hidden-states", "--base-url", server.url,
+                     "--model", "fake-model", "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: --hidden-states are read from the embedded model; a server does not return them"]
+        assert main(["reference", "--dataset", str(crowd_file), "--hidden-states", "--strategy", "zero-shot",
+                     "--base-url", server.url, "--model", "fake-model", "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: --hidden-states is read in the log-prob call: use --strategy logprob"]
+        assert server.answered == 0 and not out.exists()

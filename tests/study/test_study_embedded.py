@@ -10,15 +10,10 @@ from study_helpers import fit_args
 
 from crowdllm.cli import main
 
-pytestmark = pytest.mark.embedded
+pytestmark = [pytest.mark.embedded, pytest.mark.requires("llama-cpp")]
 
 
-@pytest.fixture(scope="module")
-def _llama():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make setup)")
-
-
-def test_fit_info_sample_ask_on_the_embedded_test_model(_llama, study_files, tmp_path, capsys):
+def test_fit_info_sample_ask_on_the_embedded_test_model(study_files, tmp_path, capsys):
     embedded = ["--model-path", "test"]
     out = tmp_path / "crowd"
     assert main(fit_args(study_files, out, "--question", "How offensive is this comment?", *embedded)) == 0
@@ -38,3 +33,19 @@ def test_fit_info_sample_ask_on_the_embedded_test_model(_llama, study_files, tmp
     assert main(["crowd", "ask", str(out), "a bad bad comment", "--people", "50", "--by", "age"]) == 0
     printed = capsys.readouterr().out
     assert "by age:" in printed and "18-24" in printed
+
+
+def test_a_crowd_fitted_with_hidden_states_reads_them_for_new_tasks_too(study_files, tmp_path):
+    out = tmp_path / "crowd"
+    assert main(fit_args(study_files, out, "--question", "How offensive is this comment?", "--model-path", "test",
+                         "--hidden-states")) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["reference"]["backend_flags"]["hidden_states"] is True
+    refs = pd.read_csv(out / "references.csv")
+    hidden = [c for c in refs.columns if c.startswith("h_")]
+    assert len(hidden) == 576 and refs[hidden].notna().all().all()  # SmolLM2-135M's state has 576 numbers
+    # new tasks: the crowd's own backend is opened with hidden states again (else the crowd refuses them)
+    answers = tmp_path / "a.csv"
+    assert main(["crowd", "sample", str(out), "--tasks", str(study_files["new"]), "--task-map",
+                 "task=id,text=comment", "--people", "20", "--out", str(answers), "--no-progress"]) == 0
+    assert len(pd.read_csv(answers)) == 60

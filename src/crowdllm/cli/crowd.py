@@ -38,15 +38,14 @@ def _err(line: str) -> None:
 # ------------------------------------------------------------------------------ helpers
 def _backend_record(opts: BackendOptions) -> dict[str, Any]:
     return {"base_url": list(opts.base_url), "model": opts.model, "model_path": opts.model_path,
-            "endpoint": opts.endpoint}
+            "endpoint": opts.endpoint, "hidden_states": opts.hidden_states}
 
 
 def _backend_from_card(opts: BackendOptions, card: dict[str, Any]) -> BackendOptions:
     """The crowd's own backend unless the user named one (so new tasks get comparable references)."""
-    if opts.base_url or opts.model_path or opts.model:
-        return opts
     rec = (card.get("reference") or {}).get("backend_flags") or {}
-    if not rec:
+    opts.hidden_states = bool(rec.get("hidden_states"))  # a crowd that reads hidden states needs them for new tasks
+    if opts.base_url or opts.model_path or opts.model or not rec:
         return opts
     opts.base_url = list(rec.get("base_url") or [])
     opts.model, opts.model_path = rec.get("model"), rec.get("model_path")
@@ -103,8 +102,14 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
         close = getattr(llm, "close", None)
         if close is not None:
             close()
-    keep = ["y_ref", *[c for c in refs.columns if str(c).startswith("p_")]]
-    return pd.DataFrame(refs[keep])
+    return pd.DataFrame(refs[_reference_columns(refs)])
+
+
+def _reference_columns(refs: Any) -> list[str]:
+    """What the crowd reads of a reference table: ``y_ref``, the answer shares, the hidden state."""
+    from crowdllm.crowd.reference import hidden_columns
+
+    return ["y_ref", *[c for c in refs.columns if str(c).startswith("p_")], *hidden_columns(refs)]
 
 
 def _read_tasks(path: str, task_map: str | None) -> Any:
@@ -174,6 +179,9 @@ def fit_cmd(
                              "(comma-separated; new tasks must then carry them). Default: none."),
     validation: bool = typer.Option(True, "--validation/--no-validation",
                                     help="Measure the crowd on held-out training people and tasks first."),
+    hidden_states: bool = typer.Option(False, "--hidden-states", help="Also read the embedded model's hidden "
+                                       "state at the answer position of each reference (a richer task reading, "
+                                       "same calls; new tasks then get it too)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     data_options: DataOptions = None,  # type: ignore[assignment]
@@ -199,8 +207,9 @@ def fit_cmd(
         ds = ds.subset(tasks=keep)
         ds = ds.subset(workers=ds.responses["worker"].unique())  # the people of those tasks only
     say = (lambda m: _err(m)) if progress else (lambda _m: None)
+    backend_options.hidden_states = hidden_states
     refs, ref_info = _fit_references(ds, data, q, reference, strategy, backend_options, seed, progress, say)
-    keep_cols = ["y_ref", *[c for c in refs.columns if str(c).startswith("p_")]]
+    keep_cols = _reference_columns(refs)
     params = {"epochs": epochs, "embedder": embedder, "meta_columns": meta_columns}
     crowd, facts = fit_study(ds, refs[keep_cols], crowd_params=params, seed=seed, validation=validation, say=say)
     card = _fit_card(ds, data, q, refs, ref_info, params, facts, limit_tasks=limit_tasks, seed=seed)

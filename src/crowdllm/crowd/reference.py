@@ -158,6 +158,11 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
         feats.append(np.where(np.isfinite(p), p, 0.0))
     if state.hidden_norm is not None:
         h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_norm.shape[1])]).to_numpy(dtype=float)
+        lacking = ~np.isfinite(h).any(axis=1) & ~missing  # a task without any reference is flagged instead
+        if lacking.any():  # never a silently poorer reading of new tasks
+            raise ConfigError(f"this crowd reads the LLM's hidden states (h_* columns) and {int(lacking.sum())} "
+                              f"task(s) have none (first: '{ref.index[lacking][0]}'): compute their references "
+                              "with hidden states (crowdllm reference --hidden-states, hidden_states=True)")
         feats.append(np.nan_to_num((h - state.hidden_norm[0]) / state.hidden_norm[1]))
     if state.has_reference:
         feats.append(missing[:, None].astype(float))
