@@ -167,14 +167,18 @@ class LlamaCppLLM(LanguageModel):
         return None
 
     # ---------------------------------------------------------------- forward pass with KV reuse
+    def _cached_prefix(self, tokens: list[int], most: int) -> int:
+        """How many leading ``tokens`` (at most ``most``) the KV cache already holds."""
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        common, limit = 0, min(len(cached), most)
+        while common < limit and cached[common] == tokens[common]:
+            common += 1
+        return common
+
     def _logits_after(self, tokens: list[int]) -> np.ndarray:
         """Next-token logits after ``tokens``, evaluating only what differs from the cached prefix."""
         llm = self._llm
-        cached = llm.input_ids[: llm.n_tokens]
-        common = 0
-        limit = min(len(cached), len(tokens))
-        while common < limit and cached[common] == tokens[common]:
-            common += 1
+        common = self._cached_prefix(tokens, len(tokens))
         if common == len(tokens):
             common -= 1  # re-evaluate the last token to get fresh logits
         llm.n_tokens = common  # eval() drops the KV cells from here on
@@ -186,11 +190,7 @@ class LlamaCppLLM(LanguageModel):
         """The last layer's state at the last of ``tokens`` (re-evaluating only that token when the KV
         cache already holds the rest, as it does right after the log-prob pass)."""
         llm, ctx = self._llm, self._llm._ctx.ctx
-        cached = llm.input_ids[: llm.n_tokens]
-        common = 0
-        limit = min(len(cached), len(tokens) - 1)
-        while common < limit and cached[common] == tokens[common]:
-            common += 1
+        common = self._cached_prefix(tokens, len(tokens) - 1)
         llm.n_tokens = common
         self._lib.llama_set_embeddings(ctx, True)
         try:
