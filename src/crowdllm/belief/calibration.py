@@ -52,7 +52,8 @@ class ReferenceCalibrator:
         return np.concatenate([X, np.ones((len(X), 1))], axis=1)
 
     def fit(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> ReferenceCalibrator:
-        """``X``: (tasks, features); ``y``: each task's mean answer; ``weights``: its number of answers."""
+        """``X``: (tasks, features); ``y``: each task's mean answer (or its answer shares, one column per
+        category); ``weights``: its number of answers."""
         X = np.asarray(X, dtype=np.float64)
         self.mean_ = X.mean(axis=0)
         sd = X.std(axis=0)
@@ -65,12 +66,12 @@ class ReferenceCalibrator:
         fold = np.random.default_rng(self.random_state).permutation(len(D)) % self.folds
         best: tuple[float, float, np.ndarray] | None = None
         for alpha in self.alphas:
-            oof = np.empty(len(D))
+            oof = np.empty(y.shape)
             for f in range(self.folds):
                 test = fold == f
                 beta = _solve(D[~test], y[~test], w[~test], alpha)
                 oof[test] = D[test] @ beta
-            err = float(np.sum(w * (oof - y) ** 2) / w.sum())
+            err = float(np.sum(w.reshape(-1, *[1] * (y.ndim - 1)) * (oof - y) ** 2) / w.sum())
             if best is None or err < best[0]:
                 best = (err, alpha, oof)
         assert best is not None

@@ -28,7 +28,7 @@ def task_inputs(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, ref: pd.Da
     emb, meta = st.featurizer.transform(tasks)
     ref_x, base, _ = reference_features(st, kind, ref, use_distribution)
     task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
-    base = inputs.calibrated_base(st, calibrate, tasks, (emb, meta, ref_x), base)
+    base = inputs.calibrated_base(st, kind, calibrate, tasks, (emb, meta, ref_x), base)
     offsets = st.memory.for_tasks(tasks["task"])
     return task_x, (base + offsets + st.belief.task_shift(task_x)).astype(np.float32)
 

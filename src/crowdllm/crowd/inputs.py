@@ -48,24 +48,25 @@ def fit_calibration(state: CrowdState, kind: CrowdKind, calibrate: str, random_s
         candidates = [c for c in candidates if c != "linear"]
     if not candidates:
         return base
-    z = (y - state.center) / state.scale
     n = np.bincount(ti, minlength=len(tasks)).astype(float)
-    sums = np.bincount(ti, weights=z, minlength=len(tasks))
+    target = kind.calibration_target(state, y, ti, len(tasks))
     seen = n > 0
     fitted = []
     for features in candidates:  # "auto": the lower out-of-fold error on the training tasks wins
         cal = ReferenceCalibrator(random_state=random_state).fit(
-            _calibration_features(features, *task_x)[seen], sums[seen] / n[seen], n[seen])
+            _calibration_features(features, *task_x)[seen], target[seen], n[seen])
         cal.features_ = features
         fitted.append(cal)
     cal = min(fitted, key=lambda c: c.oof_mse_)
     out = cal.predict(_calibration_features(cal.features_, *task_x))
     out[seen] = cal.oof_
-    state.calibrator, state.calibrated_base = cal, pd.Series(out, index=pd.Index(tasks["task"]))
-    return out[:, None].astype(np.float32)
+    index = pd.Index(tasks["task"])
+    state.calibrator = cal
+    state.calibrated_base = pd.Series(out, index=index) if out.ndim == 1 else pd.DataFrame(out, index=index)
+    return kind.calibrated(out).astype(np.float32)
 
 
-def calibrated_base(state: CrowdState, calibrate: str, tasks: pd.DataFrame,
+def calibrated_base(state: CrowdState, kind: CrowdKind, calibrate: str, tasks: pd.DataFrame,
                     task_x: tuple[np.ndarray, np.ndarray, np.ndarray], base: np.ndarray) -> np.ndarray:
     """The base of ``tasks`` at sampling time: the out-of-fold value for training tasks, else the
     calibrator's prediction (the raw reference when there is no calibrator)."""
@@ -74,7 +75,7 @@ def calibrated_base(state: CrowdState, calibrate: str, tasks: pd.DataFrame,
     features = getattr(state.calibrator, "features_", calibrate)
     pred = state.calibrator.predict(_calibration_features(features, *task_x))
     known = state.calibrated_base.reindex(tasks["task"].astype(str)).to_numpy(dtype=float)
-    return np.where(np.isfinite(known), known, pred)[:, None].astype(np.float32)
+    return kind.calibrated(np.where(np.isfinite(known), known, pred)).astype(np.float32)
 
 
 def encode_profiles(encoder: ProfileEncoder, profiles: pd.DataFrame) -> np.ndarray:

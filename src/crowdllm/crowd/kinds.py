@@ -62,6 +62,15 @@ class CrowdKind(Kind):
     blenders: ClassVar[tuple[str, ...]] = ()  # the blenders that fit this kind; the first is the default
     #: the reference can be calibrated to the crowd's scale (:mod:`crowdllm.belief.calibration`)
     calibratable: ClassVar[bool] = False
+
+    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, n_tasks: int) -> np.ndarray:
+        """Per task what the reference calibration predicts: its mean answer in model units (numeric)."""
+        z = (y - state.center) / state.scale
+        return np.bincount(ti, weights=z, minlength=n_tasks) / np.maximum(np.bincount(ti, minlength=n_tasks), 1)
+
+    def calibrated(self, pred: np.ndarray) -> np.ndarray:
+        """The base ``(n, out)`` from the calibration's predictions."""
+        return np.asarray(pred, dtype=float).reshape(len(pred), -1)
     #: expected decisions report the spread of the belief deviation (``delta_sd``)
     has_spread: ClassVar[bool] = False
 
@@ -215,6 +224,19 @@ class CategoricalKind(CrowdKind, CategoricalLabels):
     def parse_reference(self, y_ref: pd.Series, state: CrowdState) -> pd.Series:
         lookup = {c: float(i) for i, c in enumerate(self.choice_names(state.label))}
         return y_ref.map(lambda v: lookup.get(str(v), v) if isinstance(v, str) else v)
+
+    calibratable = True
+
+    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, n_tasks: int) -> np.ndarray:
+        """Per task its answer shares (one column per category)."""
+        counts = np.zeros((n_tasks, len(self.choice_names(state.label))))
+        np.add.at(counts, (ti, y), 1.0)
+        return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+
+    def calibrated(self, pred: np.ndarray) -> np.ndarray:
+        """Predicted shares -> log-probabilities (floored at 1e-3 and renormalised: a ridge can go below 0)."""
+        p = np.clip(np.asarray(pred, dtype=float), 1e-3, None)
+        return np.log(p / p.sum(axis=1, keepdims=True))
 
     def base(self, state: CrowdState, ref: pd.DataFrame, y_ref: np.ndarray) -> np.ndarray:
         return np.log(np.clip(self._probs(state, ref, y_ref), 1e-4, 1.0))

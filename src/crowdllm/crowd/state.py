@@ -69,7 +69,7 @@ class CrowdState:
     embedder_name: str = ""
     featurizer: TaskFeaturizer | None = None
     calibrator: ReferenceCalibrator | None = None
-    calibrated_base: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    calibrated_base: pd.Series | pd.DataFrame = field(default_factory=lambda: pd.Series(dtype=float))  # by task
     profile_encoder: ProfileEncoder | None = None
     profile_columns: list[str] = field(default_factory=list)  # in the data's order
     pool: pd.DataFrame = field(default_factory=pd.DataFrame)  # the real training profiles
@@ -161,7 +161,7 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         hidden_norm=None if d.get("hidden_norm") is None else np.asarray(d["hidden_norm"], dtype=float),
         embedder_name=d["embedder"], featurizer=featurizer,
         calibrator=None if cal is None else ReferenceCalibrator.from_state(cal["state"]),
-        calibrated_base=(pd.Series(dtype=float) if cal is None else
+        calibrated_base=(pd.Series(dtype=float) if cal is None else _frame(cal, dtype=float) if "columns" in cal else
                          pd.Series(cal["values"], index=pd.Index(cal["tasks"], dtype=str), dtype=float)),
         profile_encoder=ProfileEncoder.from_state(
             d["profile_encoder"], text_encoder=featurizer.embedder.embed if text_cols else None),
