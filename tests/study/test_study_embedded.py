@@ -49,3 +49,9 @@ def test_a_crowd_fitted_with_hidden_states_reads_them_for_new_tasks_too(study_fi
     assert main(["crowd", "sample", str(out), "--tasks", str(study_files["new"]), "--task-map",
                  "task=id,text=comment", "--people", "20", "--out", str(answers), "--no-progress"]) == 0
     assert len(pd.read_csv(answers)) == 60
+    # a crowd fitted on a reference file that holds hidden states (no flag) asks for them on new tasks too
+    again = tmp_path / "again"
+    assert main(fit_args(study_files, again, "--question", "How offensive is this comment?", "--model-path", "test",
+                         "--reference", str(out / "references.csv"))) == 0
+    assert main(["crowd", "sample", str(again), "--tasks", str(study_files["new"]), "--task-map",
+                 "task=id,text=comment", "--people", "20", "--out", str(answers), "--no-progress"]) == 0

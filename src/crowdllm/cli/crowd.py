@@ -82,6 +82,7 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
     """References for tasks the crowd has none for (asked of the crowd's backend; cached)."""
     import pandas as pd
 
+    from crowdllm.llm.reference import STRATEGIES
     from crowdllm.study.fit import task_references
     from crowdllm.study.question import Question
 
@@ -92,11 +93,13 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
         return None
     ref_info = card.get("reference") or {}
     opts = _backend_from_card(opts, card)
+    opts.hidden_states = opts.hidden_states or crowd.state_.hidden_norm is not None  # it reads them: ask for them
     llm = opts.open(seed=seed)
     try:
+        strategy = ref_info.get("strategy")  # "?" when the crowd was fitted on a file that did not say
         refs = task_references(need, crowd.label_, llm, question=Question.from_dict(card.get("question")),
-                               default_template=ref_info.get("template"), strategy=ref_info.get("strategy"),
-                               progress=progress, seed=seed)
+                               default_template=ref_info.get("template"),
+                               strategy=strategy if strategy in STRATEGIES else None, progress=progress, seed=seed)
     finally:
         opts.finish(llm, quiet=not progress)
         close = getattr(llm, "close", None)
