@@ -120,11 +120,11 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     state = json.loads(path.read_text())
     # version 2 dropped two keys that were saved but never read; version 3 added the twins and the mixture,
     # version 4 the voter model of top-k crowds, version 5 the LLM's hidden states as task features
-    assert set(state) == (V1_KEYS - {"emb_mean", "emb_std"}) | {"twins", "mixture", "voters", "hidden_norm"}
-    assert state["format_version"] == 5 and state["voters"] is None and state["hidden_norm"] is None
+    assert set(state) == (V1_KEYS - {"emb_mean", "emb_std"}) | {"twins", "mixture", "voters", "hidden_basis"}
+    assert state["format_version"] == 5 and state["voters"] is None and state["hidden_basis"] is None
     # exactly what the code before the package wrote: its keys, no parameters it did not know
     state.update(format_version=1, hyper={**V1_HYPER, "epochs": 3}, emb_mean=[0.0] * 4, emb_std=[1.0] * 4)
-    del state["twins"], state["mixture"], state["voters"], state["hidden_norm"]
+    del state["twins"], state["mixture"], state["voters"], state["hidden_basis"]
     path.write_text(json.dumps(state))
     loaded = DigitalCrowd.load(tmp_path)
     assert loaded.belief.epochs == 3 and loaded.memory.kappa == 1.0

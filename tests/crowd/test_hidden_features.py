@@ -49,8 +49,13 @@ def test_hidden_states_are_saved_beside_the_crowd_and_checked(tmp_path) -> None:
     syn = make_synthetic_crowd(n_tasks=40, n_workers=20, random_state=0)
     ref = reference(syn)
     crowd = DigitalCrowd(embedder="hashing", epochs=3, random_state=0).fit(syn.dataset, reference=ref)
-    norm = crowd.state_.hidden_norm  # standardised by the training tasks' states
-    assert norm.shape == (2, 16) and np.allclose(norm[0], ref.filter(like="h_").mean().to_numpy())
+    basis = crowd.state_.hidden_basis  # the training tasks' mean state, then its principal directions
+    assert basis.shape == (1 + 16, 16) and np.allclose(basis[0], ref.filter(like="h_").mean().to_numpy())
+    assert np.allclose(basis[1:] @ basis[1:].T, np.eye(16), atol=1e-9)
+    few = DigitalCrowd(embedder="hashing", epochs=3, random_state=0, hidden_components=4).fit(syn.dataset, reference=ref)
+    assert few.state_.hidden_basis.shape == (1 + 4, 16)
+    with pytest.raises(ConfigError, match="hidden_components=0"):
+        DigitalCrowd(embedder="hashing", epochs=3, hidden_components=0).fit(syn.dataset, reference=ref)
     crowd.save(tmp_path)
     saved = json.loads((tmp_path / "crowd.json").read_text())
     assert "reference-hidden.safetensors" in saved["files"]

@@ -93,7 +93,7 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
         return None
     ref_info = card.get("reference") or {}
     opts = _backend_from_card(opts, card)
-    opts.hidden_states = opts.hidden_states or crowd.state_.hidden_norm is not None  # it reads them: ask for them
+    opts.hidden_states = opts.hidden_states or crowd.state_.hidden_basis is not None  # it reads them: ask for them
     llm = opts.open(seed=seed)
     try:
         strategy = ref_info.get("strategy")  # "?" when the crowd was fitted on a file that did not say

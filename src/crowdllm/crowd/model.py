@@ -10,9 +10,8 @@
 
 The pipeline (paper Sec. 3): profiles -> LLM reference ``y_ref`` per task (:mod:`.reference`) ->
 belief deviation ``delta`` from the conditional VAE (:mod:`crowdllm.belief.cvae`) averaged over ``J``
-belief samples -> blender ``F(y_ref + delta, sigma^2)`` (:mod:`crowdllm.blend`). Seen tasks also get
-the task memory's offset (:mod:`.memory`). What differs by label kind is in :mod:`.kinds`; the fitted
-state is one dataclass (:mod:`.state`), ``state_``.
+belief samples -> blender ``F(y_ref + delta, sigma^2)`` (:mod:`crowdllm.blend`); seen tasks add the task
+memory's offset (:mod:`.memory`). Label kinds: :mod:`.kinds`; the fitted state: ``state_`` (:mod:`.state`).
 
 **Reference.** ``fit(dataset, reference=...)`` takes a frame indexed by task (or with a ``task``
 column) holding ``y_ref`` and optionally ``p_<level>``. With ``reference=None`` the crowd is "VAE
@@ -73,16 +72,16 @@ class DigitalCrowd(CrowdParams):
     pseudo-answers; 0: one sigma for all), ``calibrate`` ("auto", "linear", "ridge", "none"; see
     :mod:`.inputs`). Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`),
     ``text_column``, ``meta_columns``, ``profile_text_columns``, ``use_reference_distribution`` (feed
-    ``p_*`` columns to g_x). Validation: ``validation``, ``valid_fraction``, ``refit`` (retrain on all
-    rows for the chosen number of epochs). ``random_state`` seeds everything (the belief model too).
-    """
+    ``p_*`` columns to g_x), ``hidden_components`` (the LLM's hidden states, when the reference has them,
+    as this many principal components; :mod:`.reference`). Validation: ``validation``, ``valid_fraction``,
+    ``refit`` (retrain on all rows for the chosen epochs). ``random_state`` seeds everything."""
 
     def __init__(self, *, belief: BeliefModel | None = None, memory: TaskMemory | None = None,
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
                  mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
                  voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
                  sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "auto",
-                 embedder: str | TextEmbedder = "auto", text_column: str = "text",
+                 embedder: str | TextEmbedder = "auto", text_column: str = "text", hidden_components: int = 32,
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
                  use_reference_distribution: bool = True, validation: str = "both",
                  valid_fraction: float = 0.15, refit: bool = False, random_state: int = 0,
@@ -93,6 +92,7 @@ class DigitalCrowd(CrowdParams):
         self.task_sigma, self.J, self.calibrate, self.embedder = task_sigma, J, calibrate, embedder
         self.text_column, self.meta_columns, self.profile_text_columns = text_column, meta_columns, profile_text_columns
         self.use_reference_distribution, self.validation = use_reference_distribution, validation
+        self.hidden_components = hidden_components
         self.valid_fraction, self.refit, self.random_state, self.verbose = valid_fraction, refit, random_state, verbose
         self.set_params(**flat)
 
@@ -131,8 +131,8 @@ class DigitalCrowd(CrowdParams):
         workers = dataset.workers.reset_index(drop=True).assign(worker=lambda f: f["worker"].astype(str))
         y = kind.encode(dataset, resp["label"])
         kind.fit_scale(st, y, resp)
-        ref_x, base_t, st.reference_missing = reference_features(
-            st, kind, fit_reference(st, kind, reference, tasks), self.use_reference_distribution)
+        ref = fit_reference(st, kind, reference, tasks, self.hidden_components)
+        ref_x, base_t, st.reference_missing = reference_features(st, kind, ref, self.use_reference_distribution)
         embedder = self.embedder if isinstance(self.embedder, TextEmbedder) else TextEmbedder(self.embedder)
         st.embedder_name = embedder.name
         st.featurizer = TaskFeaturizer(embedder, text_column=self.text_column, meta_columns=self.meta_columns)

@@ -4,7 +4,8 @@
 item) or, for categories, the name of the answer it prefers. ``p_<choice>`` columns (``p_1..p_5`` for
 a 1-5 scale, ``p_<category>`` for categories) carry its distribution; ``h_0 ... h_<d-1>`` columns, when
 present (``crowdllm reference --hidden-states``), the model's hidden state at the answer position: the
-crowd reads them as task features too, standardised by the training tasks (``CrowdState.hidden_norm``).
+crowd reads them as task features too, as their first ``hidden_components`` principal components over
+the training tasks (``CrowdState.hidden_basis``: the training mean, then the components).
 The same table is written by
 :mod:`crowdllm.llm.reference`, fitted by :mod:`crowdllm.crowd` and read by :mod:`crowdllm.evaluate`.
 
@@ -105,8 +106,8 @@ def resolve(state: CrowdState, reference: ReferenceLike, tasks: pd.DataFrame, *,
     return merged.reindex(ids)
 
 
-def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, tasks: pd.DataFrame
-                  ) -> pd.DataFrame:
+def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, tasks: pd.DataFrame,
+                  hidden_components: int = 32) -> pd.DataFrame:
     """Learn what the crowd keeps of the reference (``has_reference``, ``p_columns``, ``ref_fill``,
     the table itself) and return the rows of the training ``tasks``."""
     state.has_reference = reference is not None
@@ -122,11 +123,7 @@ def fit_reference(state: CrowdState, kind: CrowdKind, reference: ReferenceLike, 
     finite = pd.to_numeric(ref[Y_REF], errors="coerce").to_numpy(dtype=float)
     state.ref_fill = kind.reference_fill(finite, state.ref_default)
     hidden = hidden_columns(ref)
-    state.hidden_norm = None
-    if hidden:  # standardised by the training tasks' states (a missing one reads as the mean)
-        h = ref[hidden].to_numpy(dtype=float)
-        sd = np.nanstd(h, axis=0)
-        state.hidden_norm = np.stack([np.nan_to_num(np.nanmean(h, axis=0)), np.where(sd > 1e-9, sd, 1.0)])
+    state.hidden_basis = _hidden_basis(ref[hidden].to_numpy(dtype=float), hidden_components) if hidden else None
     # keep every task the caller gave a reference for (test tasks too), not only training tasks
     given = reference_frame(reference) if isinstance(reference, (pd.DataFrame, pd.Series)) else ref
     state.reference = given.reindex(columns=[Y_REF, *state.p_columns, *hidden]).copy()
@@ -156,14 +153,27 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
         p = ref.reindex(columns=state.p_columns).to_numpy(dtype=float)
         missing = missing | ~np.isfinite(p).all(axis=1)
         feats.append(np.where(np.isfinite(p), p, 0.0))
-    if state.hidden_norm is not None:
-        h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_norm.shape[1])]).to_numpy(dtype=float)
+    if state.hidden_basis is not None:
+        h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_basis.shape[1])]).to_numpy(dtype=float)
         lacking = ~np.isfinite(h).any(axis=1) & ~missing  # a task without any reference is flagged instead
         if lacking.any():  # never a silently poorer reading of new tasks
             raise ConfigError(f"this crowd reads the LLM's hidden states (h_* columns) and {int(lacking.sum())} "
                               f"task(s) have none (first: '{ref.index[lacking][0]}'): compute their references "
                               "with hidden states (crowdllm reference --hidden-states, hidden_states=True)")
-        feats.append(np.nan_to_num((h - state.hidden_norm[0]) / state.hidden_norm[1]))
+        feats.append(np.nan_to_num(h - state.hidden_basis[0]) @ state.hidden_basis[1:].T)
     if state.has_reference:
         feats.append(missing[:, None].astype(float))
     return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum())
+
+
+def _hidden_basis(h: np.ndarray, components: int) -> np.ndarray:
+    """The training tasks' mean hidden state and its first ``components`` principal directions, stacked
+    ``(1 + k, d)``. On POPQUORN's inner validation splits (5 seeds, population MAE of the crowd) 32
+    components scored 0.412, all 1,536 dimensions 0.422, 8 / 16 / 64 / 128: 0.419 / 0.418 / 0.416 / 0.420,
+    none 0.427."""
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
+        raise ConfigError(f"hidden_components={components!r}: give a number of principal components >= 1")
+    mean = np.nan_to_num(np.nanmean(h, axis=0))
+    centred = np.nan_to_num(h - mean)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return np.vstack([mean, vt[: min(int(components), len(vt))]])

@@ -8,8 +8,8 @@ never read (the text embeddings' mean and sd, used only while fitting); version 
 twins of known people and the seen-task mixture (``twins``, ``mixture``; a reader of version 2 would
 ignore them and sample differently, hence the new number); version 4 added the voter model of top-k
 crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model); version 5
-the LLM's hidden states as task features (``hidden_norm`` in ``crowd.json``, the reference table's
-``h_*`` columns in ``reference-hidden.safetensors``). Versions 1-4 still load (without the parts they
+the LLM's hidden states as task features (their mean and principal directions, ``hidden_basis``, and
+the reference table's ``h_*`` columns in ``reference-hidden.safetensors``). Versions 1-4 still load (without the parts they
 did not have). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
@@ -64,7 +64,7 @@ class CrowdState:
     p_columns: list[str] = field(default_factory=list)
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference_missing: int = 0
-    hidden_norm: np.ndarray | None = None  # (2, d): mean and sd of the reference's h_* columns (training tasks)
+    hidden_basis: np.ndarray | None = None  # (1 + k, d): the training tasks' mean h_* and k principal directions
     # task and profile inputs
     embedder_name: str = ""
     featurizer: TaskFeaturizer | None = None
@@ -107,7 +107,8 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         from safetensors.numpy import save_file
 
         with atomic_path(directory / HIDDEN_FILE) as tmp:
-            save_file({"hidden": np.ascontiguousarray(s.reference[hidden].to_numpy(np.float32))}, str(tmp))
+            save_file({"hidden": np.ascontiguousarray(s.reference[hidden].to_numpy(np.float32)),
+                       "basis": np.ascontiguousarray(s.hidden_basis, dtype=np.float64)}, str(tmp))
         files.append(HIDDEN_FILE)
     return {
         "format_version": FORMAT_VERSION, "kind": _KIND, "hyper": hyper, "label": s.label.to_dict(),
@@ -115,7 +116,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "global_dist": s.global_dist.tolist() if s.global_dist is not None else None,
         "has_reference": s.has_reference, "p_columns": s.p_columns,
         "reference": _table(s.reference.drop(columns=hidden)), "reference_missing": s.reference_missing,
-        "hidden_norm": None if s.hidden_norm is None else s.hidden_norm.tolist(),
+        "hidden_basis": None if s.hidden_basis is None else list(s.hidden_basis.shape),
         "embedder": s.embedder_name, "featurizer": s.featurizer.get_state(),
         "profile_encoder": s.profile_encoder.get_state(), "profile_columns": s.profile_columns,
         "pool": s.pool.to_dict(orient="list"),
@@ -131,15 +132,17 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
     }
 
 
-def _reference(d: dict[str, Any], directory: Path) -> pd.DataFrame:
-    """The saved reference table, with its hidden-state columns back when it had them."""
+def _reference(d: dict[str, Any], directory: Path) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The saved reference table, with its hidden-state columns back when it had them, and their basis."""
     frame = _frame(d["reference"])
-    if d.get("hidden_norm") is not None:
-        from safetensors.numpy import load_file
+    if d.get("hidden_basis") is None:
+        return reference_frame(frame), None
+    from safetensors.numpy import load_file
 
-        h = load_file(str(directory / HIDDEN_FILE))["hidden"]
-        frame = frame.join(pd.DataFrame(h, index=frame.index, columns=[f"h_{i}" for i in range(h.shape[1])]))
-    return reference_frame(frame)
+    arrays = load_file(str(directory / HIDDEN_FILE))
+    h = arrays["hidden"]
+    frame = frame.join(pd.DataFrame(h, index=frame.index, columns=[f"h_{i}" for i in range(h.shape[1])]))
+    return reference_frame(frame), arrays["basis"]
 
 
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
@@ -150,15 +153,15 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
     cal = d.get("calibration")
     ts = d.get("task_sigma") or {"tasks": [], "values": []}
     voters = d.get("voters")
+    reference, hidden_basis = _reference(d, directory)
     return CrowdState(
         label=LabelSpec.from_dict(d["label"]),
         center=float(d["center"]), scale=float(d["scale"]),
         ref_default=float(d["ref_default"]), ref_fill=float(d["ref_fill"]),
         global_dist=None if d.get("global_dist") is None else np.asarray(d["global_dist"], dtype=float),
         has_reference=bool(d["has_reference"]), p_columns=list(d["p_columns"]),
-        reference=_reference(d, directory),
+        reference=reference, hidden_basis=hidden_basis,
         reference_missing=int(d.get("reference_missing", 0)),
-        hidden_norm=None if d.get("hidden_norm") is None else np.asarray(d["hidden_norm"], dtype=float),
         embedder_name=d["embedder"], featurizer=featurizer,
         calibrator=None if cal is None else ReferenceCalibrator.from_state(cal["state"]),
         calibrated_base=(pd.Series(dtype=float) if cal is None else _frame(cal, dtype=float) if "columns" in cal else
