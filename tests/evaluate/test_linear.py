@@ -67,3 +67,30 @@ def test_bad_settings_are_refused(parts) -> None:
         LinearText(embedder="hashing").predict_proba(parts.test.tasks)
     with pytest.raises(ConfigError, match="y_ref column or p_"):
         LinearText(embedder="hashing", reference=pd.DataFrame({"x": [1.0]}, index=["t0000"])).fit(parts.train)
+
+
+def test_text_reference_reads_hidden_states_as_their_principal_components() -> None:
+    """A hidden state with one informative direction among 40 noise dimensions: the linear baseline reduces
+    it to its principal components over the training tasks and still finds the signal."""
+    import numpy as np
+    import pandas as pd
+
+    from crowdllm.data.splits import split_dataset
+    from crowdllm.data.synthetic import make_synthetic_crowd
+    from crowdllm.evaluate.baselines import LinearText
+
+    syn = make_synthetic_crowd(n_tasks=200, n_workers=30, random_state=0)
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(200, 40))
+    h[:, 5] = 3 * syn.scores.to_numpy()  # the strongest direction of the states carries the task's score
+    ref = pd.DataFrame(h, index=syn.truth.index.astype(str), columns=[f"h_{i}" for i in range(40)])
+    ref.insert(0, "y_ref", 3.0)
+    parts = split_dataset(syn.dataset, by="task", test_size=0.3, random_state=0)
+    fitted = LinearText(embedder="hashing", reference=ref, hidden_components=4).fit(parts.train)
+    assert fitted.hidden_basis_.shape == (1 + 4, 40) and abs(fitted.hidden_basis_[1, 5]) > 0.9
+    levels = np.asarray(syn.dataset.label.levels, dtype=float)
+    means = fitted.predict_proba(parts.test.tasks).to_numpy() @ levels
+    truth = syn.truth.rename(str).reindex(parts.test.tasks["task"].astype(str)).to_numpy()
+    # measured over seeds 0-2: correlation 0.988-0.994 with the tasks' true means; 0.825-0.894 from the text
+    # alone (the same baseline given y_ref only)
+    assert np.corrcoef(means, truth)[0, 1] > 0.95

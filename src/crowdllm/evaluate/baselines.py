@@ -456,9 +456,11 @@ class LinearText(DistributionBaseline):
     name = "text-ridge"
 
     def __init__(self, embedder: Any = "auto", reference: Any = None, alphas: Sequence[float] = RIDGE_ALPHAS,
-                 valid_fraction: float = 0.2, floor: float = 1e-3, random_state: int = 0) -> None:
+                 valid_fraction: float = 0.2, floor: float = 1e-3, random_state: int = 0,
+                 hidden_components: int = 32) -> None:
         self.embedder = embedder
         self.reference = reference
+        self.hidden_components = hidden_components
         self.alphas = alphas
         self.valid_fraction = valid_fraction
         self.floor = floor
@@ -477,7 +479,7 @@ class LinearText(DistributionBaseline):
         emb, meta = self.featurizer_.transform(tasks)
         parts = [np.asarray(emb, float), np.asarray(meta, float)]
         if self.reference is not None:
-            r = reference_features(self._reference_for(tasks), tasks["task"].astype(str).tolist())
+            r = self._reduced(reference_features(self._reference_for(tasks), tasks["task"].astype(str).tolist()))
             if r.shape[1] != len(self.ref_mean_):
                 raise ConfigError(f"the reference has {r.shape[1]} numeric columns here but had "
                                   f"{len(self.ref_mean_)} when the baseline was fitted")
@@ -485,6 +487,21 @@ class LinearText(DistributionBaseline):
             r = np.where(np.isnan(r), self.ref_mean_, r)
             parts += [(r - self.ref_mean_) / self.ref_scale_, missing.astype(float)]
         return np.concatenate(parts, axis=1)
+
+    def _fit_hidden(self, ref: pd.DataFrame, r: np.ndarray) -> None:
+        """The LLM's hidden states (the reference's last ``h_*`` columns) enter as their first
+        ``hidden_components`` principal components over the training tasks, as in the crowd."""
+        from crowdllm.crowd.reference import fit_hidden_basis, hidden_columns
+
+        self.n_hidden_ = len(hidden_columns(ref.set_index("task") if "task" in ref.columns else ref))
+        self.hidden_basis_ = (fit_hidden_basis(r[:, -self.n_hidden_:], self.hidden_components) if self.n_hidden_
+                              else None)
+
+    def _reduced(self, r: np.ndarray) -> np.ndarray:
+        if not getattr(self, "n_hidden_", 0):
+            return r
+        h = r[:, -self.n_hidden_:]
+        return np.concatenate([r[:, :-self.n_hidden_], (h - self.hidden_basis_[0]) @ self.hidden_basis_[1:].T], axis=1)
 
     # ------------------------------------------------------------------ fitting
     @staticmethod
@@ -533,6 +550,8 @@ class LinearText(DistributionBaseline):
             r = reference_features(self._reference_for(tasks), tasks["task"].tolist())
             if r.shape[1] == 0:
                 raise ConfigError("the reference has no numeric columns (y_ref, p_*)")
+            self._fit_hidden(self._reference_for(tasks), r[keep])
+            r = self._reduced(r)
             self.ref_mean_ = np.nanmean(np.where(np.isnan(r[keep]), np.nan, r[keep]), axis=0)
             self.ref_mean_ = np.where(np.isnan(self.ref_mean_), 0.0, self.ref_mean_)
             sd = np.nanstd(r[keep], axis=0)
