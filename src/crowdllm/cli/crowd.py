@@ -44,7 +44,6 @@ def _backend_record(opts: BackendOptions) -> dict[str, Any]:
 def _backend_from_card(opts: BackendOptions, card: dict[str, Any]) -> BackendOptions:
     """The crowd's own backend unless the user named one (so new tasks get comparable references)."""
     rec = (card.get("reference") or {}).get("backend_flags") or {}
-    opts.hidden_states = bool(rec.get("hidden_states"))  # a crowd that reads hidden states needs them for new tasks
     if opts.base_url or opts.model_path or opts.model or not rec:
         return opts
     opts.base_url = list(rec.get("base_url") or [])
@@ -93,7 +92,7 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
         return None
     ref_info = card.get("reference") or {}
     opts = _backend_from_card(opts, card)
-    opts.hidden_states = opts.hidden_states or crowd.state_.hidden_basis is not None  # it reads them: ask for them
+    opts.hidden_states = crowd.state_.hidden_basis is not None  # a crowd that reads hidden states needs them
     llm = opts.open(seed=seed)
     try:
         strategy = ref_info.get("strategy")  # "?" when the crowd was fitted on a file that did not say

@@ -170,14 +170,18 @@ def fit_mixture(mixture: AnswerMixture, st: Any, mu: np.ndarray, y: np.ndarray, 
         mu = mu.copy()
         mu[:, 0] -= (s_all / (n_all + k) - s_nv / (n_nv + k))[ti] * st.scale
     probs = st.blender.probs(mu[valid, 0]) if valid.any() else None
-    n_nv = np.bincount(ti[~valid], minlength=len(task_ids))
-    centre_nv = np.bincount(ti[~valid], weights=mu[~valid, 0], minlength=len(task_ids)) / np.maximum(n_nv, 1)
+    centre_nv = _task_means(ti[~valid], mu[~valid, 0], len(task_ids))  # the raters behind P_emp
     mixture.fit(codes, ti, list(task_ids), n_levels=len(levels), valid=valid, model_probs=probs,
                 gaps=mu[valid, 0] - centre_nv[ti[valid]], levels=levels)
-    sums, n = np.bincount(ti, weights=mu[:, 0], minlength=len(task_ids)), np.bincount(ti, minlength=len(task_ids))
-    centre = pd.Series(sums / np.maximum(n, 1), index=pd.Index(task_ids).astype(str))
+    centre = pd.Series(_task_means(ti, mu[:, 0], len(task_ids)), index=pd.Index(task_ids).astype(str))
     mixture.centre_ = centre.reindex(mixture.counts_.index)
     return mixture
+
+
+def _task_means(ti: np.ndarray, values: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Mean of ``values`` per task index (0 for a task without rows)."""
+    n = np.bincount(ti, minlength=n_tasks)
+    return np.bincount(ti, weights=values, minlength=n_tasks) / np.maximum(n, 1)
 
 
 def mix_labels(st: Any, labels: np.ndarray, mu: np.ndarray, task_ids: np.ndarray, workers: np.ndarray,

@@ -160,7 +160,7 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
             raise ConfigError(f"this crowd reads the LLM's hidden states (h_* columns) and {int(lacking.sum())} "
                               f"task(s) have none (first: '{ref.index[lacking][0]}'): compute their references "
                               "with hidden states (crowdllm reference --hidden-states, hidden_states=True)")
-        feats.append(np.nan_to_num(h - state.hidden_basis[0]) @ state.hidden_basis[1:].T)
+        feats.append(project_hidden(h, state.hidden_basis))
     if state.has_reference:
         feats.append(missing[:, None].astype(float))
     return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum())
@@ -177,3 +177,10 @@ def fit_hidden_basis(h: np.ndarray, components: int) -> np.ndarray:
     centred = np.nan_to_num(h - mean)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return np.vstack([mean, vt[: min(int(components), len(vt))]])
+
+
+def project_hidden(h: np.ndarray, basis: np.ndarray, *, missing_as_mean: bool = True) -> np.ndarray:
+    """Hidden states ``(n, d)`` as their components on a :func:`fit_hidden_basis` basis ``(n, k)``; a
+    missing number reads as the training mean (``missing_as_mean=False``: it leaves its row NaN)."""
+    centred = h - basis[0]
+    return (np.nan_to_num(centred) if missing_as_mean else centred) @ basis[1:].T

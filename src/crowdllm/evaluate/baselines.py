@@ -493,15 +493,17 @@ class LinearText(DistributionBaseline):
         ``hidden_components`` principal components over the training tasks, as in the crowd."""
         from crowdllm.crowd.reference import fit_hidden_basis, hidden_columns
 
-        self.n_hidden_ = len(hidden_columns(ref.set_index("task") if "task" in ref.columns else ref))
+        self.n_hidden_ = len(hidden_columns(ref))
         self.hidden_basis_ = (fit_hidden_basis(r[:, -self.n_hidden_:], self.hidden_components) if self.n_hidden_
                               else None)
 
     def _reduced(self, r: np.ndarray) -> np.ndarray:
         if not getattr(self, "n_hidden_", 0):
             return r
-        h = r[:, -self.n_hidden_:]
-        return np.concatenate([r[:, :-self.n_hidden_], (h - self.hidden_basis_[0]) @ self.hidden_basis_[1:].T], axis=1)
+        from crowdllm.crowd.reference import project_hidden
+
+        h = project_hidden(r[:, -self.n_hidden_:], self.hidden_basis_, missing_as_mean=False)  # NaN: flagged later
+        return np.concatenate([r[:, :-self.n_hidden_], h], axis=1)
 
     # ------------------------------------------------------------------ fitting
     @staticmethod
