@@ -28,14 +28,23 @@ from crowdllm.errors import ConfigError
 CALIBRATIONS = ("none", "linear", "ridge", "auto")
 
 
-def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
-    """Weighted ridge with an unpenalised intercept (the last column of X is the constant)."""
-    Xw = X * w[:, None]
-    A = X.T @ Xw
-    reg = np.full(X.shape[1], alpha)
-    reg[-1] = 0.0
-    A[np.diag_indices_from(A)] += reg
-    return np.linalg.solve(A + 1e-9 * np.eye(len(A)), Xw.T @ y)
+def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
+    """Weighted ridge with an unpenalised intercept (the last column of X is the constant), one solution
+    per alpha: the weighted-centred problem's SVD is shared by every alpha (text embeddings and hidden
+    states give more features than tasks)."""
+    w = np.asarray(w, dtype=np.float64)
+    Z = X[:, :-1]
+    xbar = w @ Z / w.sum()
+    ybar = w @ y / w.sum()
+    sw = np.sqrt(w)
+    u, sv, vt = np.linalg.svd((Z - xbar) * sw[:, None], full_matrices=False)
+    uty = u.T @ ((y - ybar) * (sw if y.ndim == 1 else sw[:, None]))
+    out = []
+    for alpha in alphas:
+        d = sv / (sv ** 2 + alpha + 1e-9)
+        beta = vt.T @ ((d if y.ndim == 1 else d[:, None]) * uty)
+        out.append(np.concatenate([beta, (ybar - xbar @ beta)[None]], axis=0))
+    return out
 
 
 class ReferenceCalibrator:
@@ -65,12 +74,12 @@ class ReferenceCalibrator:
             raise ConfigError(f"reference calibration needs at least {2 * self.folds} training tasks")
         fold = np.random.default_rng(self.random_state).permutation(len(D)) % self.folds
         best: tuple[float, float, np.ndarray] | None = None
-        for alpha in self.alphas:
-            oof = np.empty(y.shape)
-            for f in range(self.folds):
-                test = fold == f
-                beta = _solve(D[~test], y[~test], w[~test], alpha)
+        oofs = [np.empty(y.shape) for _ in self.alphas]
+        for f in range(self.folds):
+            test = fold == f
+            for oof, beta in zip(oofs, _solve(D[~test], y[~test], w[~test], tuple(self.alphas)), strict=True):
                 oof[test] = D[test] @ beta
+        for alpha, oof in zip(self.alphas, oofs, strict=True):
             err = float(np.sum(w.reshape(-1, *[1] * (y.ndim - 1)) * (oof - y) ** 2) / w.sum())
             if best is None or err < best[0]:
                 best = (err, alpha, oof)
@@ -78,7 +87,7 @@ class ReferenceCalibrator:
         self.alpha_ = best[1]
         self.oof_ = best[2]
         self.oof_mse_ = best[0]
-        self.coef_ = _solve(D, y, w, self.alpha_)
+        self.coef_ = _solve(D, y, w, (self.alpha_,))[0]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
