@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crowdllm.crowd import DigitalCrowd, PersonTwins
+from crowdllm.crowd.twins import person_offsets
 from crowdllm.data.synthetic import make_synthetic_crowd
 from crowdllm.errors import ConfigError
 
@@ -32,6 +33,30 @@ def test_offsets_and_slopes_are_recovered_and_shrunk_by_count() -> None:
     kept = [np.sum(a[s] * raw[s]) / np.sum(raw[s] ** 2) for s in (slice(30, 60), slice(0, 30))]
     assert kept[0] == pytest.approx(3 / (3 + twins.kappa_), abs=0.15) and kept[1] > 0.85
     assert twins.terms(np.array(["nobody"]), np.array([1.0])).tolist() == [0.0]
+
+
+def test_who_rated_a_task_no_longer_moves_its_calibration_target() -> None:
+    """Harsh raters rate the first half of the tasks more often: raw task means mix up the task with its
+    raters; less each person's offset (:func:`person_offsets`) they recover the task."""
+    rng = np.random.default_rng(1)
+    n_tasks, n_people = 200, 60
+    t_true, a_true = rng.normal(0, 0.5, n_tasks), np.where(np.arange(n_people) < 20, 1.0, -0.5)
+    ti, wi = [], []
+    for t in range(n_tasks):  # 8 raters per task: mostly harsh on the first half, mostly lenient after
+        p = np.where(np.arange(n_people) < 20, 3.0 if t < n_tasks // 2 else 0.5, 1.0)
+        ti += [t] * 8
+        wi += rng.choice(n_people, 8, replace=False, p=p / p.sum()).tolist()
+    ti, wi = np.array(ti), np.array(wi)
+    z = t_true[ti] + a_true[wi] + rng.normal(0, 0.7, len(ti))
+
+    def error(values: np.ndarray) -> float:
+        means = np.bincount(ti, weights=values) / np.bincount(ti)
+        return float(np.abs((means - means.mean()) - (t_true - t_true.mean())).mean())
+
+    a = person_offsets(z, ti, wi, n_tasks)
+    assert np.corrcoef(a, a_true[wi])[0, 1] > 0.95 and abs(a.mean()) < 1e-9
+    # measured: error 0.37 raw, 0.21 with the offsets removed (the rating noise alone leaves ~0.2)
+    assert error(z - a) < 0.6 * error(z)
 
 
 def test_bad_settings_are_refused() -> None:

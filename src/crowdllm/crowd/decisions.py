@@ -16,6 +16,7 @@ from crowdllm.blend import OrdinalBlender
 from crowdllm.crowd import inputs
 from crowdllm.crowd.kinds import CrowdKind
 from crowdllm.crowd.reference import features as reference_features
+from crowdllm.crowd.reference import hidden_states
 from crowdllm.crowd.state import CrowdState
 
 CHUNK = 32_768  # pairs per block
@@ -28,7 +29,7 @@ def task_inputs(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, ref: pd.Da
     emb, meta = st.featurizer.transform(tasks)
     ref_x, base, _ = reference_features(st, kind, ref, use_distribution)
     task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
-    base = inputs.calibrated_base(st, kind, calibrate, tasks, (emb, meta, ref_x), base)
+    base = inputs.calibrated_base(st, kind, calibrate, tasks, (emb, meta, ref_x, hidden_states(st, ref)), base)
     offsets = st.memory.for_tasks(tasks["task"])
     return task_x, (base + offsets + st.belief.task_shift(task_x)).astype(np.float32)
 

@@ -30,13 +30,19 @@ from crowdllm.profiles.pool import PoolProfiles
 VALIDATIONS = ("both", "workers", "tasks", "none")
 
 
-def _calibration_features(calibrate: str, emb: np.ndarray, meta: np.ndarray, ref_x: np.ndarray) -> np.ndarray:
-    return np.concatenate([emb, meta, ref_x], axis=1) if calibrate == "ridge" else ref_x
+TaskInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # text embedding, attributes, reference, hidden
+
+
+def _calibration_features(calibrate: str, emb: np.ndarray, meta: np.ndarray, ref_x: np.ndarray,
+                          hidden: np.ndarray) -> np.ndarray:
+    """The linear calibration reads the reference features; the ridge also the text, the attributes and
+    the LLM's whole hidden state (g_x reads only its components: a ridge keeps what the CVAE would overfit)."""
+    return np.concatenate([emb, meta, ref_x, hidden], axis=1) if calibrate == "ridge" else ref_x
 
 
 def fit_calibration(state: CrowdState, kind: CrowdKind, calibrate: str, random_state: int, tasks: pd.DataFrame,
-                    ti: np.ndarray, y: np.ndarray, task_x: tuple[np.ndarray, np.ndarray, np.ndarray],
-                    base: np.ndarray) -> np.ndarray:
+                    ti: np.ndarray, wi: np.ndarray, y: np.ndarray, task_x: TaskInputs, base: np.ndarray
+                    ) -> np.ndarray:
     """Replace the base (model units) by the calibrated reference: out-of-fold on training tasks."""
     if calibrate not in CALIBRATIONS:
         raise ConfigError(f"calibrate '{calibrate}' is not one of {', '.join(CALIBRATIONS)}")
@@ -49,7 +55,7 @@ def fit_calibration(state: CrowdState, kind: CrowdKind, calibrate: str, random_s
     if not candidates:
         return base
     n = np.bincount(ti, minlength=len(tasks)).astype(float)
-    target = kind.calibration_target(state, y, ti, len(tasks))
+    target = kind.calibration_target(state, y, ti, wi, len(tasks))
     seen = n > 0
     fitted = []
     for features in candidates:  # "auto": the lower out-of-fold error on the training tasks wins
@@ -67,7 +73,7 @@ def fit_calibration(state: CrowdState, kind: CrowdKind, calibrate: str, random_s
 
 
 def calibrated_base(state: CrowdState, kind: CrowdKind, calibrate: str, tasks: pd.DataFrame,
-                    task_x: tuple[np.ndarray, np.ndarray, np.ndarray], base: np.ndarray) -> np.ndarray:
+                    task_x: TaskInputs, base: np.ndarray) -> np.ndarray:
     """The base of ``tasks`` at sampling time: the out-of-fold value for training tasks, else the
     calibrator's prediction (the raw reference when there is no calibrator)."""
     if state.calibrator is None:

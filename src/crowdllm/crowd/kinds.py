@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm.blend import Blender, make_blender
+from crowdllm.crowd.twins import person_offsets
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.data.kinds import CategoricalLabels, ContinuousLabels, Kind, OrdinalLabels, TopKVotes
 from crowdllm.errors import ConfigError
@@ -63,9 +64,12 @@ class CrowdKind(Kind):
     #: the reference can be calibrated to the crowd's scale (:mod:`crowdllm.belief.calibration`)
     calibratable: ClassVar[bool] = False
 
-    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, n_tasks: int) -> np.ndarray:
-        """Per task what the reference calibration predicts: its mean answer in model units (numeric)."""
+    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, wi: np.ndarray,
+                           n_tasks: int) -> np.ndarray:
+        """Per task what the reference calibration predicts: its mean answer in model units (numeric),
+        each answer less its person's own offset, so that who happened to rate a task does not move it."""
         z = (y - state.center) / state.scale
+        z = z - person_offsets(z, ti, wi, n_tasks)
         return np.bincount(ti, weights=z, minlength=n_tasks) / np.maximum(np.bincount(ti, minlength=n_tasks), 1)
 
     def calibrated(self, pred: np.ndarray) -> np.ndarray:
@@ -227,7 +231,8 @@ class CategoricalKind(CrowdKind, CategoricalLabels):
 
     calibratable = True
 
-    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, n_tasks: int) -> np.ndarray:
+    def calibration_target(self, state: CrowdState, y: np.ndarray, ti: np.ndarray, wi: np.ndarray,
+                           n_tasks: int) -> np.ndarray:
         """Per task its answer shares (one column per category)."""
         counts = np.zeros((n_tasks, len(self.choice_names(state.label))))
         np.add.at(counts, (ti, y), 1.0)

@@ -39,7 +39,7 @@ from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture, fit_mixture, mix_labels
 from crowdllm.crowd.params import CrowdParams
-from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
+from crowdllm.crowd.reference import ReferenceLike, fit_reference, hidden_states, resolve
 from crowdllm.crowd.reference import features as reference_features
 from crowdllm.crowd.twins import PersonTwins, fit_twins
 from crowdllm.crowd.voters import VoterChoice, crowd_decisions, fit_voters
@@ -140,8 +140,8 @@ class DigitalCrowd(CrowdParams):
         task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
         ti = pd.Index(tasks["task"]).get_indexer(resp["task"].astype(str))
         wi = pd.Index(workers["worker"]).get_indexer(resp["worker"].astype(str))
-        base_t = inputs.fit_calibration(st, kind, self.calibrate, self.random_state, tasks, ti, y,
-                                        (emb, meta, ref_x), base_t)
+        base_t = inputs.fit_calibration(st, kind, self.calibrate, self.random_state, tasks, ti, wi, y,
+                                        (emb, meta, ref_x, hidden_states(st, ref)), base_t)
         st.profile_encoder = ProfileEncoder(
             text_columns=self.profile_text_columns,
             text_encoder=embedder.embed if self.profile_text_columns else None,

