@@ -41,7 +41,17 @@ import pandas as pd
 
 from crowdllm.errors import ConfigError
 
-DEFAULT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
+DEFAULT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, float("inf"))  # inf: the model alone
+
+
+def _number(x: float | None) -> float | None:
+    """A grid value for JSON (infinity as None) ..."""
+    return None if x is None or np.isinf(x) else float(x)
+
+
+def _read(x: float | None) -> float:
+    """... and back."""
+    return float("inf") if x is None else float(x)
 
 
 class AnswerMixture:
@@ -134,15 +144,16 @@ class AnswerMixture:
     # ------------------------------------------------------------------ saving
     def to_dict(self) -> dict[str, Any]:
         centre = getattr(self, "centre_", pd.Series(0.0, index=self.counts_.index))
-        return {"k": self.k, "grid": list(self.grid), "shift": self.shift, "min_answers": self.min_answers,
-                "k_": self.k_, "shift_": self.shift_,
+        return {"k": self.k, "grid": [_number(g) for g in self.grid], "shift": self.shift,
+                "min_answers": self.min_answers, "k_": _number(self.k_), "shift_": self.shift_,
                 "tasks": self.counts_.index.tolist(), "counts": self.counts_.to_numpy().tolist(),
                 "centre": centre.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AnswerMixture:
-        mix = cls(k=d["k"], grid=tuple(d["grid"]), shift=d.get("shift"), min_answers=d.get("min_answers", 1))
-        mix.k_, mix.shift_ = float(d["k_"]), bool(d.get("shift_", True))  # saved before the choice: always moved
+        mix = cls(k=d["k"], grid=tuple(_read(g) for g in d["grid"]), shift=d.get("shift"),
+                  min_answers=d.get("min_answers", 1))
+        mix.k_, mix.shift_ = _read(d["k_"]), bool(d.get("shift_", True))  # saved before the choice: always moved
         mix.counts_ = pd.DataFrame(np.asarray(d["counts"], dtype=float).reshape(len(d["tasks"]), -1),
                                    index=pd.Index([str(t) for t in d["tasks"]]))
         mix.centre_ = pd.Series(np.asarray(d["centre"], dtype=float), index=mix.counts_.index)
