@@ -22,7 +22,6 @@ for votes). A task whose reference is NaN gets the training mean of ``y_ref`` an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from crowdllm._io import atomic_write_json
 from crowdllm._io import rng as make_rng
 from crowdllm.belief.cvae import BeliefModel, TrainData
 from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
+from crowdllm.belief.ensemble import BeliefEnsemble, train_beliefs
 from crowdllm.blend import OrdinalBlender
 from crowdllm.crowd import decisions, inputs, state
 from crowdllm.crowd.kinds import CrowdKind, crowd_kind
@@ -66,8 +66,9 @@ class DigitalCrowd(CrowdParams):
     switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`: top-k voters' utilities
     from their profile, weighed against the belief on validation voters; ``voter_model=False`` switches
     it off), ``blender`` (a blender name, None = the default for the label kind).
-    Decisions: ``J`` (belief samples averaged per person), ``sigma`` (None = maximum likelihood on the
-    training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
+    ``ensemble``: how many belief networks (seeds ``random_state + k``) are averaged
+    (:mod:`crowdllm.belief.ensemble`). Decisions: ``J`` (belief samples averaged per person), ``sigma``
+    (None = maximum likelihood on the training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
     pseudo-answers; 0: one sigma for all), ``calibrate`` ("auto", "linear", "ridge", "none"; see
     :mod:`.inputs`). Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`),
@@ -80,7 +81,8 @@ class DigitalCrowd(CrowdParams):
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
                  mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
                  voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
-                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, calibrate: str = "auto",
+                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, ensemble: int = 3,
+                 calibrate: str = "auto",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text", hidden_components: int = 32,
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
                  use_reference_distribution: bool = True, validation: str = "both",
@@ -90,6 +92,7 @@ class DigitalCrowd(CrowdParams):
         self.mixture, self.answer_mixture, self.voters, self.voter_model = mixture, answer_mixture, voters, voter_model
         self.task_memory, self.blender, self.sigma, self.sigma_scale = task_memory, blender, sigma, sigma_scale
         self.task_sigma, self.J, self.calibrate, self.embedder = task_sigma, J, calibrate, embedder
+        self.ensemble = ensemble
         self.text_column, self.meta_columns, self.profile_text_columns = text_column, meta_columns, profile_text_columns
         self.use_reference_distribution, self.validation = use_reference_distribution, validation
         self.hidden_components = hidden_components
@@ -166,15 +169,10 @@ class DigitalCrowd(CrowdParams):
         self.state_ = st
         return self
 
-    def _train(self, data: TrainData, loss: str) -> BeliefModel:
-        """Train the belief model (early stopping on ``data.valid``); with ``refit`` retrain on all rows."""
-        model = self._belief_template().clone(random_state=self.random_state, verbose=self.verbose).fit(data, loss)
-        if not (self.refit and data.valid.any()):
-            return model
-        again = model.clone(epochs=max(model.best_epoch_ + 1, 1), patience=10**9)
-        again.fit(replace(data, valid=np.zeros(len(data.ti), dtype=bool)), loss)
-        again.best_epoch_, again.valid_loss_ = model.best_epoch_, model.valid_loss_
-        return again
+    def _train(self, data: TrainData, loss: str) -> BeliefModel | BeliefEnsemble:
+        """Train the belief model: ``ensemble`` networks (seeds ``random_state + k``), averaged."""
+        return train_beliefs(self._belief_template().clone(verbose=self.verbose), data, loss, self.ensemble,
+                             self.random_state, refit=self.refit)
 
     def _fit_decisions(self, st: state.CrowdState, kind: CrowdKind, data: TrainData, y: np.ndarray,
                        task_ids: pd.Index, worker_ids: pd.Index) -> np.ndarray:

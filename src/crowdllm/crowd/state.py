@@ -9,8 +9,8 @@ twins of known people and the seen-task mixture (``twins``, ``mixture``; a reade
 ignore them and sample differently, hence the new number); version 4 added the voter model of top-k
 crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model); version 5
 the LLM's hidden states as task features (their mean and principal directions, ``hidden_basis``, and
-the reference table's ``h_*`` columns in ``reference-hidden.safetensors``). Versions 1-4 still load (without the parts they
-did not have). A newer version is refused with a one-line error.
+the reference table's ``h_*`` columns in ``reference-hidden.safetensors``); version 6 an ensemble of
+belief networks (``belief_members``; the second and later in ``belief-<k>.safetensors`` / ``.json``). Versions 1-5 still load (without the parts they did not have). A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -30,6 +30,7 @@ from crowdllm._io import atomic_path, read_json_object
 from crowdllm.belief.calibration import ReferenceCalibrator
 from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
+from crowdllm.belief.ensemble import BeliefEnsemble
 from crowdllm.blend import Blender, blender_from_dict
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture
@@ -41,7 +42,7 @@ from crowdllm.data.registry import sha256_of
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 HIDDEN_FILE = "reference-hidden.safetensors"
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
@@ -74,7 +75,7 @@ class CrowdState:
     profile_columns: list[str] = field(default_factory=list)  # in the data's order
     pool: pd.DataFrame = field(default_factory=pd.DataFrame)  # the real training profiles
     # the model's parts
-    belief: BeliefModel | None = None
+    belief: BeliefModel | BeliefEnsemble | None = None
     memory: TaskMemory | None = None
     twins: PersonTwins | None = None  # known people's own habits (numeric labels)
     mixture: AnswerMixture | None = None  # seen tasks: real answers mixed in (ordinal labels)
@@ -101,7 +102,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
     assert s.featurizer is not None and s.profile_encoder is not None and s.blender is not None
     assert s.memory is not None
     cal = None if s.calibrator is None else {"state": s.calibrator.get_state(), **_table(s.calibrated_base)}
-    files = list(BELIEF_FILES)
+    files = s.belief.files() if isinstance(s.belief, BeliefEnsemble) else list(BELIEF_FILES)
     hidden = hidden_columns(s.reference)
     if hidden:  # the hidden states are many numbers: a binary file next to crowd.json, like the weights
         from safetensors.numpy import save_file
@@ -123,6 +124,7 @@ def to_json(s: CrowdState, hyper: dict[str, Any], directory: Path) -> dict[str, 
         "memory": {**_table(s.memory.offsets_table), "kappa": s.memory.kappa_},
         "calibration": cal, "blender": s.blender.to_dict(), "task_sigma": _table(s.task_sigma),
         "n_train_responses": s.n_train_responses,
+        "belief_members": len(s.belief.members) if isinstance(s.belief, BeliefEnsemble) else 1,
         "twins": s.twins.to_dict() if s.twins is not None else None,
         "mixture": s.mixture.to_dict() if s.mixture is not None else None,
         "voters": None if s.voters is None else {
@@ -146,7 +148,7 @@ def _reference(d: dict[str, Any], directory: Path) -> tuple[pd.DataFrame, np.nda
 
 
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
-    """The state written by :func:`to_json` (format versions 1-5; version 1's extra keys,
+    """The state written by :func:`to_json` (format versions 1-6; version 1's extra keys,
     ``emb_mean`` and ``emb_std``, were never read)."""
     featurizer = TaskFeaturizer.from_state(d["featurizer"])
     text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
@@ -178,7 +180,8 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         voters=VoterChoice.from_dict(voters["model"]) if voters else None,
         voter_mix={} if not voters else {"weight": float(voters["weight"]), "scale": float(voters["scale"]),
                                          "validation_ll": {float(w): float(v) for w, v in voters["validation_ll"]}},
-        belief=BeliefModel.load(directory),
+        belief=(BeliefEnsemble.load(directory, int(d["belief_members"])) if int(d.get("belief_members", 1)) > 1
+                else BeliefModel.load(directory)),
     )
 
 
