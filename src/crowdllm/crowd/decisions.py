@@ -52,7 +52,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
         m, lv = belief.belief(A, B, ti[sl], wi[sl])
         b = base[ti[sl]]
         if who is not None:  # a known person's own habits, on the model scale
-            b = b + st.twins.terms(who[sl], (b + m)[:, 0])[:, None]
+            b = b + st.twins.terms(who[sl], (b + m)[:, 0]).reshape(len(b), -1)  # (rows, 1) or (rows, C)
         mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, J, rng))
         if mean is not None:
             mean[sl] = kind.to_label_units(st, b + m)
