@@ -3,8 +3,8 @@
 The base per task is the (calibrated) reference in model units plus the task memory's offset and the
 belief model's linear skip path; the belief deviation ``delta`` is averaged over ``J`` samples of the
 person's belief (J = 0: the prior mean); a person seen in training adds their twin's term
-(:mod:`.twins`) and is blended with their smaller noise. Pairs are processed in blocks so the (pairs x hidden)
-activations stay in cache.
+(:mod:`.twins`; for categories a logit offset, :mod:`.choice_twins`) and is blended with their smaller
+noise. Pairs are processed in blocks so the (pairs x hidden) activations stay in cache.
 """
 
 from __future__ import annotations
