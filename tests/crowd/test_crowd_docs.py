@@ -28,3 +28,11 @@ def test_the_profiles_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == "{'Woman': 0.51, 'Man': 0.49}"
     assert lines[1] == "gender: 1 unseen value(s) put in 'other': 'Non-binary' x1"
     assert lines[2] == "age: 1 unseen value(s) put in 'other': '65+' x1"
+
+
+def test_the_categorical_twins_example(capsys: pytest.CaptureFixture[str]) -> None:
+    block = next(b for b in _blocks() if "say yes" in b)
+    exec(compile(block, str(DOC), "exec"), {})  # noqa: S102 - our own documentation example
+    shares = dict(line.split(" say yes: ") for line in capsys.readouterr().out.strip().splitlines())
+    # the page says 0.17 and 0.49 (the six said yes to 9 % of texts; 360 sampled answers each, sd ~0.025)
+    assert float(shares["twins"]) < 0.25 and float(shares["strangers"]) - float(shares["twins"]) > 0.2

@@ -3,8 +3,8 @@
 The base per task is the (calibrated) reference in model units plus the task memory's offset and the
 belief model's linear skip path; the belief deviation ``delta`` is averaged over ``J`` samples of the
 person's belief (J = 0: the prior mean); a person seen in training adds their twin's term
-(:mod:`.twins`) and is blended with their smaller noise. Pairs are processed in blocks so the (pairs x hidden)
-activations stay in cache.
+(:mod:`.twins`; for categories a logit offset, :mod:`.choice_twins`) and is blended with their smaller
+noise. Pairs are processed in blocks so the (pairs x hidden) activations stay in cache.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
         m, lv = belief.belief(A, B, ti[sl], wi[sl])
         b = base[ti[sl]]
         if who is not None:  # a known person's own habits, on the model scale
-            b = b + st.twins.terms(who[sl], (b + m)[:, 0])[:, None]
+            b = b + st.twins.terms(who[sl], (b + m)[:, 0]).reshape(len(b), -1)  # (rows, 1) or (rows, C)
         mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, J, rng))
         if mean is not None:
             mean[sl] = kind.to_label_units(st, b + m)

@@ -77,6 +77,8 @@ class CrowdKind(Kind):
         return np.asarray(pred, dtype=float).reshape(len(pred), -1)
     #: expected decisions report the spread of the belief deviation (``delta_sd``)
     has_spread: ClassVar[bool] = False
+    #: known people's twins are their own answer shares, a logit offset (:mod:`.choice_twins`)
+    choice_twins: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ labels and the reference
     def choice_names(self, label: LabelSpec) -> list[str]:
@@ -208,6 +210,7 @@ class CategoricalKind(CrowdKind, CategoricalLabels):
 
     loss = "ce"
     blenders = ("softmax",)
+    choice_twins = True
 
     def choice_names(self, label: LabelSpec) -> list[str]:
         assert label.categories is not None

@@ -34,7 +34,7 @@ from crowdllm.belief.cvae import BeliefModel, TrainData
 from crowdllm.belief.embeddings import TaskFeaturizer, TextEmbedder
 from crowdllm.belief.ensemble import BeliefEnsemble, train_beliefs
 from crowdllm.blend import OrdinalBlender
-from crowdllm.crowd import decisions, inputs, state
+from crowdllm.crowd import choice_twins, decisions, inputs, state
 from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture, fit_mixture, mix_labels
@@ -60,15 +60,16 @@ class DigitalCrowd(CrowdParams):
     its hyper-parameters may also be passed flat, ``DigitalCrowd(epochs=50)``), ``memory`` (a
     :class:`~crowdllm.crowd.memory.TaskMemory`; ``memory_kappa=`` may be passed flat; ``task_memory=False``
     switches it off), ``twins`` (a :class:`~crowdllm.crowd.twins.PersonTwins`: known people's own offset
-    and scale use, numeric labels; ``person_twins=False`` switches them off), ``mixture`` (an
-    :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's answers mixed with the
-    real ones, the weight learned on validation people, ordinal labels; ``answer_mixture=False``
-    switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`: top-k voters' utilities
-    from their profile, weighed against the belief on validation voters; ``voter_model=False`` switches
-    it off), ``blender`` (a blender name, None = the default for the label kind).
+    and scale use; categories: their answer shares, :mod:`.choice_twins`; ``person_twins=False`` switches
+    them off), ``mixture`` (an :class:`~crowdllm.crowd.mixture.AnswerMixture`: on seen tasks new people's
+    answers mixed with the real ones, the weight learned on validation people, ordinal labels;
+    ``answer_mixture=False`` switches it off), ``voters`` (a :class:`~crowdllm.crowd.voters.VoterChoice`:
+    top-k voters' utilities from their profile, weighed against the belief on validation voters;
+    ``voter_model=False`` switches it off), ``blender`` (a blender name, None = the default for the label kind).
     ``ensemble``: how many belief networks (seeds ``random_state + k``) are averaged
     (:mod:`crowdllm.belief.ensemble`). Decisions: ``J`` (belief samples averaged per person), ``sigma``
-    (None = maximum likelihood on the training residuals, or a number in label units), ``sigma_scale`` (multiplies it), ``task_sigma``
+    (None = maximum likelihood on the training residuals, or a number in label units), ``sigma_scale``
+    (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
     pseudo-answers; 0: one sigma for all), ``calibrate`` ("auto", "linear", "ridge", "none"; see
     :mod:`.inputs`). Inputs: ``embedder`` ("auto" | "minilm" | "hashing" | a :class:`TextEmbedder`),
@@ -145,10 +146,8 @@ class DigitalCrowd(CrowdParams):
         wi = pd.Index(workers["worker"]).get_indexer(resp["worker"].astype(str))
         base_t = inputs.fit_calibration(st, kind, self.calibrate, self.random_state, tasks, ti, wi, y,
                                         (emb, meta, ref_x, hidden_states(st, ref)), base_t)
-        st.profile_encoder = ProfileEncoder(
-            text_columns=self.profile_text_columns,
-            text_encoder=embedder.embed if self.profile_text_columns else None,
-        ).fit(workers, dataset.ordered_attributes)
+        st.profile_encoder = ProfileEncoder(text_columns=self.profile_text_columns, text_encoder=embedder.embed
+                                            if self.profile_text_columns else None).fit(workers, dataset.ordered_attributes)
         profile_x = st.profile_encoder.transform(workers)
         st.profile_columns = [c for c in workers.columns if c != "worker"]
         st.pool = workers  # the empirical pool of real profiles (default for n_people=)
@@ -195,6 +194,8 @@ class DigitalCrowd(CrowdParams):
         if self.person_twins and kind.has_spread:
             st.twins = fit_twins(PersonTwins(**(self.twins or PersonTwins()).get_params()), kind, st,
                                  base + m + offsets, y, mu, ti, wi, len(task_ids), worker_ids)
+        elif self.person_twins and kind.choice_twins:  # categorical: a known person's own answer shares
+            st.twins = choice_twins.fit_choice_twins(self.twins, kind, st, base + m + offsets, y, wi, worker_ids)
         if self.answer_mixture:
             st.mixture = fit_mixture(AnswerMixture(**(self.mixture or AnswerMixture()).get_params()), st,
                                      kind.to_label_units(st, base + offsets + m), y, ti, data.valid, task_ids,

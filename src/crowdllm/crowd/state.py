@@ -10,7 +10,11 @@ ignore them and sample differently, hence the new number); version 4 added the v
 crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model); version 5
 the LLM's hidden states as task features (their mean and principal directions, ``hidden_basis``, and
 the reference table's ``h_*`` columns in ``reference-hidden.safetensors``); version 6 an ensemble of
-belief networks (``belief_members``; the second and later in ``belief-<k>.safetensors`` / ``.json``). Versions 1-5 still load (without the parts they did not have). A newer version is refused with a one-line error.
+belief networks (``belief_members``; the second and later in ``belief-<k>.safetensors`` / ``.json``).
+Versions 1-5 still load (without the parts they did not have). The twins of a categorical crowd
+(:class:`~crowdllm.crowd.choice_twins.ChoiceTwins`) are saved under ``twins`` marked ``"model":
+"choice"`` (a reader that knows only numeric twins refuses them: they lack the numeric twins' fields).
+A newer version is refused with a one-line error.
 
 A new fitted component (for example per-person twins) gets a field here, a line in :func:`to_json`
 and one in :func:`from_json`.
@@ -32,6 +36,7 @@ from crowdllm.belief.cvae import BeliefModel
 from crowdllm.belief.embeddings import TaskFeaturizer
 from crowdllm.belief.ensemble import BeliefEnsemble
 from crowdllm.blend import Blender, blender_from_dict
+from crowdllm.crowd.choice_twins import ChoiceTwins
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture
 from crowdllm.crowd.reference import hidden_columns, reference_frame
@@ -77,7 +82,7 @@ class CrowdState:
     # the model's parts
     belief: BeliefModel | BeliefEnsemble | None = None
     memory: TaskMemory | None = None
-    twins: PersonTwins | None = None  # known people's own habits (numeric labels)
+    twins: PersonTwins | ChoiceTwins | None = None  # known people's own habits (numeric / categorical labels)
     mixture: AnswerMixture | None = None  # seen tasks: real answers mixed in (ordinal labels)
     voters: VoterChoice | None = None  # top-k: each voter's utilities from their profile
     voter_mix: dict[str, Any] = field(default_factory=dict)  # its weight and scale next to the belief's
@@ -147,6 +152,13 @@ def _reference(d: dict[str, Any], directory: Path) -> tuple[pd.DataFrame, np.nda
     return reference_frame(frame), arrays["basis"]
 
 
+def _twins(d: dict[str, Any] | None) -> PersonTwins | ChoiceTwins | None:
+    """The saved twins: categorical ones are marked ``"model": "choice"``, numeric ones not."""
+    if not d:
+        return None
+    return ChoiceTwins.from_dict(d) if d.get("model") == "choice" else PersonTwins.from_dict(d)
+
+
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
     """The state written by :func:`to_json` (format versions 1-6; version 1's extra keys,
     ``emb_mean`` and ``emb_std``, were never read)."""
@@ -175,7 +187,7 @@ def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
         blender=blender_from_dict(d["blender"]),
         task_sigma=pd.Series(ts["values"], index=pd.Index(ts["tasks"], dtype=str), dtype=float),
         n_train_responses=int(d.get("n_train_responses", 0)),
-        twins=PersonTwins.from_dict(d["twins"]) if d.get("twins") else None,
+        twins=_twins(d.get("twins")),
         mixture=AnswerMixture.from_dict(d["mixture"]) if d.get("mixture") else None,
         voters=VoterChoice.from_dict(voters["model"]) if voters else None,
         voter_mix={} if not voters else {"weight": float(voters["weight"]), "scale": float(voters["scale"]),
