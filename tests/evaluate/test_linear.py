@@ -27,7 +27,8 @@ def test_text_ridge_reads_the_words_that_carry_the_rating(parts) -> None:
     model = LinearText(embedder="hashing").fit(parts.train)
     probs = model.predict_proba(parts.test.tasks)
     assert np.allclose(probs.sum(axis=1), 1.0) and (probs.to_numpy() > 0).all()
-    assert model.alpha_ in model.alphas and len(model.validation_loss_) == len(model.alphas)
+    assert model.alpha_ in model.alphas and model.scaling_ in model.validation_loss_
+    assert all(len(losses) == len(model.alphas) for losses in model.validation_loss_.values())
     flat = GlobalDistribution().fit(parts.train)
     glob = pd.DataFrame(np.tile(flat.global_, (len(probs), 1)), index=probs.index, columns=probs.columns)
     gold, label = parts.test.responses, parts.test.label

@@ -28,23 +28,28 @@ from crowdllm.errors import ConfigError
 CALIBRATIONS = ("none", "linear", "ridge", "auto")
 
 
-def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
-    """Weighted ridge with an unpenalised intercept (the last column of X is the constant), one solution
-    per alpha: the weighted-centred problem's SVD is shared by every alpha (text embeddings and hidden
-    states give more features than tasks)."""
+def weighted_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[float, ...]
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Weighted ridge regressions of ``y`` (rows, or rows x outputs) on ``X`` with an unpenalised
+    intercept, one ``(coef, intercept)`` per alpha: the weighted-centred problem's SVD is shared by every
+    alpha (text embeddings and hidden states give more features than tasks)."""
     w = np.asarray(w, dtype=np.float64)
-    Z = X[:, :-1]
-    xbar = w @ Z / w.sum()
+    xbar = w @ X / w.sum()
     ybar = w @ y / w.sum()
     sw = np.sqrt(w)
-    u, sv, vt = np.linalg.svd((Z - xbar) * sw[:, None], full_matrices=False)
+    u, sv, vt = np.linalg.svd((X - xbar) * sw[:, None], full_matrices=False)
     uty = u.T @ ((y - ybar) * (sw if y.ndim == 1 else sw[:, None]))
     out = []
     for alpha in alphas:
         d = sv / (sv ** 2 + alpha + 1e-9)
         beta = vt.T @ ((d if y.ndim == 1 else d[:, None]) * uty)
-        out.append(np.concatenate([beta, (ybar - xbar @ beta)[None]], axis=0))
+        out.append((beta, ybar - xbar @ beta))
     return out
+
+
+def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
+    """:func:`weighted_ridge` on a design whose last column is the constant, coefficients stacked."""
+    return [np.concatenate([beta, np.asarray(b)[None]], axis=0) for beta, b in weighted_ridge(X[:, :-1], y, w, alphas)]
 
 
 class ReferenceCalibrator:
