@@ -134,6 +134,7 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     plain = copy.deepcopy(fitted)  # the same crowd without the parts version 1 did not have
     plain.state_.twins = plain.state_.mixture = None
     plain.state_.belief = getattr(plain.state_.belief, "members", [plain.state_.belief])[0]  # one network
+    plain.J = V1_HYPER["J"]  # its saved J (10; the default is 0 now)
     pd.testing.assert_frame_equal(loaded.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4),
                                   plain.sample(syn.dataset.tasks, profiles=syn.dataset.workers, random_state=4))
     del state["memory"]

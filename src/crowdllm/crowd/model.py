@@ -67,7 +67,8 @@ class DigitalCrowd(CrowdParams):
     top-k voters' utilities from their profile, weighed against the belief on validation voters;
     ``voter_model=False`` switches it off), ``blender`` (a blender name, None = the default for the label kind).
     ``ensemble``: how many belief networks (seeds ``random_state + k``) are averaged
-    (:mod:`crowdllm.belief.ensemble`). Decisions: ``J`` (belief samples averaged per person), ``sigma``
+    (:mod:`crowdllm.belief.ensemble`). Decisions: ``J`` (belief samples averaged per person; 0, the
+    default, is the limit of many: the prior mean), ``sigma``
     (None = maximum likelihood on the training residuals, or a number in label units), ``sigma_scale``
     (multiplies it), ``task_sigma``
     (> 0: each training task gets its own ordinal noise, shrunk towards the global one with this many
@@ -82,7 +83,7 @@ class DigitalCrowd(CrowdParams):
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
                  mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
                  voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
-                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 10, ensemble: int = 3,
+                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 0, ensemble: int = 3,
                  calibrate: str = "auto",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text", hidden_components: int = 32,
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
