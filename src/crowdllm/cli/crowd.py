@@ -450,7 +450,7 @@ def demo_cmd(
     import pandas as pd
 
     from crowdllm.report.html import build_report
-    from crowdllm.study.demo import FULL_REPRODUCTION, compact_table, run_demo
+    from crowdllm.study.demo import FULL_REPRODUCTION, PER_ANSWER, compact_table, run_demo
     from crowdllm.study.fit import task_references
 
     started = time.perf_counter()
@@ -471,8 +471,9 @@ def demo_cmd(
     table = compact_table(res["results"])
     typer.echo("")
     typer.echo(f"How close the virtual crowd came to {res['held_out_people']} real people on "
-               f"{res['held_out_texts']} held-out texts (MAE of the mean and Avg WD: lower is better; CS: "
-               "higher is better; the noise ceiling is the floor):")
+               f"{res['held_out_texts']} held-out texts, scored on each method's answer distribution ({PER_ANSWER} "
+               "virtual answers per real one; MAE of the mean and Avg WD: lower is better; CS: higher is better; "
+               "the noise ceiling is the floor):")
     typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo("")
     typer.echo(f"Asking the crowd a new text: \"{ask}\"")
