@@ -82,9 +82,9 @@ def test_save_reload_gives_the_same_answers_for_the_same_seed(syn, fitted, tmp_p
     pd.testing.assert_frame_equal(back.sample(syn.dataset.tasks, profiles=people, random_state=7), before)
     assert not before.equals(fitted.sample(syn.dataset.tasks, profiles=people, random_state=8))
     files = sorted(p.name for p in (tmp_path / "crowd").iterdir())
-    # three belief networks by default (the ensemble): the first under the one network's name
-    assert files == ["belief-1.json", "belief-1.safetensors", "belief-2.json", "belief-2.safetensors",
-                     "belief.json", "belief.safetensors", "crowd.json"]
+    # five belief networks by default (the ensemble): the first under the one network's name
+    assert files == [f"belief-{k}.{ext}" for k in range(1, 5) for ext in ("json", "safetensors")] + [
+        "belief.json", "belief.safetensors", "crowd.json"]
     # a crowd loaded from disk keeps no texts: tasks must come as a frame
     with pytest.raises(ConfigError, match="keeps no task texts"):
         back.sample(["t0000"], n_people=3)

@@ -8,8 +8,9 @@ spread of the deviation) comes from one member drawn at random per pair, so the 
 never narrowed by the averaging.
 
 Measured on POPQUORN offensiveness's inner validation task splits (the training part of each of seeds
-0-4 split again, 20 % of its texts held out; population MAE / Avg WD of the crowd): one network 0.409 /
-0.461, three 0.404 / 0.458 (``DigitalCrowd(ensemble=...)``; see docs/crowd.md).
+0-4 split again, 20 % of its texts held out; population MAE / Avg WD of the crowd, J = 10): one network
+0.409 / 0.461, three 0.405 / 0.458, five 0.403 / 0.456 (``DigitalCrowd(ensemble=...)``, 5 by default;
+see docs/crowd.md).
 
 The ensemble answers the same calls as a :class:`~crowdllm.belief.cvae.BeliefModel` (``task_part``,
 ``profile_part``, ``belief``, ``task_shift``, ``sample_deviation``, ``deviation_sd``, ``save``), so

@@ -83,7 +83,7 @@ class DigitalCrowd(CrowdParams):
                  task_memory: bool = True, twins: PersonTwins | None = None, person_twins: bool = True,
                  mixture: AnswerMixture | None = None, answer_mixture: bool = True, voters: VoterChoice | None = None,
                  voter_model: bool = True, blender: str | None = None, sigma: float | None = None,
-                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 0, ensemble: int = 3,
+                 sigma_scale: float = 1.0, task_sigma: float = 5.0, J: int = 0, ensemble: int = 5,
                  calibrate: str = "auto",
                  embedder: str | TextEmbedder = "auto", text_column: str = "text", hidden_components: int = 32,
                  meta_columns: Sequence[str] | None = None, profile_text_columns: Sequence[str] = (),
