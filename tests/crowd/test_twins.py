@@ -87,7 +87,7 @@ def test_known_people_answer_like_themselves_strangers_like_their_profile(harsh_
     strangers = people.assign(worker=people["worker"] + "-stranger")  # same profiles, never seen
     own = crowd.sample(ds.tasks, profiles=people, random_state=1)["label"].mean()
     other = crowd.sample(ds.tasks, profiles=strangers, random_state=1)["label"].mean()
-    # measured: 0.85 points apart (the five pull the profile model up a little, so less than 1.5)
+    # measured: 0.85-0.91 points apart (the five pull the profile model up a little, so less than 1.5)
     assert own - other > 0.6
     # a known person's answers are less noisy than a stranger's: their habits are no longer noise
     assert 0 < crowd.twins_.noise_factor_ < 1
