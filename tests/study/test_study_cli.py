@@ -314,3 +314,20 @@ def test_task_metadata_the_crowd_reads_must_come_with_new_tasks(study_files, tmp
     assert "reads the task metadata source" in _one_error(capsys)
     assert main(fit_args(study_files, tmp_path / "m2", "--meta", "sauce", *backend(server))) == 2
     assert "--meta: 'sauce' is not a task metadata column" in _one_error(capsys)
+
+
+def test_crowd_params_reach_the_crowd_and_bad_ones_are_one_line(study_files, tmp_path, server, capsys):
+    out = tmp_path / "one"
+    assert main(fit_args(study_files, out, "--question", QUESTION, "--no-validation", "--crowd-param", "ensemble=1",
+                         "--crowd-param", "J=10", *backend(server))) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["crowd"]["ensemble"] == 1 and card["crowd"]["J"] == 10
+    saved = json.loads((out / "crowd.json").read_text())
+    assert saved["belief_members"] == 1 and saved["hyper"]["J"] == 10 and not (out / "belief-1.json").exists()
+    capsys.readouterr()
+    for bad, says in (("nope=1", "--crowd-param: DigitalCrowd has no parameter 'nope'"),
+                      ("epochs=3", "--crowd-param epochs=...: set it with --epochs")):
+        assert main(fit_args(study_files, tmp_path / bad, "--crowd-param", bad, *backend(server))) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: {says}" + (" (see docs/crowd.md for the crowd's parameters)" if "nope" in bad else "")]
+        assert not (tmp_path / bad).exists()

@@ -184,6 +184,9 @@ def fit_cmd(
     hidden_states: bool = typer.Option(False, "--hidden-states", help="Also read the embedded model's hidden "
                                        "state at the answer position of each reference (a richer task reading, "
                                        "same calls; new tasks then get it too)."),
+    crowd_param: list[str] = typer.Option(None, "--crowd-param", help="A DigitalCrowd hyper-parameter "
+                                          "KEY=VALUE (repeat), e.g. --crowd-param ensemble=1 (one belief "
+                                          "network: faster) --crowd-param J=10; recorded in the card."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     data_options: DataOptions = None,  # type: ignore[assignment]
@@ -196,6 +199,7 @@ def fit_cmd(
 
     started = time.perf_counter()
     q = _fit_question(question, levels, template, out, limit_tasks, epochs)
+    extra = _fit_crowd_params(crowd_param)
     ds = data_options.load(data)
     meta_columns = _check_fit_data(ds, q, reference, meta)
     if data not in REGISTRY and not q.given:
@@ -212,12 +216,30 @@ def fit_cmd(
     backend_options.hidden_states = hidden_states
     refs, ref_info = _fit_references(ds, data, q, reference, strategy, backend_options, seed, progress, say)
     keep_cols = _reference_columns(refs)
-    params = {"epochs": epochs, "embedder": embedder, "meta_columns": meta_columns}
+    params = {"epochs": epochs, "embedder": embedder, "meta_columns": meta_columns, **extra}
     crowd, facts = fit_study(ds, refs[keep_cols], crowd_params=params, seed=seed, validation=validation, say=say)
     card = _fit_card(ds, data, q, refs, ref_info, params, facts, limit_tasks=limit_tasks, seed=seed)
     _write_crowd(out, crowd, refs[keep_cols], card)
     typer.echo((out / CARD_MD).read_text(encoding="utf-8"))
     typer.echo(f"wrote {out}/ (crowd, {CARD_MD}, card.json, references.csv) in {time.perf_counter() - started:.1f} s")
+
+
+def _fit_crowd_params(items: list[str] | None) -> dict[str, Any]:
+    """``--crowd-param KEY=VALUE`` of ``crowd fit``, checked before anything is loaded (what has its own
+    flag is set by that flag)."""
+    from crowdllm.cli._options import parse_crowd_params
+    from crowdllm.crowd import DigitalCrowd
+
+    extra = parse_crowd_params(items)
+    own = {"epochs": "--epochs", "embedder": "--embedder", "meta_columns": "--meta", "random_state": "--seed"}
+    for key in extra:
+        if key in own:
+            raise ConfigError(f"--crowd-param {key}=...: set it with {own[key]}")
+    try:
+        DigitalCrowd(**extra)
+    except TypeError as err:
+        raise ConfigError(f"--crowd-param: {err} (see docs/crowd.md for the crowd's parameters)") from None
+    return extra
 
 
 def _fit_question(question: str | None, levels: str | None, template: Path | None, out: Path,
