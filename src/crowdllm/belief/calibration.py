@@ -47,11 +47,6 @@ def weighted_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[fl
     return out
 
 
-def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
-    """:func:`weighted_ridge` on a design whose last column is the constant, coefficients stacked."""
-    return [np.concatenate([beta, np.asarray(b)[None]], axis=0) for beta, b in weighted_ridge(X[:, :-1], y, w, alphas)]
-
-
 class ReferenceCalibrator:
     def __init__(self, alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4), folds: int = 5,
                  random_state: int = 0) -> None:
@@ -59,11 +54,10 @@ class ReferenceCalibrator:
         self.folds = folds
         self.random_state = random_state
 
-    def _design(self, X: np.ndarray) -> np.ndarray:
+    def _standardised(self, X: np.ndarray) -> np.ndarray:
         """Features standardised by the training tasks' mean and spread (so one penalty suits a text
-        embedding and a probability alike), plus the constant."""
-        X = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
-        return np.concatenate([X, np.ones((len(X), 1))], axis=1)
+        embedding and a probability alike)."""
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
 
     def fit(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> ReferenceCalibrator:
         """``X``: (tasks, features); ``y``: each task's mean answer (or its answer shares, one column per
@@ -72,18 +66,19 @@ class ReferenceCalibrator:
         self.mean_ = X.mean(axis=0)
         sd = X.std(axis=0)
         self.scale_ = np.where(sd > 1e-12, sd, 1.0)
-        D = self._design(X)
+        Z = self._standardised(X)
         y = np.asarray(y, dtype=np.float64)
         w = np.asarray(weights, dtype=np.float64)
-        if len(D) < 2 * self.folds:
+        if len(Z) < 2 * self.folds:
             raise ConfigError(f"reference calibration needs at least {2 * self.folds} training tasks")
-        fold = np.random.default_rng(self.random_state).permutation(len(D)) % self.folds
+        fold = np.random.default_rng(self.random_state).permutation(len(Z)) % self.folds
         best: tuple[float, float, np.ndarray] | None = None
         oofs = [np.empty(y.shape) for _ in self.alphas]
         for f in range(self.folds):
             test = fold == f
-            for oof, beta in zip(oofs, _solve(D[~test], y[~test], w[~test], tuple(self.alphas)), strict=True):
-                oof[test] = D[test] @ beta
+            for oof, (beta, b) in zip(oofs, weighted_ridge(Z[~test], y[~test], w[~test], tuple(self.alphas)),
+                                      strict=True):
+                oof[test] = Z[test] @ beta + b
         for alpha, oof in zip(self.alphas, oofs, strict=True):
             err = float(np.sum(w.reshape(-1, *[1] * (y.ndim - 1)) * (oof - y) ** 2) / w.sum())
             if best is None or err < best[0]:
@@ -92,11 +87,12 @@ class ReferenceCalibrator:
         self.alpha_ = best[1]
         self.oof_ = best[2]
         self.oof_mse_ = best[0]
-        self.coef_ = _solve(D, y, w, (self.alpha_,))[0]
+        beta, b = weighted_ridge(Z, y, w, (self.alpha_,))[0]
+        self.coef_ = np.concatenate([beta, np.asarray(b)[None]], axis=0)  # the intercept last (the saved layout)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._design(X) @ self.coef_
+        return self._standardised(X) @ self.coef_[:-1] + self.coef_[-1]
 
     def get_state(self) -> dict[str, Any]:
         return {"alpha": self.alpha_, "coef": self.coef_.tolist(), "oof_mse": self.oof_mse_,
