@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm.blend import Blender, make_blender
+from crowdllm.crowd.memory import group_means
 from crowdllm.crowd.twins import person_offsets
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.data.kinds import CategoricalLabels, ContinuousLabels, Kind, OrdinalLabels, TopKVotes
@@ -70,7 +71,7 @@ class CrowdKind(Kind):
         each answer less its person's own offset, so that who happened to rate a task does not move it."""
         z = (y - state.center) / state.scale
         z = z - person_offsets(z, ti, wi, n_tasks)
-        return np.bincount(ti, weights=z, minlength=n_tasks) / np.maximum(np.bincount(ti, minlength=n_tasks), 1)
+        return group_means(ti, z, n_tasks)
 
     def calibrated(self, pred: np.ndarray) -> np.ndarray:
         """The base ``(n, out)`` from the calibration's predictions."""

@@ -81,6 +81,13 @@ class TaskMemory:
         return self.table(self.tasks_)
 
 
+def group_means(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of ``values`` per group index (0 for a group without rows): per task for the calibration
+    target and the seen-task mixture, per task and per person in the two-way offsets."""
+    n = np.bincount(groups, minlength=n_groups)
+    return np.bincount(groups, weights=values, minlength=n_groups) / np.maximum(n, 1)
+
+
 def within_over_between(r: np.ndarray, groups: np.ndarray, n: np.ndarray) -> float:
     """How many pseudo-answers a group's mean residual is shrunk by, as for a random effect: the
     within-group over the between-group variance of the residuals ``r`` (``(rows,)`` or ``(rows, out)``)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm.crowd.memory import group_means
 from crowdllm.errors import ConfigError
 
 DEFAULT_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, float("inf"))  # inf: the model alone
@@ -181,18 +182,12 @@ def fit_mixture(mixture: AnswerMixture, st: Any, mu: np.ndarray, y: np.ndarray, 
         mu = mu.copy()
         mu[:, 0] -= (s_all / (n_all + k) - s_nv / (n_nv + k))[ti] * st.scale
     probs = st.blender.probs(mu[valid, 0]) if valid.any() else None
-    centre_nv = _task_means(ti[~valid], mu[~valid, 0], len(task_ids))  # the raters behind P_emp
+    centre_nv = group_means(ti[~valid], mu[~valid, 0], len(task_ids))  # the raters behind P_emp
     mixture.fit(codes, ti, list(task_ids), n_levels=len(levels), valid=valid, model_probs=probs,
                 gaps=mu[valid, 0] - centre_nv[ti[valid]], levels=levels)
-    centre = pd.Series(_task_means(ti, mu[:, 0], len(task_ids)), index=pd.Index(task_ids).astype(str))
+    centre = pd.Series(group_means(ti, mu[:, 0], len(task_ids)), index=pd.Index(task_ids).astype(str))
     mixture.centre_ = centre.reindex(mixture.counts_.index)
     return mixture
-
-
-def _task_means(ti: np.ndarray, values: np.ndarray, n_tasks: int) -> np.ndarray:
-    """Mean of ``values`` per task index (0 for a task without rows)."""
-    n = np.bincount(ti, minlength=n_tasks)
-    return np.bincount(ti, weights=values, minlength=n_tasks) / np.maximum(n, 1)
 
 
 def mix_labels(st: Any, labels: np.ndarray, mu: np.ndarray, task_ids: np.ndarray, workers: np.ndarray,

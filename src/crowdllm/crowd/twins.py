@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crowdllm.crowd.memory import within_over_between
+from crowdllm.crowd.memory import group_means, within_over_between
 from crowdllm.errors import ConfigError
 
 
@@ -118,12 +118,11 @@ def person_offsets(z: np.ndarray, ti: np.ndarray, wi: np.ndarray, n_tasks: int, 
     the crowd's population MAE 0.4121 -> 0.4090."""
     z = np.asarray(z, float)
     ti, wi = np.asarray(ti, dtype=np.int64), np.asarray(wi, dtype=np.int64)
-    nt = np.maximum(np.bincount(ti, minlength=n_tasks), 1)
-    nw = np.maximum(np.bincount(wi), 1)
-    a = np.zeros(len(nw))
+    n_people = int(wi.max()) + 1 if len(wi) else 0
+    a = np.zeros(n_people)
     for _ in range(iterations):
-        t = np.bincount(ti, weights=z - a[wi], minlength=n_tasks) / nt
-        a = np.bincount(wi, weights=z - t[ti], minlength=len(nw)) / nw
+        t = group_means(ti, z - a[wi], n_tasks)
+        a = group_means(wi, z - t[ti], n_people)
         a -= a[wi].mean()
     return a[wi]
 
