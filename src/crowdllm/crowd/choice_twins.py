@@ -73,18 +73,26 @@ class ChoiceTwins:
         self.n_ = pd.Series(np.bincount(wi, minlength=len(index)).astype(float), index=index)
         return self
 
-    def terms(self, workers: np.ndarray, *unused: Any) -> np.ndarray:
-        """The logit offset ``(rows, C)`` of each worker id; 0 for a person not seen in training. (The
-        numeric twins' further arguments -- the prediction -- are accepted and unused: a person's offset
-        is the same on every task.)"""
+    def rows(self, workers: np.ndarray) -> np.ndarray:
+        """Each worker id's row among the known people (``-1``: a person not seen in training)."""
         if not hasattr(self, "offsets_"):
             raise ConfigError("these twins are not fitted yet")
-        ids = pd.Index(np.asarray(workers, dtype=object).astype(str))
-        return self.offsets_.reindex(ids).fillna(0.0).to_numpy(dtype=float)
+        return self.offsets_.index.get_indexer(pd.Index(np.asarray(workers, dtype=object).astype(str)))
+
+    def terms_at(self, rows: np.ndarray, *unused: Any) -> np.ndarray:
+        """The logit offset ``(rows, C)`` of each row of :meth:`rows`; 0 for row ``-1``. (The numeric
+        twins' further arguments -- the prediction -- are accepted and unused: a person's offset is the
+        same on every task.)"""
+        offsets = self.offsets_.fillna(0.0).to_numpy(dtype=float)
+        return np.vstack([offsets, np.zeros((1, offsets.shape[1]))])[rows]  # row -1: the zeros at the end
+
+    def terms(self, workers: np.ndarray, *unused: Any) -> np.ndarray:
+        """The logit offset ``(rows, C)`` of each worker id; 0 for a person not seen in training."""
+        return self.terms_at(self.rows(workers))
 
     def known(self, workers: np.ndarray) -> np.ndarray:
         """Whether each worker id is a person seen in training."""
-        return self.offsets_.index.get_indexer(pd.Index(np.asarray(workers, dtype=object).astype(str))) >= 0
+        return self.rows(workers) >= 0
 
     # ------------------------------------------------------------------ saving
     def to_dict(self) -> dict[str, Any]:

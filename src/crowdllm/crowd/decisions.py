@@ -44,7 +44,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     task_x, base = task_inputs(st, kind, tasks, ref, use_distribution=use_distribution, calibrate=calibrate)
     A = belief.task_part(task_x)
     B = belief.profile_part(inputs.encode_profiles(st.profile_encoder, profiles))
-    who = profiles["worker"].astype(str).to_numpy()[wi] if st.twins is not None else None
+    who = st.twins.rows(profiles["worker"].astype(str).to_numpy()) if st.twins is not None else None  # per person
     mu = np.empty((len(ti), base.shape[1]), dtype=np.float64)
     mean = np.empty_like(mu) if with_mean else None
     lvs = []
@@ -53,7 +53,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
         m, lv = belief.belief(A, B, ti[sl], wi[sl])
         b = base[ti[sl]]
         if who is not None:  # a known person's own habits, on the model scale
-            b = b + st.twins.terms(who[sl], (b + m)[:, 0]).reshape(len(b), -1)  # (rows, 1) or (rows, C)
+            b = b + st.twins.terms_at(who[wi[sl]], (b + m)[:, 0]).reshape(len(b), -1)  # (rows, 1) or (rows, C)
         mu[sl] = kind.to_label_units(st, b + belief.sample_deviation(m, lv, J, rng))
         if mean is not None:
             mean[sl] = kind.to_label_units(st, b + m)
@@ -61,17 +61,21 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     return mu, mean, (np.concatenate(lvs) if lvs else np.zeros((0, 0)))
 
 
-def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray,
-              workers: np.ndarray | None = None) -> np.ndarray | None:
+def known_people(st: CrowdState, profiles: pd.DataFrame) -> np.ndarray | None:
+    """Whether each person of ``profiles`` was seen in training (a digital twin); None without twins."""
+    return st.twins.rows(profiles["worker"].astype(str).to_numpy()) >= 0 if st.twins is not None else None
+
+
+def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray, known: np.ndarray | None = None) -> np.ndarray | None:
     """Per-row ordinal noise from the per-task sigmas, times the twins' noise factor for a person seen in
-    training (``workers``: the worker id of each row); None: the blender's one noise for all."""
+    training (``known``: whether each row's person is); None: the blender's one noise for all."""
     if not isinstance(st.blender, OrdinalBlender):
         return None
     twins = st.twins if st.twins is not None and st.twins.noise_factor_ < 1.0 else None
-    if not len(st.task_sigma) and (twins is None or workers is None):
+    if not len(st.task_sigma) and (twins is None or known is None):
         return None
     per_task = st.task_sigma.reindex(tasks["task"].to_numpy(dtype=object))
     noise = per_task.fillna(st.blender.noise()).to_numpy(dtype=float)[ti]
-    if twins is not None and workers is not None:
-        noise = np.where(twins.known(workers), noise * twins.noise_factor_, noise)
+    if twins is not None and known is not None:
+        noise = np.where(known, noise * twins.noise_factor_, noise)
     return noise

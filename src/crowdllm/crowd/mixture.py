@@ -116,10 +116,18 @@ class AnswerMixture:
                 self.validation_rps_[(float(k), bool(moved))] = float(rps)
         return min(self.validation_rps_, key=self.validation_rps_.__getitem__)
 
+    def rows(self, task_ids: np.ndarray) -> np.ndarray:
+        """Each task id's row among the seen tasks (``-1``: a task without training answers). Resolve each
+        task once and index the result by the answers' task index: ``mix_at(codes, rows[ti], ...)``."""
+        return self.counts_.index.get_indexer(pd.Index(np.asarray(task_ids, dtype=object).astype(str)))
+
     def weights(self, task_ids: np.ndarray) -> np.ndarray:
         """``w_t`` of each task id (0 for a task without training answers)."""
-        n = self.counts_.sum(axis=1).reindex(pd.Index(np.asarray(task_ids, dtype=object).astype(str)))
-        n = n.fillna(0.0).to_numpy(dtype=float)
+        return self.weights_at(self.rows(task_ids))
+
+    def weights_at(self, rows: np.ndarray) -> np.ndarray:
+        """``w_t`` of each row of :meth:`rows` (0 for row ``-1``)."""
+        n = np.append(self.counts_.sum(axis=1).fillna(0.0).to_numpy(dtype=float), 0.0)[rows]  # row -1: 0
         return n / (n + self.k_) if self.k_ > 0 else (n > 0).astype(float)
 
     def mix(self, codes: np.ndarray, task_ids: np.ndarray, rng: np.random.Generator,
@@ -128,12 +136,19 @@ class AnswerMixture:
         """Level indices after the mixture: each row is, with probability ``w_t``, a draw from its task's
         training answers, moved by ``gaps`` (label units; needs ``levels``; only when ``shift_``) to one of
         the two nearest levels, so the gap is kept on average (rows with ``keep`` True are left alone)."""
+        return self.mix_at(codes, self.rows(task_ids), rng, keep, gaps, levels)
+
+    def mix_at(self, codes: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+               keep: np.ndarray | None = None, gaps: np.ndarray | None = None,
+               levels: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`mix` with each answer's task given as its row of :meth:`rows`."""
         codes = np.asarray(codes, dtype=np.int64).copy()
-        take = rng.random(len(codes)) < self.weights(task_ids)
+        rows = np.asarray(rows, dtype=np.int64)
+        take = rng.random(len(codes)) < self.weights_at(rows)
         if keep is not None:
             take &= ~np.asarray(keep, bool)
         if take.any():
-            counts = self.counts_.reindex(pd.Index(np.asarray(task_ids, dtype=object)[take]).astype(str)).to_numpy()
+            counts = self.counts_.to_numpy()[rows[take]]  # a taken row has training answers (w_t > 0)
             cdf = np.cumsum(counts, axis=1)
             u = rng.random(int(take.sum())) * cdf[:, -1]
             drawn = (cdf < u[:, None]).sum(axis=1)
@@ -190,17 +205,20 @@ def fit_mixture(mixture: AnswerMixture, st: Any, mu: np.ndarray, y: np.ndarray, 
     return mixture
 
 
-def mix_labels(st: Any, labels: np.ndarray, mu: np.ndarray, task_ids: np.ndarray, workers: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
-    """Sampled ordinal labels after the seen-task mixture (people known to the twins keep theirs);
-    ``mu``: each row's decision (label units), whose gap to the task's raters' mean may move a real answer."""
+def mix_labels(st: Any, labels: np.ndarray, mu: np.ndarray, task_ids: np.ndarray, ti: np.ndarray,
+               known: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Sampled ordinal labels after the seen-task mixture; ``task_ids``: the tasks, ``ti``: each answer's
+    task among them; ``known``: whether each answer's person is known to the twins (they keep theirs).
+    ``mu``: each answer's decision (label units), whose gap to the task's raters' mean may move a real
+    answer."""
     if st.mixture is None:
         return labels
     levels = np.asarray(st.label.levels, dtype=float)
-    keep = st.twins.known(workers) if st.twins is not None else None
-    centre = st.mixture.centre_.reindex(pd.Index(np.asarray(task_ids, dtype=object)).astype(str)).to_numpy(float)
+    ids = pd.Index(np.asarray(task_ids, dtype=object)).astype(str)
+    centre = st.mixture.centre_.reindex(ids).to_numpy(float)[ti]
     gaps = np.nan_to_num(np.asarray(mu, float).reshape(-1) - centre)
-    codes = st.mixture.mix(np.searchsorted(levels, labels), task_ids, rng, keep=keep, gaps=gaps, levels=levels)
+    codes = st.mixture.mix_at(np.searchsorted(levels, labels), st.mixture.rows(ids)[ti], rng, keep=known, gaps=gaps,
+                              levels=levels)
     return levels[codes]
 
 

@@ -81,17 +81,26 @@ class PersonTwins:
         self.noise_factor_ = 1.0
         return self
 
-    def terms(self, workers: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        """``a_w + c_w x`` for each (worker id, prediction) row; 0 for a person not seen in training."""
+    def rows(self, workers: np.ndarray) -> np.ndarray:
+        """Each worker id's row among the known people (``-1``: a person not seen in training). Resolve
+        each person once and index the result by the answers' person index: ``terms_at(rows[wi], ...)``."""
         if not hasattr(self, "coef_"):
             raise ConfigError("these twins are not fitted yet")
-        coef = self.coef_.reindex(pd.Index(np.asarray(workers, dtype=object).astype(str)))
+        return self.coef_.index.get_indexer(pd.Index(np.asarray(workers, dtype=object).astype(str)))
+
+    def terms_at(self, rows: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """``a_w + c_w x`` for each (row of :meth:`rows`, prediction) pair; 0 for row ``-1``."""
+        a, c = (np.append(self.coef_[k].fillna(0.0).to_numpy(dtype=float), 0.0) for k in ("a", "c"))  # row -1: 0
         x = (np.asarray(pred, float).reshape(-1) - self.x_mean_) / self.x_sd_
-        return (coef["a"].fillna(0.0).to_numpy() + coef["c"].fillna(0.0).to_numpy() * x)
+        return a[rows] + c[rows] * x
+
+    def terms(self, workers: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """``a_w + c_w x`` for each (worker id, prediction) row; 0 for a person not seen in training."""
+        return self.terms_at(self.rows(workers), pred)
 
     def known(self, workers: np.ndarray) -> np.ndarray:
         """Whether each worker id is a person seen in training."""
-        return self.coef_.index.get_indexer(pd.Index(np.asarray(workers, dtype=object).astype(str))) >= 0
+        return self.rows(workers) >= 0
 
     # ------------------------------------------------------------------ saving
     def to_dict(self) -> dict[str, Any]:
