@@ -127,8 +127,9 @@ class AnswerMixture:
 
     def weights_at(self, rows: np.ndarray) -> np.ndarray:
         """``w_t`` of each row of :meth:`rows` (0 for row ``-1``)."""
-        n = np.append(self.counts_.sum(axis=1).fillna(0.0).to_numpy(dtype=float), 0.0)[rows]  # row -1: 0
-        return n / (n + self.k_) if self.k_ > 0 else (n > 0).astype(float)
+        n = self.counts_.sum(axis=1).fillna(0.0).to_numpy(dtype=float)
+        w = n / (n + self.k_) if self.k_ > 0 else (n > 0).astype(float)
+        return np.append(w, 0.0)[rows]  # row -1: no training answers
 
     def mix(self, codes: np.ndarray, task_ids: np.ndarray, rng: np.random.Generator,
             keep: np.ndarray | None = None, gaps: np.ndarray | None = None,
