@@ -148,7 +148,7 @@ def fit_twins(twins: PersonTwins, kind: Any, st: Any, pred: np.ndarray, y: np.nd
     r, _ = kind.residuals(st, pred, y)
     twins.fit(r[:, 0], pred[:, 0], wi, worker_ids)
     if isinstance(st.blender, OrdinalBlender):
-        known = mu + (twins.terms(worker_ids[wi], pred[:, 0]) * st.scale)[:, None]
+        known = mu + (twins.terms_at(twins.rows(worker_ids)[wi], pred[:, 0]) * st.scale)[:, None]
         again = deepcopy(st.blender).fit(*kind.blender_data(known, y, ti, wi, n_tasks, len(worker_ids)))
         twins.noise_factor_ = float(min(again.noise() / st.blender.noise(), 1.0))
     return twins
