@@ -14,6 +14,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from crowdllm._params import Params
 from crowdllm.errors import ConfigError, CrowdDataError
 
 _COLUMNS = ("task", "worker", "label")
@@ -147,7 +148,7 @@ def empty_result() -> pd.Series:
     return pd.Series([], index=pd.Index([], name="task", dtype=object), name="agg_label", dtype=float)
 
 
-class Aggregator:
+class Aggregator(Params):
     """Base class: ``fit(responses)`` stores ``labels_``; ``fit_predict`` returns it."""
 
     name: str = "aggregator"
@@ -158,10 +159,3 @@ class Aggregator:
 
     def fit_predict(self, responses: pd.DataFrame) -> pd.Series:
         return self.fit(responses).labels_
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"

@@ -33,7 +33,6 @@ Adam (lr 1e-3), minibatches, early stopping on the validation rows' prediction l
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from crowdllm._io import atomic_path, atomic_write_json, read_json_object
+from crowdllm._params import Params
 from crowdllm.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -181,7 +181,7 @@ def _pred_loss(kind: str, pred: Any, target: Any) -> Any:
     return F.binary_cross_entropy_with_logits(pred.squeeze(-1), target)
 
 
-class BeliefModel:
+class BeliefModel(Params):
     """The CVAE plus its training loop and a fast numpy sampling path.
 
     Hyper-parameters: ``latent_dim``, ``hidden``, ``dropout``, ``lam`` (weight of the prediction loss),
@@ -212,15 +212,6 @@ class BeliefModel:
         self.random_state = random_state
         self.threads = threads
         self.verbose = verbose
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments, as stored."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters
-                if name != "self"}
-
-    def clone(self, **changes: Any) -> BeliefModel:
-        """An unfitted copy with the same hyper-parameters, except ``changes``."""
-        return type(self)(**{**self.get_params(), **changes})
 
     # ------------------------------------------------------------------ training
     def fit(self, data: TrainData, loss: str) -> BeliefModel:

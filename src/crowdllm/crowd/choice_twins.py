@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from crowdllm._params import Params
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.errors import ConfigError
 
@@ -47,15 +48,12 @@ if TYPE_CHECKING:
     from crowdllm.crowd.state import CrowdState
 
 
-class ChoiceTwins:
+class ChoiceTwins(Params):
     """Per known person a logit offset (``offsets_``: a frame by worker id, one column per category),
     their number of training answers (``n_``) and the shrinkage ``kappa_`` (pseudo-answers)."""
 
     def __init__(self, kappa: float | None = None) -> None:
         self.kappa = kappa
-
-    def get_params(self) -> dict[str, Any]:
-        return {"kappa": self.kappa}
 
     def fit(self, kind: CrowdKind, state: CrowdState, pred: np.ndarray, y: np.ndarray, wi: np.ndarray,
             workers: pd.Index) -> ChoiceTwins:

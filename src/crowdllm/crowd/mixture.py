@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm._params import Params
 from crowdllm.crowd.memory import group_means
 from crowdllm.errors import ConfigError
 
@@ -55,7 +56,7 @@ def _read(x: float | None) -> float:
     return float("inf") if x is None else float(x)
 
 
-class AnswerMixture:
+class AnswerMixture(Params):
     """Per seen task: its training answers' level counts (``counts_``, a frame by task id) and ``k_``."""
 
     def __init__(self, k: float | None = None, grid: Sequence[float] = DEFAULT_GRID, shift: bool | None = None,
@@ -64,9 +65,6 @@ class AnswerMixture:
         self.grid = grid
         self.shift = shift
         self.min_answers = min_answers
-
-    def get_params(self) -> dict[str, Any]:
-        return {"k": self.k, "grid": tuple(self.grid), "shift": self.shift, "min_answers": self.min_answers}
 
     def fit(self, codes: np.ndarray, ti: np.ndarray, tasks: Sequence[str], *, n_levels: int,
             valid: np.ndarray | None = None, model_probs: np.ndarray | None = None,

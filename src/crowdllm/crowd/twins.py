@@ -36,20 +36,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crowdllm._params import Params
 from crowdllm.crowd.memory import group_means, within_over_between
 from crowdllm.errors import ConfigError
 
 
-class PersonTwins:
+class PersonTwins(Params):
     """Per-person offset and slope (``coef_``: a frame by worker id with ``a``, ``c``, ``n``), the
     standardisation of the prediction (``x_mean_``, ``x_sd_``) and the offset's shrinkage ``kappa_``."""
 
     def __init__(self, kappa: float | None = None, slope_kappa: float = 5.0) -> None:
         self.kappa = kappa
         self.slope_kappa = slope_kappa
-
-    def get_params(self) -> dict[str, Any]:
-        return {"kappa": self.kappa, "slope_kappa": self.slope_kappa}
 
     def fit(self, r: np.ndarray, pred: np.ndarray, wi: np.ndarray, workers: pd.Index) -> PersonTwins:
         """Fit from one residual ``r`` and prediction ``pred`` (model units) per training answer, given

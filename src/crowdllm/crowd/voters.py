@@ -53,6 +53,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from crowdllm._params import Params
 from crowdllm.errors import ConfigError
 
 DEFAULT_GRID: tuple[float, ...] = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
@@ -102,7 +103,7 @@ def set_log_likelihood(U: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, n
     return ll, grad
 
 
-class VoterChoice:
+class VoterChoice(Params):
     """A conditional logit of top-k ballots on profile x item features (see the module docs).
 
     Fitted: ``intercepts_`` (a Series by item id), ``coef_`` (a Series by feature name), ``groups_``
@@ -120,11 +121,6 @@ class VoterChoice:
         self.groups = groups
         self.max_levels = max_levels
         self.random_state = random_state
-
-    def get_params(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "grid": tuple(self.grid), "folds": self.folds, "screen": self.screen,
-                "groups": None if self.groups is None else list(self.groups), "max_levels": self.max_levels,
-                "random_state": self.random_state}
 
     def _check(self) -> None:
         if self.alpha is not None and not float(self.alpha) >= 0:

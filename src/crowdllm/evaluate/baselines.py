@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from crowdllm._io import rng as make_rng
+from crowdllm._params import Params
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
 from crowdllm.errors import ConfigError
 from crowdllm.evaluate.metrics import distribution_wasserstein
@@ -88,7 +89,7 @@ def top_k_without_replacement(weights: np.ndarray, k: int, generator: np.random.
     return mask
 
 
-class DistributionBaseline:
+class DistributionBaseline(Params):
     """Shared machinery: levels of the label, per-pair probabilities, sampling, top-k ballots.
 
     Subclasses implement ``_fit`` and ``_probabilities(pairs) -> (n_pairs x n_levels)`` (rows of NaN
@@ -174,13 +175,6 @@ class DistributionBaseline:
             mask = top_k_without_replacement(weights[idx], k, generator)
             labels[idx[mask]] = 1
         return labels
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
 
 # ---------------------------------------------------------------- helpers
