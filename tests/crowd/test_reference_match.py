@@ -46,3 +46,22 @@ def test_a_reference_naming_number_coded_categories_is_accepted() -> None:
     tasks = [f"t{t}" for t in range(20)]
     crowd = _fit(pd.DataFrame({"task": tasks, "y_ref": [0.0, 1.0] * 10}))
     assert crowd.state_.has_reference and crowd.state_.p_columns == []
+
+
+def test_a_number_coded_answer_is_read_by_its_name_not_as_a_position() -> None:
+    """Categories coded 1, 2, 3: a reference naming "3" (read back from a CSV as 3.0) puts its weight on
+    the answer "3", the third, not on position 3 (past the end) -- nor "1" on the second answer."""
+    rng = np.random.default_rng(1)
+    rows = [(f"t{t}", f"w{w}", str(rng.integers(1, 4))) for t in range(20) for w in range(6)]
+    data = CrowdDataset(pd.DataFrame(rows, columns=["task", "worker", "label"]),
+                        pd.DataFrame({"task": [f"t{t}" for t in range(23)], "text": [f"comment {t}" for t in range(23)]}),
+                        pd.DataFrame({"worker": [f"w{w}" for w in range(6)], "gender": ["Man", "Woman"] * 3}),
+                        LabelSpec("categorical", categories=("1", "2", "3")), name="codes").validate()
+    named = [1.0, 2.0, 3.0] * 7 + [1.0, 3.0]
+    reference = pd.DataFrame({"task": [f"t{t}" for t in range(23)], "y_ref": named})
+    crowd = DigitalCrowd(epochs=1, embedder="hashing", calibrate="none", task_memory=False, person_twins=False,
+                         random_state=0).fit(data, reference=reference)
+    new = data.tasks[data.tasks["task"].isin(["t20", "t21", "t22"])]
+    out = crowd.expected_decisions(new, data.workers.head(1), reference=reference)
+    favoured = out[["mu_1", "mu_2", "mu_3"]].to_numpy().argmax(axis=1)
+    assert [("1", "2", "3")[i] for i in favoured] == ["3", "1", "3"]

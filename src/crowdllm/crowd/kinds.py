@@ -230,8 +230,13 @@ class CategoricalKind(CrowdKind, CategoricalLabels):
         return ref_default  # the most common training answer, never a mean of category codes
 
     def parse_reference(self, y_ref: pd.Series, state: CrowdState) -> pd.Series:
+        """The answer each reference names, as its position; a number is a name too (a CSV reads "3" back
+        as 3.0), and a name that is not an answer reads as missing. Without a reference (VAE only) the
+        default already is the most common answer's position."""
+        if not state.has_reference:
+            return y_ref
         lookup = {c: float(i) for i, c in enumerate(self.choice_names(state.label))}
-        return y_ref.map(lambda v: lookup.get(str(v), v) if isinstance(v, str) else v)
+        return y_ref.map(lambda v: lookup.get(_choice_name(v), np.nan) if pd.notna(v) else np.nan)
 
     calibratable = True
 
