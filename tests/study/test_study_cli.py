@@ -167,7 +167,8 @@ def _sample_args(crowd: Path, files: dict[str, Path], out: Path, *extra: str) ->
             "--out", str(out), "--no-progress", *extra]
 
 
-@pytest.mark.parametrize("case", ["real-ids", "unseen-category", "targets-sum", "empty-tasks", "real-label"])
+@pytest.mark.parametrize("case", ["real-ids", "unseen-category", "targets-sum", "empty-tasks", "real-label",
+                                  "twice-task", "blank-text", "no-text-column"])
 def test_bad_sample_input_is_one_line_exit_2_nothing_written(case, fitted, study_files, tmp_path, server, capsys):
     out = tmp_path / "answers.parquet"
     extra: list[str] = [*backend(server)]
@@ -189,12 +190,19 @@ def test_bad_sample_input_is_one_line_exit_2_nothing_written(case, fitted, study
         bad.with_suffix(".json").write_text(json.dumps({"gender": {"man": 0.5, "woman": 0.7}}))
         extra += ["--targets", str(bad.with_suffix(".json"))]
         expect = "sum to 1.2"
-    else:
-        bad.with_suffix(".csv").write_text("id,comment\n")
+    else:  # a bad tasks file: the file, its row and column named
+        body, expect = {"empty-tasks": ("id,comment\n", "no data rows"),
+                        "twice-task": ("id,comment\nn1,fine\nn2,also fine\nn1,again\n",
+                                       "row 4, column 'id': task id 'n1' appears twice in --tasks"),
+                        "blank-text": ("id,comment\nn1,fine\nn2,  \n", "row 3, column 'comment': task text is empty"),
+                        "no-text-column": ("id,body\nn1,fine\n", "no column 'comment' (the task text; map it with "
+                                           "--task-map text=COLUMN)")}[case]
+        bad.with_suffix(".csv").write_text(body)
         args = ["crowd", "sample", str(fitted), "--tasks", str(bad.with_suffix(".csv")), "--task-map",
                 "task=id,text=comment", "--out", str(out), "--no-progress", *extra]
         assert main(args) == 2
-        assert "no data rows" in _one_error(capsys)
+        line = _one_error(capsys)
+        assert expect in line and str(bad.with_suffix(".csv")) in line, line
         assert not out.exists()
         return
     assert main(_sample_args(fitted, study_files, out, *extra)) == 2

@@ -114,35 +114,6 @@ def _reference_columns(refs: Any) -> list[str]:
     return ["y_ref", *[c for c in refs.columns if str(c).startswith("p_")], *hidden_columns(refs)]
 
 
-def _read_tasks(path: str, task_map: str | None) -> Any:
-    from crowdllm.data.dataset import category_text
-    from crowdllm.data.loaders import TASK_MAP_KEYS, load_table, parse_column_map
-
-    frame = load_table(path, infer_types=False)
-    cmap = parse_column_map(task_map, setting="--task-map", keys=TASK_MAP_KEYS)
-    cols = [str(c) for c in frame.columns]
-    out = frame.copy()
-    for role in ("task", "text"):
-        col = cmap.get(role, role)
-        if col not in cols:
-            raise CrowdDataError(f"no column '{col}' (the task {'id' if role == 'task' else 'text'}; map it with "
-                                 f"--task-map {role}=COLUMN) (columns: {', '.join(cols)})", file=path, column=col)
-    out = out.rename(columns={cmap.get("task", "task"): "task", cmap.get("text", "text"): "text"})
-    out["task"] = out["task"].map(lambda v: None if v is None else category_text(v))
-    for col in ("task", "text"):
-        bad = out[col].isna() | (out[col].astype(str).str.strip() == "")
-        if bad.any():
-            row = out.index[int(bad.to_numpy().argmax())]
-            raise CrowdDataError(f"{'task id' if col == 'task' else 'task text'} is empty", file=path, row=int(row),
-                                 column=cmap.get(col, col))
-    dup = out["task"].duplicated()
-    if dup.any():
-        row = out.index[int(dup.to_numpy().argmax())]
-        raise CrowdDataError(f"task id '{out.loc[row, 'task']}' appears twice", file=path, row=int(row),
-                             column=cmap.get("task", "task"))
-    return out.reset_index(drop=True)
-
-
 def _check_meta(card: dict[str, Any], tasks: Any, source: str | None) -> Any:
     """The task metadata the crowd reads (``--meta`` at fit time) must come with the new tasks."""
     meta = list((card.get("crowd") or {}).get("meta_columns") or [])
@@ -385,7 +356,7 @@ def sample_cmd(
     backend_options: BackendOptions = None,  # type: ignore[assignment]
 ) -> None:
     """Sample the crowd's answers to new tasks, written in chunks (atomically)."""
-    from crowdllm.data.loaders import load_table, parse_column_map
+    from crowdllm.data.loaders import load_table, parse_column_map, read_tasks
     from crowdllm.study.sample import people, read_real, read_targets, sample_to_file
 
     started = time.perf_counter()
@@ -398,7 +369,7 @@ def sample_cmd(
     if not 0 < participation <= 1:
         raise ConfigError(f"--participation must be in (0, 1], got {participation}")
     crowd, card = _load_crowd(crowd_dir)
-    task_frame = _check_meta(card, _read_tasks(tasks, task_map), tasks)
+    task_frame = _check_meta(card, read_tasks(tasks, task_map), tasks)
     real_frame = None
     if real is not None:
         raw = load_table(real, infer_types=False)

@@ -449,6 +449,22 @@ def _side_columns(role: str, table: str | Path | pd.DataFrame, side_map: str | M
     return side, side_src, ids, carried
 
 
+def read_tasks(table: str | Path | pd.DataFrame, task_map: str | Mapping[str, Any] | None = None, *,
+               flag: str = "--tasks", map_flag: str = "--task-map") -> pd.DataFrame:
+    """A task table on its own (new questions for a fitted crowd): ``task`` (ids as strings), ``text``
+    and every other column as task metadata; the same checks and messages as a ``--tasks`` table joined
+    to responses, and an empty text is an error naming its row."""
+    side, src, ids, carried = _side_columns("task", table, task_map, flag, map_flag, TASK_MAP_KEYS)
+    text_col = carried[0]
+    blank = (side[text_col].isna() | (side[text_col].astype(str).str.strip() == "")).to_numpy()
+    if blank.any():
+        raise CrowdDataError("task text is empty", file=src, row=_row_at(side.index, int(np.flatnonzero(blank)[0])),
+                             column=text_col)
+    out = side[carried].rename(columns={text_col: "text"})
+    out.insert(0, "task", ids.to_numpy())
+    return out.reset_index(drop=True)
+
+
 def _check_id_columns(frame: pd.DataFrame, cmap: Mapping[str, Any], src: str | None) -> list[str]:
     columns = [str(c) for c in frame.columns]
     for role in ("task", "worker"):
