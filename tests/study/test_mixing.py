@@ -63,7 +63,8 @@ def test_real_answers_are_checked_against_the_tasks_and_the_label():
 def test_summary_rows_hold_mean_shares_decision_and_interval():
     answers = pd.DataFrame({"task": ["a"] * 4 + ["b"] * 2, "worker": list("wxyzwx"),
                             "label": [1.0, 2.0, 2.0, 5.0, 4.0, 4.0]})
-    table = summarize(answers, LabelSpec("ordinal", scale=(1, 5)), halfwidth=1.5, coverage=0.9).set_index("task")
+    old_card = {"level": 0.9, "halfwidth": 1.5, "coverage": 0.9, "n_check": 4, "people_per_task": 5.0}
+    table = summarize(answers, LabelSpec("ordinal", scale=(1, 5)), interval=old_card).set_index("task")
     assert table.loc["a", "mean"] == 2.5 and table.loc["a", "share_2"] == 0.5 and table.loc["a", "share_3"] == 0
     assert table.loc["a", "decision"] == 2.5  # the mean aggregator
     assert (table.loc["a", "mean_low"], table.loc["a", "mean_high"]) == (1.0, 4.0)

@@ -70,7 +70,10 @@ def test_fit_writes_crowd_card_and_question_into_the_prompt(study_files, tmp_pat
     # also held-out tasks with all their people, where the interval for a real crowd's mean is sized
     assert v["by_tasks"]["split"] == "task" and v["by_tasks"]["n_tasks"] == 8
     iv = v["interval"]
-    assert iv["halfwidth"] > 0 and 0 <= iv["coverage"] <= 1 and iv["n_check"] == 4
+    assert iv["tau"] > 0 and 0 <= iv["coverage"] <= 1 and iv["n_check"] == 4 and iv["people_per_task"] > 1
+    # 8 held-out tasks cannot size a 90 % split-conformal interval (it needs 9): it spans the scale, and says so
+    assert iv["calibration_tasks"] == 8 and iv["q"] == float("inf") and iv["coverage"] == 1.0
+    assert "too few held-out tasks (8)" in printed
     assert "## Validation" in printed and QUESTION in printed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 

@@ -352,6 +352,8 @@ def sample_cmd(
     summary: Path = typer.Option(None, "--summary", help="Also write one row per task (.csv or .parquet)."),
     aggregator: str = typer.Option("auto", "--aggregator", help="Decision per task in --summary: mean, median, "
                                    "mv, ds, glad (auto: mean for ratings, mv for categories)."),
+    real_crowd: int = typer.Option(None, "--real-crowd", help="The size of the real crowd whose mean the interval "
+                                   "is for (default: the card's people per validation task)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]
 ) -> None:
@@ -368,7 +370,10 @@ def sample_cmd(
         raise ConfigError("give one of --people N, --profiles FILE, --targets FILE (--targets may take --people)")
     if not 0 < participation <= 1:
         raise ConfigError(f"--participation must be in (0, 1], got {participation}")
+    if real_crowd is not None and summary is None:
+        raise ConfigError("--real-crowd sizes the interval in the per-task summary: give --summary FILE too")
     crowd, card = _load_crowd(crowd_dir)
+    _check_real_crowd(card, real_crowd)
     task_frame = _check_meta(card, read_tasks(tasks, task_map), tasks)
     real_frame = None
     if real is not None:
@@ -395,6 +400,7 @@ def sample_cmd(
     try:
         counts = sample_to_file(crowd, task_frame, prof, refs, out, participation=participation, real=real_frame,
                                 random_state=seed, summary=summary, aggregator=aggregator, interval=iv,
+                                real_crowd=real_crowd,
                                 on_chunk=(lambda done, _t: bar.update(bar_id, completed=done)) if bar else None)
     finally:
         if bar is not None:
@@ -411,6 +417,8 @@ def ask_cmd(
     text: str = typer.Argument(..., help="The new question's text (as a task text, e.g. a comment)."),
     n_people: int = typer.Option(500, "--people", help="Virtual people drawn from the training pool."),
     by: str = typer.Option(None, "--by", help="Split the answers by one profile attribute, e.g. gender."),
+    real_crowd: int = typer.Option(None, "--real-crowd", help="The size of the real crowd whose mean the interval "
+                                   "is for (default: the card's people per validation task)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]
 ) -> None:
@@ -423,9 +431,10 @@ def ask_cmd(
         raise ConfigError(f"--people must be at least 1 (got {n_people})")
     crowd, card = _load_crowd(crowd_dir)
     _parse_by(card, by)
+    _check_real_crowd(card, real_crowd)
     tasks = _check_meta(card, pd.DataFrame({"task": ["ask"], "text": [" ".join(text.split())]}), None)
     refs = _references_for(crowd, card, tasks, backend_options, seed, progress=False)
-    _print_ask(crowd, card, tasks, refs, n_people=n_people, by=by, seed=seed)
+    _print_ask(crowd, card, tasks, refs, n_people=n_people, by=by, seed=seed, real_crowd=real_crowd)
 
 @with_backend_options
 def demo_cmd(
@@ -490,8 +499,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(crowd_app, name="crowd")
 
 
+def _check_real_crowd(card: dict[str, Any], real_crowd: int | None) -> None:
+    """--real-crowd needs an interval sized by crowd size in the card (checked before any work)."""
+    if real_crowd is None:
+        return
+    if real_crowd < 1:
+        raise ConfigError(f"--real-crowd must be at least 1 (got {real_crowd})")
+    iv = (card.get("validation") or {}).get("interval") or {}
+    if not iv:
+        raise ConfigError("--real-crowd: this crowd's card has no interval for a real crowd's mean (fitted with "
+                          "--no-validation, too few held-out tasks, or answers that are not numbers)")
+    if "q" not in iv:
+        raise ConfigError(f"--real-crowd: this crowd's card (an older crowdllm) holds one half-width for real crowds "
+                          f"of about {iv.get('people_per_task', '?')} people; fit the crowd again (crowdllm crowd "
+                          "fit) for an interval by crowd size")
+
+
 def _print_ask(crowd: Any, card: dict[str, Any], tasks: Any, refs: Any, *, n_people: int, by: str | None,
-               seed: int) -> None:
+               seed: int, real_crowd: int | None = None) -> None:
     import pandas as pd
 
     from crowdllm.study.sample import draw, people, summarize
@@ -499,13 +524,14 @@ def _print_ask(crowd: Any, card: dict[str, Any], tasks: Any, refs: Any, *, n_peo
     prof = people(crowd, n_people=n_people, random_state=seed)
     answers = draw(crowd, tasks, prof, refs, random_state=seed)
     iv = (card.get("validation") or {}).get("interval") or {}
-    row = summarize(answers, crowd.label_, halfwidth=iv.get("halfwidth")).iloc[0]
+    row = summarize(answers, crowd.label_, interval=iv, real_crowd=real_crowd).iloc[0]
     typer.echo(f"answers of {len(prof)} virtual people:")
     for line in _bars(row, crowd.label_, card):
         typer.echo(line)
     if "mean" in row and pd.notna(row["mean"]):
-        interval = (f"  (a real crowd's mean: [{row['mean_low']:.2f}, {row['mean_high']:.2f}], "
-                    f"{iv['coverage']:.0%} coverage on validation)") if "mean_low" in row else ""
+        interval = (f"  (mean of a real crowd of {row['interval_real_crowd']:g} people: [{row['mean_low']:.2f}, "
+                    f"{row['mean_high']:.2f}], {iv['coverage']:.0%} coverage on validation)") \
+            if "mean_low" in row else ""
         typer.echo(f"mean: {row['mean']:.2f}{interval}")
     if by is not None:
         typer.echo(f"by {by}:")

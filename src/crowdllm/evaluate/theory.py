@@ -187,11 +187,26 @@ class SplitConformal:
     ``fit(pred, gold)``: ``pred`` indexed by task with columns ``mean`` (the crowd's predicted mean)
     and ``var`` (its predicted variance of one answer); ``gold`` the calibration tasks' real responses.
     Learns ``tau_`` and ``q_``. ``predict(pred, sizes)``: ``lower``, ``upper``, ``half_width`` per task
-    for real crowds of ``sizes`` people (a Series by task or one number)."""
+    for real crowds of ``sizes`` people (a Series by task or one number). ``half_width(var, sizes)`` is
+    the one formula, ``q_ * sqrt(tau_^2 + var / sizes)``; :meth:`from_fitted` rebuilds a fitted interval
+    from a saved ``tau_`` and ``q_`` (e.g. a crowd card's)."""
 
     def __init__(self, alpha: float = 0.05, tau_min: float = 0.01) -> None:
         self.alpha = alpha
         self.tau_min = tau_min
+
+    @classmethod
+    def from_fitted(cls, tau: float, q: float, *, alpha: float = 0.05, tau_min: float = 0.01) -> SplitConformal:
+        """A fitted interval from a saved ``tau_`` and ``q_`` (no calibration data needed); ``q`` may be
+        infinite (too few calibration tasks for the level)."""
+        tau, q = float(tau), float(q)
+        if not (np.isfinite(tau) and tau >= 0):
+            raise ConfigError(f"tau={tau!r} must be a finite number >= 0")
+        if not q >= 0:  # also catches NaN
+            raise ConfigError(f"q={q!r} must be a number >= 0 (inf allowed)")
+        conf = cls(alpha=alpha, tau_min=tau_min)
+        conf.tau_, conf.q_ = tau, q
+        return conf
 
     @staticmethod
     def _aligned(pred: pd.DataFrame, gold: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -217,13 +232,20 @@ class SplitConformal:
         self.n_calibration_ = len(scores)
         return self
 
+    def half_width(self, var: Any, sizes: Any) -> np.ndarray:
+        """``q_ * sqrt(tau_^2 + var / sizes)``: the half-width for tasks whose answers have variance ``var``
+        and real crowds of ``sizes`` people (arrays or numbers, broadcast)."""
+        if not hasattr(self, "q_"):
+            raise ConfigError("this SplitConformal is not fitted yet: call fit(pred, gold) first")
+        return self.q_ * np.sqrt(self.tau_ ** 2 + np.asarray(var, dtype=float) / np.asarray(sizes, dtype=float))
+
     def predict(self, pred: pd.DataFrame, sizes: pd.Series | float) -> pd.DataFrame:
         if not hasattr(self, "q_"):
             raise ConfigError("this SplitConformal is not fitted yet: call fit(pred, gold) first")
         p = pred.copy()
         p.index = p.index.astype(str)
         n = sizes.reindex(p.index).to_numpy(float) if isinstance(sizes, pd.Series) else np.full(len(p), float(sizes))
-        half = self.q_ * np.sqrt(self.tau_ ** 2 + p["var"].to_numpy(float) / n)
+        half = self.half_width(p["var"].to_numpy(float), n)
         m = p["mean"].to_numpy(float)
         return pd.DataFrame({"mean": m, "lower": m - half, "upper": m + half, "half_width": half}, index=p.index)
 

@@ -80,14 +80,30 @@ def render_card(card: dict[str, Any]) -> str:
             lines.append("")
         iv = v.get("interval")
         if iv:
-            lines.append(f"Interval for a real crowd's mean: crowd mean ± {iv['halfwidth']:.3f} "
-                         f"(target {iv['level']:.0%}; reached {iv['coverage']:.0%} on {iv['n_check']} held-out tasks "
-                         f"not used to size it; real crowds of about {iv['people_per_task']:g} people).")
+            lines.append(interval_text(iv))
         lines.append("Lower is better for every number; the noise ceiling is the best any model can do.")
     else:
         lines.append("- not measured (too few people or tasks to hold some out)")
     lines.append("")
     return "\n".join(lines)
+
+
+def interval_text(iv: dict[str, Any]) -> str:
+    """The card's line on the interval for a real crowd's mean (old cards: one half-width for all tasks)."""
+    reached = (f"target {iv['level']:.0%}; reached {iv['coverage']:.0%} on {iv['n_check']} held-out tasks "
+               "not used to size it")
+    if "q" not in iv:
+        return (f"Interval for a real crowd's mean: crowd mean ± {iv['halfwidth']:.3f} ({reached}; real crowds of "
+                f"about {iv['people_per_task']:g} people).")
+    people = iv["people_per_task"]
+    if not iv["q"] < float("inf"):
+        return (f"Interval for a real crowd's mean: too few held-out tasks ({iv['calibration_tasks']}) to size a "
+                f"{iv['level']:.0%} interval, so it spans the whole scale ({reached}).")
+    return (f"Interval for a real crowd's mean: crowd mean ± q·sqrt(tau² + v/n), wider for a task whose virtual "
+            f"answers spread more (v, their variance) and for a smaller real crowd (n people); typically "
+            f"± {iv['halfwidth']:.3f} (n = {people:g}, the held-out tasks' median, at the median v "
+            f"{iv['var_median']:.2f}); tau {iv['tau']:.3f}, q {iv['q']:.2f} from {iv['calibration_tasks']} "
+            f"held-out tasks ({reached}). `crowd sample --real-crowd N` sizes it for another crowd.")
 
 
 def label_text(lab: dict[str, Any]) -> str:

@@ -3,9 +3,11 @@
 :func:`task_references` asks the LLM about each task (with the study's question in the prompt);
 :func:`validate` holds out a share of the training people and tasks, fits the crowd on the rest and
 measures how close it comes to the held-out real people -- next to the global baseline and the noise
-ceiling -- and sizes the interval for a real crowd's mean (split conformal: sized on half of the held-out
-tasks, its coverage measured on the other half); :func:`fit_study` does both and returns the crowd and
-the facts for its model card.
+ceiling -- and sizes the interval for a real crowd's mean (:func:`interval_facts`: the split-conformal
+interval of :class:`~crowdllm.evaluate.theory.SplitConformal`, whose half-width grows with the task's
+spread and shrinks with the real crowd's size; sized on half of the held-out tasks, its coverage
+measured on the other half); :func:`fit_study` does both and returns the crowd and the facts for its
+model card.
 """
 
 from __future__ import annotations
@@ -95,13 +97,44 @@ def numeric_values(labels: pd.Series, label: LabelSpec) -> np.ndarray | None:
     return values.to_numpy(dtype=float)
 
 
-def conformal_halfwidth(errors: np.ndarray, level: float) -> float:
-    """Split-conformal quantile of absolute errors: the ceil((n + 1) level)-th smallest."""
-    e = np.sort(np.abs(errors[np.isfinite(errors)]))
-    if len(e) == 0:
-        return float("nan")
-    k = int(np.ceil((len(e) + 1) * level))
-    return float(e[min(k, len(e)) - 1])
+def interval_facts(crowd: Any, tasks: pd.DataFrame, gold: pd.DataFrame, label: LabelSpec, *, level: float,
+                   seed: int) -> dict[str, Any] | None:
+    """The interval for a real crowd's mean, sized on held-out tasks (``gold``: their real answers as
+    numbers, ``task``, ``label``) with :class:`~crowdllm.evaluate.theory.SplitConformal`: the mean and
+    variance of each task's answers from a large virtual crowd, fitted at ``level`` on a random half of
+    the tasks, its coverage measured on the other half (each at its real crowd's size), and fitted again
+    on all of them for what is saved. None with fewer than 6 held-out tasks."""
+    from crowdllm.evaluate.theory import SplitConformal
+
+    many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
+    virt = numeric_values(many["label"], label)
+    if virt is None:
+        return None
+    moments = pd.Series(virt).groupby(many["task"].astype(str).to_numpy()).agg(["mean", "var"])
+    moments["var"] = moments["var"].fillna(0.0)
+    gold = gold.assign(task=gold["task"].astype(str), label=pd.to_numeric(gold["label"], errors="coerce"))
+    gold = gold[gold["label"].notna()]
+    ids = np.array(sorted(set(gold["task"]) & set(moments.index[moments["mean"].notna()])))
+    gold = gold[gold["task"].isin(set(ids))]
+    order = np.random.default_rng(seed + 3).permutation(len(ids))
+    half = len(ids) // 2
+    if half < 3:
+        return None
+    alpha = 1.0 - level
+    cal, check = set(ids[order[:half]]), ids[order[half:]]
+    sized = SplitConformal(alpha=alpha).fit(moments.loc[sorted(cal)], gold[gold["task"].isin(cal)])
+    real = gold[gold["task"].isin(set(check))].groupby("task")["label"].agg(["mean", "count"])
+    iv = sized.predict(moments.loc[real.index], real["count"])
+    covered = (real["mean"] >= iv["lower"]) & (real["mean"] <= iv["upper"])
+    conf = SplitConformal(alpha=alpha).fit(moments.loc[ids], gold)
+    people = float(gold.groupby("task").size().median())
+    var_median = float(moments.loc[ids, "var"].median())
+    return {"level": level, "tau": conf.tau_, "q": conf.q_, "calibration_tasks": conf.n_calibration_,
+            "coverage": float(covered.mean()), "n_check": int(len(check)), "people_per_task": people,
+            "var_median": var_median, "virtual_people": _INTERVAL_PEOPLE,
+            # the typical half-width (median task variance, real crowds of people_per_task); cards before
+            # the interval by crowd size held one half-width for every task under this name
+            "halfwidth": float(conf.half_width(var_median, people))}
 
 
 def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: Callable[[], Any], *, by: str,
@@ -139,22 +172,9 @@ def _score_split(ds: CrowdDataset, reference: pd.DataFrame | None, make_crowd: C
                            "metrics": headers, "table": table}
     real = numeric_values(gold["label"], ds.label)
     if level is not None and real is not None and not ds.label.kind_.votes:
-        # interval for a real crowd's mean: |real mean - crowd mean| on held-out tasks, split conformal
-        many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
-        virt = numeric_values(many["label"], ds.label)
-        assert virt is not None
-        m_virt = pd.Series(virt).groupby(many["task"].astype(str).to_numpy()).mean()
-        m_real = pd.Series(real).groupby(gold["task"].to_numpy()).mean()
-        err = (m_real - m_virt.reindex(m_real.index)).to_numpy(dtype=float)
-        order = np.random.default_rng(seed + 3).permutation(len(err))
-        half = len(err) // 2
-        if half >= 3:
-            q_cal = conformal_halfwidth(err[order[:half]], level)
-            check = err[order[half:]]
-            out["interval"] = {"level": level, "halfwidth": conformal_halfwidth(err, level),
-                               "halfwidth_calibration": q_cal, "coverage": float(np.mean(np.abs(check) <= q_cal)),
-                               "n_check": int(len(check)),
-                               "people_per_task": float(gold.groupby("task").size().median())}
+        iv = interval_facts(crowd, tasks, gold.assign(label=real), ds.label, level=level, seed=seed)
+        if iv is not None:
+            out["interval"] = iv
     return out
 
 

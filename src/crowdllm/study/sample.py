@@ -259,10 +259,45 @@ def iter_samples(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, reference:
         yield out
 
 
+def interval_half_width(interval: Mapping[str, Any], var: Any, real_crowd: float | None = None
+                        ) -> tuple[np.ndarray, float] | None:
+    """Half-width of the interval for a real crowd's mean (a crowd card's ``validation.interval``) for
+    tasks whose virtual answers have variance ``var``, and the real crowd size it is for.
+
+    The split-conformal interval by crowd size (cards with ``tau`` and ``q``) is ``q * sqrt(tau^2 +
+    var / real_crowd)`` (:meth:`~crowdllm.evaluate.theory.SplitConformal.half_width`); ``real_crowd``
+    defaults to the card's ``people_per_task``. Older cards hold one ``halfwidth`` for every task, for
+    real crowds of about ``people_per_task`` people: it is returned as is, and ``real_crowd`` is an
+    error there. None when the card has no usable interval."""
+    var = np.atleast_1d(np.asarray(var, dtype=float))
+    if real_crowd is not None and not float(real_crowd) >= 1:
+        raise ConfigError(f"real_crowd={real_crowd!r}: a real crowd has at least 1 person")
+    people = interval.get("people_per_task")
+    if "q" in interval and "tau" in interval:
+        from crowdllm.evaluate.theory import SplitConformal
+
+        n = float(real_crowd if real_crowd is not None else people if people is not None else float("nan"))
+        if not n >= 1:
+            raise ConfigError("the interval has no people_per_task: give real_crowd")
+        conf = SplitConformal.from_fitted(interval["tau"], interval["q"], alpha=1.0 - float(interval.get("level", 0.9)))
+        return conf.half_width(var, n), n
+    half = interval.get("halfwidth")
+    if half is None or not np.isfinite(float(half)):
+        return None
+    if real_crowd is not None:
+        raise ConfigError(f"real_crowd={real_crowd!r}: this interval (an older crowd card) is one half-width for "
+                          f"real crowds of about {people if people is not None else '?'} people; fit the crowd "
+                          "again for an interval by crowd size")
+    return np.full(len(var), float(half)), float(people) if people is not None else float("nan")
+
+
 def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "auto",
-              halfwidth: float | None = None, coverage: float | None = None) -> pd.DataFrame:
-    """One row per task: ``n``, ``mean``, ``share_<level>``, ``decision`` (the aggregator's), and the
-    interval for a real crowd's mean (``mean_low``/``mean_high``, with the coverage reached on validation)."""
+              interval: Mapping[str, Any] | None = None, real_crowd: float | None = None) -> pd.DataFrame:
+    """One row per task: ``n``, ``mean``, ``share_<level>``, ``decision`` (the aggregator's), and with
+    ``interval`` (a crowd card's ``validation.interval``) the interval for the mean of a real crowd of
+    ``real_crowd`` people (default: the card's people per task): ``mean_low``/``mean_high`` (clipped to
+    the scale), ``interval_coverage`` (what it reached on validation), ``half_width`` (from the spread
+    of the task's answers here, :func:`interval_half_width`) and ``interval_real_crowd``."""
     from crowdllm.aggregate import get_aggregator
 
     tasks = answers["task"].astype(str)
@@ -270,7 +305,8 @@ def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "aut
     out.index.name = "task"
     values = numeric_values(answers["label"], label)
     if values is not None:
-        out["mean"] = pd.Series(values).groupby(tasks.to_numpy()).mean()
+        by_task = pd.Series(values).groupby(tasks.to_numpy())
+        out["mean"] = by_task.mean()
     kind = label.kind_
     levels = level_names(label)
     if levels:
@@ -288,12 +324,20 @@ def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "aut
             raise ConfigError(f"--aggregator: unknown aggregator '{aggregator}'") from None
         if kind.nominal:
             out["decision"] = out["decision"].map(category_text)
-    if halfwidth is not None and np.isfinite(halfwidth) and "mean" in out:
+    sized = None
+    if interval and "mean" in out:
+        sized = interval_half_width(interval, by_task.var().reindex(out.index).fillna(0.0), real_crowd)
+    if sized is not None:
+        half, n_real = sized
         lo, hi = (label.scale if label.scale is not None else (-np.inf, np.inf))
-        out["mean_low"] = np.clip(out["mean"] - halfwidth, lo, hi)
-        out["mean_high"] = np.clip(out["mean"] + halfwidth, lo, hi)
-        if coverage is not None:
-            out["interval_coverage"] = coverage
+        out["mean_low"] = np.clip(out["mean"] - half, lo, hi)
+        out["mean_high"] = np.clip(out["mean"] + half, lo, hi)
+        if interval.get("coverage") is not None:  # type: ignore[union-attr]
+            out["interval_coverage"] = interval["coverage"]  # type: ignore[index]
+        out["half_width"] = half
+        out["interval_real_crowd"] = n_real
+    elif real_crowd is not None:
+        raise ConfigError(f"real_crowd={real_crowd!r}: there is no interval for a real crowd's mean here")
     return out.reset_index()
 
 
@@ -330,9 +374,10 @@ def sample_to_file(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, referenc
                    out: str | Path, *, participation: float = 1.0, real: pd.DataFrame | None = None,
                    random_state: int = 0, chunk_responses: int = CHUNK_RESPONSES, summary: str | Path | None = None,
                    aggregator: str = "auto", interval: Mapping[str, Any] | None = None,
-                   on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   real_crowd: float | None = None, on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write the virtual answers to ``out`` (.parquet or .csv) in chunks, atomically; with ``summary``
-    also the per-task summary. Returns counts."""
+    also the per-task summary (with ``interval``, a crowd card's, the interval for the mean of a real crowd
+    of ``real_crowd`` people: :func:`summarize`). Returns counts."""
     out = Path(out)
     fmt = out.suffix.lower()
     if fmt not in OUT_FORMATS:
@@ -353,8 +398,7 @@ def sample_to_file(crowd: Any, tasks: pd.DataFrame, prof: pd.DataFrame, referenc
                 n_rows += len(frame)
                 done += frame["task"].nunique()
                 if summary is not None:
-                    parts.append(summarize(frame, label, aggregator=aggregator, halfwidth=iv.get("halfwidth"),
-                                           coverage=iv.get("coverage")))
+                    parts.append(summarize(frame, label, aggregator=aggregator, interval=iv, real_crowd=real_crowd))
                 if on_chunk is not None:
                     on_chunk(done, len(tasks))
         finally:
