@@ -342,3 +342,48 @@ def test_crowd_params_reach_the_crowd_and_bad_ones_are_one_line(study_files, tmp
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"error: {says}" + (" (see docs/crowd.md for the crowd's parameters)" if "nope" in bad else "")]
         assert not (tmp_path / bad).exists()
+
+
+def _set_interval(crowd: Path, **values) -> None:
+    """Give the fitted crowd's card an interval (the test study's 8 held-out tasks cannot size a finite one)."""
+    card = json.loads((crowd / "card.json").read_text())
+    card["validation"]["interval"].update(values)
+    for key in [k for k, v in values.items() if v is None]:
+        del card["validation"]["interval"][key]
+    (crowd / "card.json").write_text(json.dumps(card))
+
+
+def test_real_crowd_sizes_the_summary_interval_and_ask_says_for_whom(fitted, study_files, tmp_path, server, capsys):
+    _set_interval(fitted, tau=0.2, q=1.5, people_per_task=5.0)
+    tables = {}
+    for n in ("2", "50", None):
+        summary = tmp_path / f"s{n}.csv"
+        extra = ["--real-crowd", n] if n else []
+        assert main(_sample_args(fitted, study_files, tmp_path / "a.csv", "--people", "40", "--summary",
+                                 str(summary), *extra, *backend(server))) == 0
+        tables[n] = pd.read_csv(summary).set_index("task")
+    assert list(tables["2"]["interval_real_crowd"]) == [2, 2, 2] and (tables[None]["interval_real_crowd"] == 5).all()
+    assert (tables["50"]["half_width"] < tables[None]["half_width"]).all()
+    assert (tables[None]["half_width"] < tables["2"]["half_width"]).all()
+    # the formula on each task's 40 virtual answers (the same seed: the same answers)
+    var = pd.read_csv(tmp_path / "a.csv").groupby("task")["label"].var()
+    expect = 1.5 * (0.2 ** 2 + var / 2) ** 0.5
+    assert list(tables["2"]["half_width"]) == pytest.approx(list(expect.reindex(tables["2"].index)))
+    capsys.readouterr()
+    assert main(["crowd", "ask", str(fitted), "a bad bad comment", "--real-crowd", "3", *backend(server)]) == 0
+    assert "mean of a real crowd of 3 people: [" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["no-summary", "zero", "old-card"])
+def test_bad_real_crowd_is_one_line(case, fitted, study_files, tmp_path, server, capsys):
+    out = tmp_path / "a.csv"
+    extra = ["--real-crowd", "0" if case == "zero" else "4"]
+    if case != "no-summary":
+        extra += ["--summary", str(tmp_path / "s.csv")]
+    if case == "old-card":
+        _set_interval(fitted, halfwidth=1.2, tau=None, q=None)
+    assert main(_sample_args(fitted, study_files, out, *extra, *backend(server))) == 2
+    line = _one_error(capsys)
+    assert {"no-summary": "give --summary FILE", "zero": "--real-crowd must be at least 1",
+            "old-card": "holds one half-width for real crowds of about"}[case] in line, line
+    assert not out.exists()
