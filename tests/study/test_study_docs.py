@@ -44,3 +44,10 @@ def test_documented_flags_exist(page, capsys):
         helptext = capsys.readouterr().out
         for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
             assert flag in helptext, f"{page}: 'crowdllm {' '.join(command)}' has no {flag}"
+
+
+def test_the_summary_interval_example_prints_what_the_page_shows(capsys):
+    text = (ROOT / "docs/study.md").read_text(encoding="utf-8")
+    code, shown = re.search(r"```python\n(.*?summarize\(.*?)```\n.*?```text\n(.*?)```", text, re.S).groups()
+    exec(compile(code, "docs/study.md", "exec"), {})  # noqa: S102 - our own documentation example
+    assert capsys.readouterr().out == shown
