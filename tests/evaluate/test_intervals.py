@@ -48,6 +48,21 @@ def test_too_few_calibration_tasks_give_an_infinite_interval() -> None:
         SplitConformal().fit(pred.rename(index=lambda t: "x" + t), gold)
 
 
+def test_a_saved_tau_and_q_give_the_same_intervals() -> None:
+    rng = np.random.default_rng(2)
+    pred, gold = simulated(200, 0.3, rng)
+    conf = SplitConformal(alpha=0.1).fit(pred, gold)
+    again = SplitConformal.from_fitted(conf.tau_, conf.q_, alpha=0.1)
+    sizes = gold.groupby("task").size()
+    pd.testing.assert_frame_equal(again.predict(pred, sizes), conf.predict(pred, sizes))
+    assert again.half_width(4.0, 16) == pytest.approx(conf.q_ * np.sqrt(conf.tau_ ** 2 + 0.25))
+    for tau, q in ((float("nan"), 1.0), (-0.1, 1.0), (0.2, float("nan")), (0.2, -1.0)):
+        with pytest.raises(ConfigError):
+            SplitConformal.from_fitted(tau, q)
+    with pytest.raises(ConfigError, match="not fitted"):
+        SplitConformal().half_width(1.0, 5)
+
+
 class TaskMeanCrowd:
     """A stand-in crowd that answers each task with its real mean + N(0, 1) noise (an oracle)."""
 

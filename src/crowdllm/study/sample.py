@@ -324,16 +324,17 @@ def summarize(answers: pd.DataFrame, label: LabelSpec, *, aggregator: str = "aut
             raise ConfigError(f"--aggregator: unknown aggregator '{aggregator}'") from None
         if kind.nominal:
             out["decision"] = out["decision"].map(category_text)
+    iv = dict(interval or {})
     sized = None
-    if interval and "mean" in out:
-        sized = interval_half_width(interval, by_task.var().reindex(out.index).fillna(0.0), real_crowd)
+    if iv and "mean" in out:
+        sized = interval_half_width(iv, by_task.var().reindex(out.index).fillna(0.0), real_crowd)
     if sized is not None:
         half, n_real = sized
         lo, hi = (label.scale if label.scale is not None else (-np.inf, np.inf))
         out["mean_low"] = np.clip(out["mean"] - half, lo, hi)
         out["mean_high"] = np.clip(out["mean"] + half, lo, hi)
-        if interval.get("coverage") is not None:  # type: ignore[union-attr]
-            out["interval_coverage"] = interval["coverage"]  # type: ignore[index]
+        if iv.get("coverage") is not None:
+            out["interval_coverage"] = iv["coverage"]
         out["half_width"] = half
         out["interval_real_crowd"] = n_real
     elif real_crowd is not None:
