@@ -70,7 +70,30 @@ def test_reference_limit_and_no_cache(tmp_path: Path, crowd_file: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "r.parquet")) == 2
 
 
+def test_reference_with_two_wordings_asks_each_task_once_per_wording(tmp_path: Path, crowd_file: Path) -> None:
+    rude = tmp_path / "rude.toml"
+    rude.write_text('[rating]\nsystem = "You judge how rude comments are."\n'
+                    'instructions = "How rude is it, {low} to {high}?"\nanswer_prefix = "Rating: "\n')
+    systems: list[str] = []
+
+    def answer(req: FakeRequest) -> str:
+        systems.append(req.messages[0]["content"])
+        return level_answer(req)
+
+    with FakeOpenAIServer(answer=answer) as server:
+        args = ["reference", "--dataset", str(crowd_file), "--limit", "2", "--template", "default", "--template",
+                str(rude), "--base-url", server.url, "--model", "fake-model", "--out", str(tmp_path / "r.csv"),
+                "--quiet"]
+        assert main(args) == 0
+        assert server.answered == 4
+    refs = pd.read_csv(tmp_path / "r.csv")
+    assert len(refs) == 2 and (refs["n_calls"] == 2).all() and {"y_ref_1", "y_ref_2"} <= set(refs.columns)
+    assert len(systems) == 4 and sum(s.startswith("You judge how rude comments are.") for s in systems) == 2
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--template", "default", "--template", "default", "--strategy", "zero-shot", "--base-url",
+      "http://127.0.0.1:9/v1", "--model", "m"], "error: --template: several wordings are averaged for log-prob"),
     (["--strategy", "best-of-n"], "--strategy"),
     (["--out", "refs.xlsx"], "--out"),
     (["--concurrency", "0", "--base-url", "http://127.0.0.1:9/v1"], "--concurrency must be at least 1 (got 0)"),

@@ -205,3 +205,55 @@ def test_self_consistency_against_the_fake_server_makes_k_calls_per_task_and_non
     assert again.usage.as_dict()["calls"] == 0 and again.usage.as_dict()["cache_hits"] == 48
     pd.testing.assert_frame_equal(refs, refs2)
     assert refs["y_ref"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 1.0]
+
+
+def _wording(messages: list[dict[str, str]]) -> str:
+    return "rude" if "rude" in messages[0]["content"] else "offensive"
+
+
+RUDE = {"rating": {"system": "You judge how rude comments are.", "instructions": "How rude is it, {low} to {high}?\n"
+                   "{scale}", "answer_prefix": "Rating: "}}
+
+
+def test_two_wordings_ask_each_task_twice_and_average_the_distributions() -> None:
+    """Two wordings of the question: one call per task each, the distributions averaged, y_ref read from
+    the average (not the mean of two y_refs rounded anywhere), each wording's own y_ref kept."""
+    def dist(messages, choices):  # noqa: ANN001, ANN202 - the rude wording reads one level higher
+        lv = min(level_of(messages) + (1 if _wording(messages) == "rude" else 0), 5)
+        p = np.zeros(5)
+        p[lv - 1] = 1.0
+        return p
+
+    fake = FakeLLM(choice_script=dist)
+    refs = compute_references(TASKS, fake, template=["popquorn-offensiveness", RUDE], progress=False)
+    assert refs["y_ref_1"].tolist() == pytest.approx([1, 3, 5]) and refs["y_ref_2"].tolist() == pytest.approx([2, 4, 5])
+    assert refs["y_ref"].tolist() == pytest.approx([1.5, 3.5, 5.0])
+    assert refs.loc["a", ["p_1", "p_2", "p_3"]].tolist() == pytest.approx([0.5, 0.5, 0.0])
+    assert (refs["n_calls"] == 2).all() and len(fake.calls) == 6
+    assert sorted(_wording(c["messages"]) for c in fake.calls) == ["offensive"] * 3 + ["rude"] * 3
+
+
+def test_two_wordings_average_the_hidden_states_and_skip_a_failed_wording() -> None:
+    """Hidden states (the embedded model's, here scripted) are averaged like the distributions; a wording
+    that gave no distribution for a task is left out of that task's average, its failure counted."""
+    class Hidden(FakeLLM):
+        def _choice_probs(self, prompts, choices):  # noqa: ANN001, ANN202
+            out = super()._choice_probs(prompts, choices)
+            for messages, d in zip(prompts, out, strict=True):
+                rude = _wording(messages) == "rude"
+                if rude and level_of(messages) == 5:  # the rude wording fails on the last task
+                    d.probs = tuple(float("nan") for _ in d.probs)
+                d.extra["hidden"] = [10.0 if rude else 0.0, float(level_of(messages))]
+            return out
+
+    refs = compute_references(TASKS, Hidden(), template=[None, RUDE], progress=False)
+    assert refs[["h_0", "h_1"]].to_numpy().tolist() == [[5.0, 1.0], [5.0, 3.0], [0.0, 5.0]]
+    assert refs.loc["c", "y_ref_2"] != refs.loc["c", "y_ref_2"]  # NaN: that wording's own reading
+    assert np.isfinite(refs["y_ref"]).all() and refs.loc["c", "parse_failures"] == 1
+
+
+def test_several_wordings_are_refused_where_they_cannot_be_averaged() -> None:
+    with pytest.raises(ConfigError, match="^template: several wordings are averaged for log-prob ratings"):
+        compute_references(TASKS, FakeLLM(), strategy="zero-shot", template=[None, RUDE], progress=False)
+    with pytest.raises(ConfigError, match="^template: give at least one"):
+        compute_references(TASKS, FakeLLM(), template=[], progress=False)

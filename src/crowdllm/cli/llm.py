@@ -67,8 +67,10 @@ def reference(
     strategy: str = typer.Option("logprob", "--strategy", help="logprob, zero-shot or self-consistency."),
     k: int = typer.Option(8, "--k", help="Samples per task for zero-shot / self-consistency."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N tasks."),
-    template: str | None = typer.Option(None, "--template", help="A prompt template name or .toml/.json file "
-                                        "(default: the data set's own, else the generic one)."),
+    template: list[str] = typer.Option(None, "--template", help="A prompt template name or .toml/.json file "
+                                       "(default: the data set's own, else the generic one); repeat it for "
+                                       "several wordings, averaged (log-prob ratings and choices; one call "
+                                       "per task each)."),
     column_map_alias: str | None = typer.Option(None, "--column-map", hidden=True),  # the old spelling of --map
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -96,7 +98,7 @@ def reference(
     ds = data_options.load(dataset)
     kind = _kind_for(ds.label)
     scale = (int(ds.label.scale[0]), int(ds.label.scale[1])) if ds.label.scale is not None else (1, 5)
-    tpl = template if template is not None else _default_template(ds.name)
+    tpl: Any = (template[0] if len(template) == 1 else list(template)) if template else _default_template(ds.name)
     llm = backend_options.open(seed=seed)
     start = time.perf_counter()
     asked = True  # a bad argument writes nothing: no usage file for a run that never asked the model
@@ -109,7 +111,8 @@ def reference(
         except ConfigError as err:
             usage = getattr(llm, "usage", None)
             asked = usage is not None and bool(usage.calls or usage.cache_hits or usage.faults)
-            raise as_flags(err, {"limit": "--limit", "k": "--k", "strategy": "--strategy"}) from None
+            raise as_flags(err, {"limit": "--limit", "k": "--k", "strategy": "--strategy",
+                                 "template": "--template"}) from None
         save_references(refs, out)
     finally:
         elapsed = time.perf_counter() - start
