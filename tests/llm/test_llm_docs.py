@@ -25,3 +25,8 @@ def test_the_persona_prompt_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_reference_example(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(_blocks()[1], str(DOC), "exec"), {})  # noqa: S102 - our own documentation example
     assert capsys.readouterr().out.split("\n")[:2] == ["[1.4, 4.0]", "2"]
+
+
+def test_the_two_wordings_example(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(_blocks()[2], str(DOC), "exec"), {})  # noqa: S102 - our own documentation example
+    assert capsys.readouterr().out.strip() == "[3.0, 4.0, 3.5] 2"
