@@ -1,8 +1,10 @@
 """``crowdllm crowd``: fit a digital crowd once, then read its card, sample it, ask it.
 
-- ``crowd fit DATA [data flags] --out DIR [--question Q --levels "-1=not toxic,1=toxic" | --template FILE]``
+- ``crowd fit DATA [data flags] --out DIR [--question Q --levels "-1=not toxic,1=toxic" | --template T ...]``
   computes the LLM reference of every task (shared backend flags; cached), fits the crowd, measures it
-  on held-out training people and tasks, and saves it with ``CARD.md`` + ``card.json``.
+  on held-out training people and tasks, and saves it with ``CARD.md`` + ``card.json``. ``--template``
+  (a packaged name or a .toml/.json file) repeated gives several wordings, averaged (one call per task
+  each); the card records them and new tasks of ``sample``/``ask`` are asked with the same ones.
 - ``crowd info DIR`` prints the card (and checks the saved crowd is whole).
 - ``crowd sample DIR --tasks new.csv [--task-map ...] (--people N | --profiles FILE | --targets FILE)
   [--real answers.csv] --out answers.parquet [--summary summary.csv]`` writes the virtual answers in chunks.
@@ -23,7 +25,7 @@ from typing import Any
 
 import typer
 
-from crowdllm.cli._backend import BackendOptions, with_backend_options
+from crowdllm.cli._backend import BackendOptions, as_flags, with_backend_options
 from crowdllm.cli._data_options import DataOptions, with_data_options
 from crowdllm.errors import ConfigError, CrowdDataError
 
@@ -99,6 +101,8 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
         refs = task_references(need, crowd.label_, llm, question=Question.from_dict(card.get("question")),
                                default_template=ref_info.get("template"),
                                strategy=strategy if strategy in STRATEGIES else None, progress=progress, seed=seed)
+    except ConfigError as err:  # e.g. the card's wordings, asked of a backend without log-probs
+        raise as_flags(err, {"template": "the crowd's --template"}) from None
     finally:
         opts.finish(llm, quiet=not progress)
         close = getattr(llm, "close", None)
@@ -140,7 +144,10 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", help="Folder to write the crowd and its card to."),
     question: str = typer.Option(None, "--question", help=_QUESTION_HELP),
     levels: str = typer.Option(None, "--levels", help=_LEVELS_HELP),
-    template: Path = typer.Option(None, "--template", help="A prompt template file (.toml/.json) instead."),
+    template: list[str] = typer.Option(None, "--template", help="A prompt template instead: a packaged name "
+                                       "(crowdllm.llm.prompts.available_templates()) or a .toml/.json file; "
+                                       "repeat it for several wordings, averaged (log-prob references; one "
+                                       "LLM call per task each, for new tasks too)."),
     reference: Path = typer.Option(None, "--reference", help="Reuse references (CSV/Parquet from 'crowdllm "
                                    "reference' or a crowd folder's references.csv); missing tasks are asked."),
     strategy: str = typer.Option(None, "--strategy", help="Reference strategy: logprob, zero-shot, "
@@ -169,7 +176,7 @@ def fit_cmd(
     from crowdllm.study.fit import fit_study
 
     started = time.perf_counter()
-    q = _fit_question(question, levels, template, out, limit_tasks, epochs)
+    q = _fit_question(question, levels, template or [], strategy, out, limit_tasks, epochs)
     extra = _fit_crowd_params(crowd_param)
     ds = data_options.load(data)
     meta_columns = _check_fit_data(ds, q, reference, meta)
@@ -213,24 +220,46 @@ def _fit_crowd_params(items: list[str] | None) -> dict[str, Any]:
     return extra
 
 
-def _fit_question(question: str | None, levels: str | None, template: Path | None, out: Path,
-                  limit_tasks: int | None, epochs: int) -> Any:
+def _fit_question(question: str | None, levels: str | None, templates: list[str], strategy: str | None,
+                  out: Path, limit_tasks: int | None, epochs: int) -> Any:
     """The settings of ``crowd fit`` checked before anything is loaded; returns the Question."""
     from crowdllm.study.question import Question, parse_levels
 
-    if template is not None and (question or levels):
+    if templates and (question or levels):
         raise ConfigError("--template replaces the packaged prompt; put the question in it, or use "
                           "--question/--levels without --template")
-    if template is not None and not template.is_file():
-        raise ConfigError(f"--template {template}: no such file")
+    for i, name in enumerate(templates):
+        _check_template(name, twice=name in templates[:i])
+    if len(templates) > 1 and strategy not in (None, "logprob"):
+        raise ConfigError(f"--template: several wordings are averaged for log-prob references only, not with "
+                          f"--strategy {strategy} (give one --template, or --strategy logprob)")
     if limit_tasks is not None and limit_tasks < 10:
         raise ConfigError(f"--limit-tasks must be at least 10 (got {limit_tasks})")
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1 (got {epochs})")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "crowd.json").exists())):
         raise ConfigError(f"--out {out}: exists and is not a crowd folder; choose another --out")
-    return Question(text=" ".join((question or "").split()), levels=parse_levels(levels),
-                    template_file=str(template) if template is not None else None)
+    return Question(text=" ".join((question or "").split()), levels=parse_levels(levels), templates=list(templates))
+
+
+def _check_template(name: str, *, twice: bool) -> None:
+    """One ``--template``: a packaged name or a readable template file (a file is read, so a bad one is
+    one error line now, not after the data are loaded)."""
+    from crowdllm.llm.prompts import available_templates, load_template_set
+
+    if twice:
+        raise ConfigError(f"--template {name}: given twice (each wording once)")
+    path = Path(name)
+    if path.suffix.lower() in (".toml", ".json") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"--template {name}: no such file")
+    elif name not in available_templates():
+        raise ConfigError(f"--template {name}: no such file or packaged template (packaged: "
+                          f"{', '.join(available_templates())})")
+    try:
+        load_template_set(name)
+    except ConfigError as err:
+        raise ConfigError(f"--template: {err}") from None
 
 
 def _check_fit_data(ds: Any, q: Any, reference: Path | None, meta: str | None) -> list[str]:
@@ -277,6 +306,8 @@ def _fit_references(ds: Any, data: str, q: Any, reference: Path | None, strategy
         try:
             new = task_references(need, ds.label, llm, question=q, default_template=default_template,
                                   strategy=strategy, progress=progress, seed=seed)
+        except ConfigError as err:
+            raise as_flags(err, {"template": "--template"}) from None
         finally:
             backend_options.finish(llm, quiet=not progress)
             close = getattr(llm, "close", None)
@@ -285,7 +316,8 @@ def _fit_references(ds: Any, data: str, q: Any, reference: Path | None, strategy
         refs = new if refs is None else pd.concat([refs, new])
         info = {"backend": llm.backend, "model": llm.model, "strategy": new.attrs.get("strategy", strategy)}
     assert refs is not None
-    info.update(template=q.template_file or default_template, tasks=int(len(refs)),
+    info.update(template=q.template(ds.label, default_template) if q.templates else default_template,
+                tasks=int(len(refs)),
                 missing=int(refs["y_ref"].isna().sum()), backend_flags=_backend_record(backend_options))
     return refs, info
 

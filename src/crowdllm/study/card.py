@@ -38,13 +38,15 @@ def render_card(card: dict[str, Any]) -> str:
     if d.get("description"):
         lines += [f"  {d['description']}", ""]
     lines += ["## What was asked", ""]
-    if q.get("question") or q.get("levels") or q.get("template_file"):
+    templates = list(q.get("templates") or [])
+    if q.get("question") or q.get("levels") or q.get("template_file") or templates:
         if q.get("question"):
             lines.append(f"- question: {q['question']}")
         for level, words in (q.get("levels") or {}).items():
             lines.append(f"- answer {level} = {words}")
-        if q.get("template_file"):
+        if q.get("template_file"):  # a card written before several wordings
             lines.append(f"- template file: {q['template_file']}")
+        lines += wordings_text(templates)
     elif ref.get("template"):
         lines.append(f"- the packaged prompt template '{ref['template']}' (its question and answer words)")
     else:
@@ -56,8 +58,10 @@ def render_card(card: dict[str, Any]) -> str:
         lines.append("- (none)")
     lines += ["", "## Reference", ""]
     if ref:
+        template = ref.get("template")
+        template = " + ".join(map(str, template)) if isinstance(template, list) else (template or "default")
         lines += [f"- model: {ref.get('backend', '?')} / {ref.get('model', '?')}",
-                  f"- strategy: {ref.get('strategy', '?')}; template: {ref.get('template') or 'default'}",
+                  f"- strategy: {ref.get('strategy', '?')}; template: {template}",
                   f"- tasks with a reference: {ref.get('tasks', 0):,} (missing: {ref.get('missing', 0):,})"]
     else:
         lines.append("- none (VAE only)")
@@ -86,6 +90,17 @@ def render_card(card: dict[str, Any]) -> str:
         lines.append("- not measured (too few people or tasks to hold some out)")
     lines.append("")
     return "\n".join(lines)
+
+
+def wordings_text(templates: list[str]) -> list[str]:
+    """The card's lines on the prompt templates the crowd asks new tasks with (names or files, as given)."""
+    if len(templates) == 1:
+        return [f"- prompt template: {templates[0]}"]
+    if not templates:
+        return []
+    return [f"- {len(templates)} wordings of the question, each task asked once per wording and the answers "
+            f"averaged ({len(templates)} LLM calls per task, new tasks too):",
+            *[f"  {i + 1}. {t}" for i, t in enumerate(templates)]]
 
 
 def interval_text(iv: dict[str, Any]) -> str:

@@ -2,10 +2,15 @@
 
 A user's own data set arrives as ids and answers; the LLM reference must still know what people were
 asked. :class:`Question` holds the question text (``"Is this comment toxic?"``), the words for each
-answer (``{"-1": "not toxic", "1": "toxic"}``) and optionally a template file; :meth:`Question.template`
-turns them into a prompt template mapping for :func:`crowdllm.llm.reference.compute_references` (through
-the packaged template's fields: the question goes in the ``question`` line after the text, the level
-words into ``scale_labels`` for ratings and into the instructions for choices).
+answer (``{"-1": "not toxic", "1": "toxic"}``) or, instead, prompt templates: packaged names or
+.toml/.json files (several are wordings of the same question: each task is asked once per wording and the
+answers averaged; :mod:`crowdllm.llm.reference`). :meth:`Question.template` turns them into the
+``template`` argument of :func:`crowdllm.llm.reference.compute_references` (the question and level words
+through the packaged template's fields: the question goes in the ``question`` line after the text, the
+level words into ``scale_labels`` for ratings and into the instructions for choices).
+
+Saved in the model card by :meth:`Question.to_dict` (``templates``: the names and file paths as given);
+:meth:`Question.from_dict` also reads a card written before several wordings (one ``template_file``).
 """
 
 from __future__ import annotations
@@ -38,15 +43,16 @@ def parse_levels(text: str | None, *, setting: str = "--levels") -> dict[str, st
 
 @dataclass
 class Question:
-    """The question people answered, the words for its answers, and (optionally) a template file."""
+    """The question people answered and the words for its answers, or prompt templates (packaged names or
+    .toml/.json files, as given; several are wordings averaged, one LLM call per task each)."""
 
     text: str = ""
     levels: dict[str, str] = field(default_factory=dict)
-    template_file: str | None = None
+    templates: list[str] = field(default_factory=list)
 
     @property
     def given(self) -> bool:
-        return bool(self.text or self.levels or self.template_file)
+        return bool(self.text or self.levels or self.templates)
 
     def check(self, label: LabelSpec) -> None:
         """Every level named must be a level of the label (errors name --levels)."""
@@ -60,9 +66,10 @@ class Question:
                 raise ConfigError(f"--levels: '{level}' is not a level of the label ({', '.join(known)})")
 
     def template(self, label: LabelSpec, default: Any = None) -> Any:
-        """A template for the reference prompt: the user's file, else a mapping built on the default."""
-        if self.template_file is not None:
-            return self.template_file
+        """The reference prompt's template: the user's template (a list of them for several wordings), else
+        a mapping built on the default, else the default."""
+        if self.templates:
+            return self.templates[0] if len(self.templates) == 1 else list(self.templates)
         if not self.text and not self.levels:
             return default
         from crowdllm.llm.prompts import get_template
@@ -86,10 +93,13 @@ class Question:
         return {kind: table}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.text, "levels": dict(self.levels), "template_file": self.template_file}
+        return {"question": self.text, "levels": dict(self.levels), "templates": list(self.templates)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Question:
         d = d or {}
+        templates = d.get("templates")
+        if templates is None:  # a card written before several wordings: one template file or none
+            templates = [d["template_file"]] if d.get("template_file") else []
         return cls(text=str(d.get("question") or ""), levels=dict(d.get("levels") or {}),
-                   template_file=d.get("template_file"))
+                   templates=[str(t) for t in templates])
