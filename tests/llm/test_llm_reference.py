@@ -257,3 +257,10 @@ def test_several_wordings_are_refused_where_they_cannot_be_averaged() -> None:
         compute_references(TASKS, FakeLLM(), strategy="zero-shot", template=[None, RUDE], progress=False)
     with pytest.raises(ConfigError, match="^template: give at least one"):
         compute_references(TASKS, FakeLLM(), template=[], progress=False)
+
+
+def test_a_bad_second_wording_fails_before_any_call() -> None:
+    fake = FakeLLM()
+    with pytest.raises(ConfigError, match="unknown template 'no-such-wording'"):
+        compute_references(TASKS, fake, template=["popquorn-offensiveness", "no-such-wording"], progress=False)
+    assert fake.calls == []

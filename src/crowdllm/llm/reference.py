@@ -214,8 +214,8 @@ def _wording_pass(backend: LanguageModel, frame: pd.DataFrame, kind: str, templa
                   **prompt_args: Any) -> tuple[list[_LogprobRead], list[list[_LogprobRead]]]:
     """The log-prob pass for every wording (one call per task each), and their per-task average."""
     per = []
-    for i, template in enumerate(templates):
-        tpl = get_template(kind, template)
+    tpls = [get_template(kind, template) for template in templates]  # a bad one fails before any call
+    for i, tpl in enumerate(tpls):
         prompts = [build_prompt(t, kind=kind, template=tpl, **prompt_args) for t in frame["text"]]
         label = "log-prob references" + (f" (wording {i + 1} of {len(templates)})" if len(templates) > 1 else "")
         per.append(_logprob_pass(backend, prompts, labels, k=k, seed=seed, progress=progress, label=label))
