@@ -133,6 +133,25 @@ def test_reference_file_is_reused_and_its_missing_tasks_are_asked_with_the_wordi
     assert card["question"]["templates"] == [PACKAGED, str(mine)] and card["reference"]["tasks"] == 40
 
 
+def test_a_two_wording_reference_file_needs_as_many_templates(study_files, mine, tmp_path, capsys):
+    """References averaged over two wordings, reused by a fit that would ask new tasks with one: refused
+    (the crowd would read new tasks differently from its training tasks), before any call."""
+    with Recorder() as rec:
+        first = tmp_path / "first"
+        assert main(fit_args(study_files, first, "--template", PACKAGED, "--template", str(mine), "--no-validation",
+                             *rec.backend())) == 0
+        capsys.readouterr()
+        rec.seen.clear()
+        refs = tmp_path / "refs-2w.csv"  # as `crowdllm reference --template A --template B` writes it
+        saved = pd.read_csv(first / "references.csv")
+        saved.assign(y_ref_1=saved["y_ref"] - 0.5, y_ref_2=saved["y_ref"] + 0.5, n_calls=2).to_csv(refs, index=False)
+        assert main(fit_args(study_files, tmp_path / "second", "--reference", str(refs), "--template", PACKAGED,
+                             "--no-validation", *rec.backend())) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --reference {refs}: its references average 2 wordings") and "\n" not in err
+        assert rec.seen == []
+
+
 def test_a_card_with_one_template_file_from_before_several_wordings_behaves_as_before(study_files, mine, tmp_path,
                                                                                      capsys):
     new_card = tmp_path / "new"

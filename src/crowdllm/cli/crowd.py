@@ -242,6 +242,16 @@ def _fit_question(question: str | None, levels: str | None, templates: list[str]
     return Question(text=" ".join((question or "").split()), levels=parse_levels(levels), templates=list(templates))
 
 
+def _check_wordings(refs: Any, reference: Path, asked: int) -> None:
+    """References averaged over several wordings (``y_ref_1``, ``y_ref_2`` ...) need as many --template
+    values, or new tasks would be read with fewer wordings than the training tasks."""
+    made = sum(1 for c in refs.columns if str(c).startswith("y_ref_") and str(c)[6:].isdigit())
+    if made > 1 and made != asked:
+        raise ConfigError(f"--reference {reference}: its references average {made} wordings (y_ref_1 ... "
+                          f"y_ref_{made}) and this fit would ask new tasks with {asked}; give the same wordings "
+                          "with --template (one per wording, in order)")
+
+
 def _check_template(name: str, *, twice: bool) -> None:
     """One ``--template``: a packaged name or a readable template file (a file is read, so a bad one is
     one error line now, not after the data are loaded)."""
@@ -296,6 +306,7 @@ def _fit_references(ds: Any, data: str, q: Any, reference: Path | None, strategy
 
         refs = load_references(reference)
         refs = refs[refs.index.isin(set(ds.tasks["task"]))]
+        _check_wordings(refs, reference, max(len(q.templates), 1))
         given = refs["strategy"].dropna() if "strategy" in refs else pd.Series(dtype=object)
         info = {"backend": "file", "model": str(reference),
                 "strategy": refs.attrs.get("strategy") or (str(given.iloc[0]) if len(given) else "?")}
