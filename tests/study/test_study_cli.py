@@ -145,8 +145,10 @@ def test_ask_prints_distribution_mean_and_split(fitted, server, capsys):
 
 def test_fitting_your_own_data_without_a_question_warns_once(study_files, tmp_path, server, capsys):
     assert main(fit_args(study_files, tmp_path / "c", "--no-validation", *backend(server))) == 0
-    err = capsys.readouterr().err
-    assert err.count("warning: no --question") == 1
+    got = capsys.readouterr()
+    assert got.err.count("warning: no --question") == 1
+    # the card says why there are no validation numbers: the flag, not the data's size
+    assert "- not measured (fitted with --no-validation)" in got.out and "too few people" not in got.out
 
 
 def test_data_with_ids_only_says_the_crowd_needs_texts(study_files, tmp_path, server, capsys):

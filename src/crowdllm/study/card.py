@@ -87,7 +87,8 @@ def render_card(card: dict[str, Any]) -> str:
             lines.append(interval_text(iv))
         lines.append("Lower is better for every number; the noise ceiling is the best any model can do.")
     else:
-        lines.append("- not measured (too few people or tasks to hold some out)")
+        lines.append("- not measured (too few people or tasks to hold some out)" if "validation" in card
+                     else "- not measured (fitted with --no-validation)")
     lines.append("")
     return "\n".join(lines)
 
