@@ -16,7 +16,6 @@ from crowdllm.blend import OrdinalBlender
 from crowdllm.crowd import inputs
 from crowdllm.crowd.kinds import CrowdKind
 from crowdllm.crowd.reference import features as reference_features
-from crowdllm.crowd.reference import hidden_states, raw_hidden
 from crowdllm.crowd.state import CrowdState
 
 CHUNK = 32_768  # pairs per block
@@ -27,10 +26,9 @@ def task_inputs(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, ref: pd.Da
     """Task features for g_x and the base per task (reference + task offset, model units)."""
     assert st.featurizer is not None and st.belief is not None and st.memory is not None
     emb, meta = st.featurizer.transform(tasks)
-    hidden = raw_hidden(st, ref)  # read once for both
-    ref_x, base, _ = reference_features(st, kind, ref, use_distribution, hidden)
+    ref_x, base, _, hidden = reference_features(st, kind, ref, use_distribution)
     task_x = np.concatenate([emb, meta, ref_x], axis=1).astype(np.float32)
-    base = inputs.calibrated_base(st, kind, calibrate, tasks, (emb, meta, ref_x, hidden_states(st, ref, hidden)), base)
+    base = inputs.calibrated_base(st, kind, calibrate, tasks, (emb, meta, ref_x, hidden), base)
     offsets = st.memory.for_tasks(tasks["task"])
     return task_x, (base + offsets + st.belief.task_shift(task_x)).astype(np.float32)
 

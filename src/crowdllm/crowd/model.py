@@ -39,7 +39,7 @@ from crowdllm.crowd.kinds import CrowdKind, crowd_kind
 from crowdllm.crowd.memory import TaskMemory
 from crowdllm.crowd.mixture import AnswerMixture, fit_mixture, mix_labels
 from crowdllm.crowd.params import CrowdParams
-from crowdllm.crowd.reference import ReferenceLike, fit_reference, hidden_states, resolve
+from crowdllm.crowd.reference import ReferenceLike, fit_reference, resolve
 from crowdllm.crowd.reference import features as reference_features
 from crowdllm.crowd.twins import PersonTwins, fit_twins
 from crowdllm.crowd.voters import VoterChoice, crowd_decisions, fit_voters
@@ -137,7 +137,7 @@ class DigitalCrowd(CrowdParams):
         y = kind.encode(dataset, resp["label"])
         kind.fit_scale(st, y, resp)
         ref = fit_reference(st, kind, reference, tasks, self.hidden_components)
-        ref_x, base_t, st.reference_missing = reference_features(st, kind, ref, self.use_reference_distribution)
+        ref_x, base_t, st.reference_missing, hidden = reference_features(st, kind, ref, self.use_reference_distribution)
         embedder = self.embedder if isinstance(self.embedder, TextEmbedder) else TextEmbedder(self.embedder)
         st.embedder_name = embedder.name
         st.featurizer = TaskFeaturizer(embedder, text_column=self.text_column, meta_columns=self.meta_columns)
@@ -146,7 +146,7 @@ class DigitalCrowd(CrowdParams):
         ti = pd.Index(tasks["task"]).get_indexer(resp["task"].astype(str))
         wi = pd.Index(workers["worker"]).get_indexer(resp["worker"].astype(str))
         base_t = inputs.fit_calibration(st, kind, self.calibrate, self.random_state, tasks, ti, wi, y,
-                                        (emb, meta, ref_x, hidden_states(st, ref)), base_t)
+                                        (emb, meta, ref_x, hidden), base_t)
         st.profile_encoder = ProfileEncoder(text_columns=self.profile_text_columns, text_encoder=embedder.embed
                                             if self.profile_text_columns else None).fit(workers, dataset.ordered_attributes)
         profile_x = st.profile_encoder.transform(workers)

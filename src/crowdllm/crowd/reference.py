@@ -140,18 +140,11 @@ def _check_answers_match(ref: pd.DataFrame, wanted: list[str]) -> None:
                           "these answers (crowdllm reference with the same --map/--kind/--categories)")
 
 
-def raw_hidden(state: CrowdState, ref: pd.DataFrame) -> np.ndarray | None:
-    """The hidden-state columns the crowd reads, as read from ``ref`` ``(n, d)`` (NaN where missing);
-    None when it reads none. Read once, they serve :func:`features` and :func:`hidden_states` both."""
-    if state.hidden_basis is None:
-        return None
-    return ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_basis.shape[1])]).to_numpy(dtype=float)
-
-
-def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribution: bool,
-             hidden: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(reference features for g_x, base in model units ``(n, out)``, count of missing references);
-    ``hidden``: the :func:`raw_hidden` of ``ref`` if already read."""
+def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribution: bool
+             ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """(reference features for g_x, base in model units ``(n, out)``, count of missing references, the
+    raw hidden states ``(n, d)`` as the reference calibration reads them: a missing number as the
+    training mean, ``(n, 0)`` when the crowd reads none). The ``h_*`` columns are read once for both."""
     raw = kind.parse_reference(ref[Y_REF], state)
     y_ref = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     missing = ~np.isfinite(y_ref)
@@ -162,27 +155,19 @@ def features(state: CrowdState, kind: CrowdKind, ref: pd.DataFrame, use_distribu
         p = ref.reindex(columns=state.p_columns).to_numpy(dtype=float)
         missing = missing | ~np.isfinite(p).all(axis=1)
         feats.append(np.where(np.isfinite(p), p, 0.0))
+    hidden = np.zeros((len(ref), 0), dtype=np.float32)
     if state.hidden_basis is not None:
-        h = raw_hidden(state, ref) if hidden is None else hidden
+        h = ref.reindex(columns=[f"{H_PREFIX}{i}" for i in range(state.hidden_basis.shape[1])]).to_numpy(dtype=float)
         lacking = ~np.isfinite(h).any(axis=1) & ~missing  # a task without any reference is flagged instead
         if lacking.any():  # never a silently poorer reading of new tasks
             raise ConfigError(f"this crowd reads the LLM's hidden states (h_* columns) and {int(lacking.sum())} "
                               f"task(s) have none (first: '{ref.index[lacking][0]}'): compute their references "
                               "with hidden states (crowdllm reference --hidden-states, hidden_states=True)")
         feats.append(project_hidden(h, state.hidden_basis))
+        hidden = np.where(np.isfinite(h), h, state.hidden_basis[0]).astype(np.float32)
     if state.has_reference:
         feats.append(missing[:, None].astype(float))
-    return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum())
-
-
-def hidden_states(state: CrowdState, ref: pd.DataFrame, hidden: np.ndarray | None = None) -> np.ndarray:
-    """The raw hidden states of the rows of ``ref`` ``(n, d)`` (a missing number reads as the training
-    mean), as the reference calibration reads them; ``(n, 0)`` when the crowd reads none. ``hidden``:
-    the :func:`raw_hidden` of ``ref`` if already read."""
-    if state.hidden_basis is None:
-        return np.zeros((len(ref), 0), dtype=np.float32)
-    h = raw_hidden(state, ref) if hidden is None else hidden
-    return np.where(np.isfinite(h), h, state.hidden_basis[0]).astype(np.float32)
+    return np.concatenate(feats, axis=1).astype(np.float32), base.astype(np.float32), int(missing.sum()), hidden
 
 
 def fit_hidden_basis(h: np.ndarray, components: int) -> np.ndarray:
