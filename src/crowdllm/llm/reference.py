@@ -277,20 +277,19 @@ def compute_references(
     if len(templates) > 1 and (strategy != "logprob" or kind not in ("rating", "choice")):
         raise ConfigError(f"template: several wordings are averaged for log-prob ratings and choices only, "
                           f"not for a {kind} reference with strategy {strategy!r}")
-    template = templates if len(templates) > 1 else templates[0]
     frame = _task_frame(tasks, limit)
     if kind == "rating":
-        out = _rating_refs(frame, backend, strategy, k, scale, template, progress, seed)
+        out = _rating_refs(frame, backend, strategy, k, scale, templates, progress, seed)
     elif kind == "choice":
         if not choices:
             raise ConfigError("a choice reference needs the allowed choices")
-        out = _choice_refs(frame, backend, strategy, k, [str(c) for c in choices], template, progress, seed)
+        out = _choice_refs(frame, backend, strategy, k, [str(c) for c in choices], templates, progress, seed)
     elif kind == "topk":
         if top_k is None or top_k < 1:
             raise ConfigError("a top-k reference needs top_k (how many items each voter picks)")
-        out = _topk_refs(frame, backend, strategy, k, items, int(top_k), template, progress, seed)
+        out = _topk_refs(frame, backend, strategy, k, items, int(top_k), templates[0], progress, seed)
     else:
-        out = _text_refs(frame, backend, template, progress, seed)
+        out = _text_refs(frame, backend, templates[0], progress, seed)
     out.index.name = "task"
     out.attrs.update({"kind": kind, "strategy": strategy, "k": k, "backend": backend.backend, "model": backend.model})
     usage = getattr(backend, "usage", None)
@@ -304,12 +303,13 @@ def _sample_params(strategy: str) -> float:
 
 
 def _rating_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: int, scale: tuple[int, int],
-                 template: Any, progress: bool, seed: int) -> pd.DataFrame:
+                 templates: list[Any], progress: bool, seed: int) -> pd.DataFrame:
+    """Rating references; ``templates``: the wordings (several only for ``logprob``)."""
     levels = _levels(scale)
     labels = [str(v) for v in levels]
     if strategy == "logprob":
-        reads, per = _wording_pass(backend, frame, "rating", template if isinstance(template, list) else [template],
-                                   labels, k=k, seed=seed, progress=progress, scale=scale)
+        reads, per = _wording_pass(backend, frame, "rating", templates, labels, k=k, seed=seed, progress=progress,
+                                   scale=scale)
 
         def expected(read: _LogprobRead) -> float:
             return float(np.dot(read.probs, levels)) if read.ok else float("nan")
@@ -317,7 +317,7 @@ def _rating_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
         rows = [{"y_ref": expected(read), **read.columns(labels), **_per_wording(per, pos, expected),
                  "strategy": strategy, **read.meta(), **read.hidden()} for pos, read in enumerate(reads)]
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
-    tpl = get_template("rating", template)
+    tpl = get_template("rating", templates[0])
     prompts = [build_prompt(t, kind="rating", template=tpl, scale=scale) for t in frame["text"]]
     rows: list[dict[str, Any]] = [{} for _ in prompts]
     prefix = tpl.answer_prefix
@@ -361,14 +361,15 @@ def _collect_samples(backend: LanguageModel, prompts: list[list[dict[str, str]]]
 
 
 def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: int, choices: list[str],
-                 template: Any, progress: bool, seed: int) -> pd.DataFrame:
+                 templates: list[Any], progress: bool, seed: int) -> pd.DataFrame:
+    """Choice references; ``templates``: the wordings (several only for ``logprob``)."""
     if strategy == "logprob":
-        reads, per = _wording_pass(backend, frame, "choice", template if isinstance(template, list) else [template],
-                                   choices, k=k, seed=seed, progress=progress, choices=choices)
+        reads, per = _wording_pass(backend, frame, "choice", templates, choices, k=k, seed=seed, progress=progress,
+                                   choices=choices)
         rows = [{"y_ref": read.argmax(), **read.columns(choices), **_per_wording(per, pos, _LogprobRead.argmax),
                  "strategy": strategy, **read.meta(), **read.hidden()} for pos, read in enumerate(reads)]
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
-    tpl = get_template("choice", template)
+    tpl = get_template("choice", templates[0])
     prompts = [build_prompt(t, kind="choice", template=tpl, choices=choices) for t in frame["text"]]
     samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["choice"], progress)
     failures_total = 0
