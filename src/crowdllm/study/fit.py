@@ -104,7 +104,7 @@ def interval_facts(crowd: Any, tasks: pd.DataFrame, gold: pd.DataFrame, label: L
     variance of each task's answers from a large virtual crowd, fitted at ``level`` on a random half of
     the tasks, its coverage measured on the other half (each at its real crowd's size), and fitted again
     on all of them for what is saved. None with fewer than 6 held-out tasks."""
-    from crowdllm.evaluate.theory import SplitConformal
+    from crowdllm.evaluate.theory import ConformalInputs, SplitConformal
 
     many = crowd.sample(tasks, n_people=_INTERVAL_PEOPLE, random_state=seed + 2, include_profile=False)
     virt = numeric_values(many["label"], label)
@@ -122,15 +122,13 @@ def interval_facts(crowd: Any, tasks: pd.DataFrame, gold: pd.DataFrame, label: L
         return None
     alpha = 1.0 - level
     cal, check = set(ids[order[:half]]), ids[order[half:]]
-    sized = SplitConformal(alpha=alpha).fit(moments.loc[sorted(cal)], gold[gold["task"].isin(cal)])
-    real = gold[gold["task"].isin(set(check))].groupby("task")["label"].agg(["mean", "count"])
-    iv = sized.predict(moments.loc[real.index], real["count"])
-    covered = (real["mean"] >= iv["lower"]) & (real["mean"] <= iv["upper"])
+    checked = ConformalInputs(moments.loc[sorted(cal)], gold[gold["task"].isin(cal)], moments.loc[check],
+                              gold[gold["task"].isin(set(check))], _INTERVAL_PEOPLE).report(alpha)
     conf = SplitConformal(alpha=alpha).fit(moments.loc[ids], gold)
     people = float(gold.groupby("task").size().median())
     var_median = float(moments.loc[ids, "var"].median())
     return {"level": level, "tau": conf.tau_, "q": conf.q_, "calibration_tasks": conf.n_calibration_,
-            "coverage": float(covered.mean()), "n_check": int(len(check)), "people_per_task": people,
+            "coverage": checked.summary["coverage"], "n_check": int(len(check)), "people_per_task": people,
             "var_median": var_median, "virtual_people": _INTERVAL_PEOPLE,
             # the typical half-width (median task variance, real crowds of people_per_task); cards before
             # the interval by crowd size held one half-width for every task under this name
