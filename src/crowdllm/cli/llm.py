@@ -98,7 +98,7 @@ def reference(
     ds = data_options.load(dataset)
     kind = _kind_for(ds.label)
     scale = (int(ds.label.scale[0]), int(ds.label.scale[1])) if ds.label.scale is not None else (1, 5)
-    tpl: Any = (template[0] if len(template) == 1 else list(template)) if template else _default_template(ds.name)
+    tpl: Any = list(template) if template else _default_template(ds.name)  # several: wordings, averaged
     llm = backend_options.open(seed=seed)
     start = time.perf_counter()
     asked = True  # a bad argument writes nothing: no usage file for a run that never asked the model
