@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from crowdllm.data.dataset import LabelSpec
-from crowdllm.evaluate.noise import noise_ceiling, split_half
+from crowdllm.evaluate.noise import noise_ceiling, sampling_oracle, split_half
 
 ORDINAL = LabelSpec("ordinal", scale=(1, 5))
 
@@ -105,3 +105,43 @@ def test_seeded() -> None:
     a = noise_ceiling(gold, ORDINAL, full=full, n_sim=2, n_splits=2, random_state=3)
     b = noise_ceiling(gold, ORDINAL, full=full, n_sim=2, n_splits=2, random_state=3)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_vote_floor_is_the_exact_expectation_not_a_few_simulated_rounds() -> None:
+    """The top-k floor's MAE / RMSE are the expectations over gold crowds drawn from all voters, not the
+    average of ``n_sim`` draws: with 3 rounds they match 40,000 simulated rounds (standard error of that
+    long average about 0.002 for the MAE, measured), while 3 rounds alone scatter by about 0.15."""
+    rng = np.random.default_rng(7)
+    items = [f"i{j}" for j in range(6)]
+    weights = np.array([6.0, 4, 3, 2, 1, 1])
+    ballots = [rng.choice(6, size=2, replace=False, p=weights / weights.sum()) for _ in range(40)]
+    full = pd.DataFrame([(items[j], f"v{v}", int(j in b)) for v, b in enumerate(ballots) for j in range(6)],
+                        columns=["task", "worker", "label"])
+    gold = full[full["worker"].isin([f"v{v}" for v in range(9)])]
+    got = rows_of(noise_ceiling(gold, LabelSpec("topk", k=2), full=full, n_sim=3, n_splits=1, random_state=0),
+                  "noise-ceiling")
+    matrix = full.pivot(index="worker", columns="task", values="label").to_numpy(float)
+    expected = 9 * matrix.mean(axis=0)
+    draws = np.stack([matrix[rng.integers(0, 40, size=9)].sum(axis=0) for _ in range(40_000)])
+    assert got[("count", "mae")] == pytest.approx(np.abs(draws - expected).mean(), abs=0.01)
+    assert got[("count", "rmse")] == pytest.approx(np.sqrt(((draws - expected) ** 2).mean()), abs=0.01)
+
+
+def test_vote_sampling_oracle_is_exact_too() -> None:
+    """The matched floor for votes (a crowd of ``k n`` ballots drawn from all voters, counts / k, against
+    ``n`` drawn gold ballots): 3 rounds give the expectation of 40,000 simulated ones (about 0.003 standard
+    error, measured)."""
+    rng = np.random.default_rng(11)
+    items = [f"i{j}" for j in range(5)]
+    ballots = [rng.choice(5, size=2, replace=False, p=[0.4, 0.25, 0.15, 0.1, 0.1]) for _ in range(30)]
+    full = pd.DataFrame([(items[j], f"v{v}", int(j in b)) for v, b in enumerate(ballots) for j in range(5)],
+                        columns=["task", "worker", "label"])
+    gold = full[full["worker"].isin([f"v{v}" for v in range(8)])]
+    matrix = full.pivot(index="worker", columns="task", values="label").to_numpy(float)
+    for k in (1, 3):
+        got = sampling_oracle(gold, LabelSpec("topk", k=2), full=full, per_answer=k, n_sim=3, random_state=0)
+        got = {(r.aggregator, r.metric): r.value for r in got.itertuples()}
+        diff = np.stack([matrix[rng.integers(0, 30, size=8 * k)].sum(axis=0) / k
+                         - matrix[rng.integers(0, 30, size=8)].sum(axis=0) for _ in range(40_000)])
+        assert got[("count", "mae")] == pytest.approx(np.abs(diff).mean(), abs=0.012), k
+        assert got[("count", "rmse")] == pytest.approx(np.sqrt((diff ** 2).mean()), abs=0.012), k
