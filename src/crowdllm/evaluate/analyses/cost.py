@@ -30,11 +30,11 @@ from crowdllm.evaluate.analyses._common import (
     check_numeric,
     draw_people,
     evaluate_method,
+    method_steps,
     profile_pool,
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
            "n_train_responses", "train_judgements"]
@@ -111,7 +111,8 @@ def people_needed(
         raise ConfigError(f"max_people must be >= 1 (got {max_people})")
     sizes = list(range(1, max_people + 1))
     rows: list[dict] = []
-    with steps(len(seeds) * len(methods), "cost", enabled=progress) as advance:
+    with method_steps(len(seeds) * len(methods), "cost", rows, COLUMNS, progress=progress,
+                      on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
             people = draw_people(profile_pool(train, test, pool), max_people, seed=seed)
@@ -132,9 +133,7 @@ def people_needed(
                             "n_real": int(n_real), "judgements_real": n_real * per_judgement,
                             "n_train_responses": len(train.responses), "train_judgements": train_judgements,
                         })
-                advance()
-                if on_step is not None:  # lets a caller save what is done so far
-                    on_step(tidy(rows, COLUMNS))
+                done()
     out = tidy(rows, COLUMNS)
     out.attrs["max_people"] = max_people
     return out

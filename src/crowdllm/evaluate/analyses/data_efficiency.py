@@ -24,6 +24,7 @@ from crowdllm.evaluate.analyses._common import (
     check_sizes,
     draw_people,
     evaluate_method,
+    method_steps,
     profile_pool,
     split_train_test,
     subsample_workers,
@@ -68,10 +69,8 @@ def data_efficiency(
     fractions = check_fractions(fractions)
     sizes = check_sizes(sizes, "sizes")
     rows: list[dict] = []
-    from crowdllm.evaluate.progress import steps
-
     jobs = [(s, f, m) for s in seeds for f in fractions for m in methods]
-    with steps(len(jobs), "data efficiency", enabled=progress) as advance:
+    with method_steps(len(jobs), "data efficiency", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
             people = draw_people(profile_pool(train, test, pool), sizes[-1], seed=seed)
@@ -92,9 +91,7 @@ def data_efficiency(
                             "n_train_responses": len(part.responses), "n_virtual": rec.n_virtual,
                             "metric": rec.metric, "value": rec.value,
                         })
-                    advance()
-                    if on_step is not None:  # lets a caller save what is done so far
-                        on_step(tidy(rows, COLUMNS))
+                    done()
     return tidy(rows, COLUMNS)
 
 

@@ -45,11 +45,11 @@ from crowdllm.evaluate.analyses._common import (
     check_methods,
     draw_people,
     label_matrix,
+    method_steps,
     sample_responses,
     split_train_test,
     tidy,
 )
-from crowdllm.evaluate.progress import steps
 
 NOISE_LEVELS = (0.0, 1.0, 2.0)
 DIVERSITY_LEVELS = (0.0, 1.0, 2.0)
@@ -201,7 +201,8 @@ def simulation_study(
     grid = [(z, d, w, k, s) for z in noise_levels for d in diversity_levels for w in n_workers
             for k in tasks_per_worker for s in seeds]
     rows: list[dict] = []
-    with steps(len(grid) * len(methods), "simulation", enabled=progress) as advance:
+    with method_steps(len(grid) * len(methods), "simulation", rows, COLUMNS, progress=progress,
+                      on_step=on_step) as done:
         for noise, diversity, nw, k, seed in grid:
             sim = make_simulated_crowd(noise=noise, diversity=diversity, n_workers=nw,
                                        tasks_per_worker=min(k, n_tasks), n_tasks=n_tasks, base=base,
@@ -227,9 +228,7 @@ def simulation_study(
                 resp = sample_responses(fitted, task_tab, people, random_state=seed)
                 matrix = label_matrix(ds, resp, held, people["worker"].tolist())
                 add(name, matrix.mean(axis=1))
-                advance()
-                if on_step is not None:  # lets a caller save what is done so far
-                    on_step(tidy(rows, COLUMNS))
+                done()
     return tidy(rows, COLUMNS)
 
 
