@@ -153,6 +153,12 @@ def profile_pool(train: CrowdDataset, test: CrowdDataset, which: str) -> pd.Data
     return frame[frame["worker"].isin(set(ids))].reset_index(drop=True)
 
 
+def virtual_people(train: CrowdDataset, test: CrowdDataset, pool: str, n: int, *, seed: int) -> pd.DataFrame:
+    """``n`` virtual people (:func:`draw_people`, seeded) with profiles from the ``pool`` people of one
+    split (:func:`profile_pool`: ``test``, ``train`` or ``all``)."""
+    return draw_people(profile_pool(train, test, pool), n, seed=seed)
+
+
 # ---------------------------------------------------------------------------------------- sampling
 
 

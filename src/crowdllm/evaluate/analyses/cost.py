@@ -28,12 +28,11 @@ from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
     check_numeric,
-    draw_people,
     evaluate_method,
     method_steps,
-    profile_pool,
     split_train_test,
     tidy,
+    virtual_people,
 )
 
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
@@ -115,7 +114,7 @@ def people_needed(
                       on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
-            people = draw_people(profile_pool(train, test, pool), max_people, seed=seed)
+            people = virtual_people(train, test, pool, max_people, seed=seed)
             for name, factory in methods.items():
                 fitted = factory(train, seed)
                 curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)

@@ -22,13 +22,12 @@ from crowdllm.evaluate.analyses._common import (
     check_methods,
     check_numeric,
     check_sizes,
-    draw_people,
     evaluate_method,
     method_steps,
-    profile_pool,
     split_train_test,
     subsample_workers,
     tidy,
+    virtual_people,
 )
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "n_train_workers", "n_train_responses",
@@ -73,7 +72,7 @@ def data_efficiency(
     with method_steps(len(jobs), "data efficiency", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
-            people = draw_people(profile_pool(train, test, pool), sizes[-1], seed=seed)
+            people = virtual_people(train, test, pool, sizes[-1], seed=seed)
             for fraction in fractions:
                 part = subsample_workers(train, fraction, seed)
                 for name, factory in methods.items():

@@ -27,12 +27,11 @@ from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
     check_numeric,
-    draw_people,
     evaluate_method,
     method_steps,
-    profile_pool,
     split_train_test,
     tidy,
+    virtual_people,
     worker_order,
 )
 
@@ -128,7 +127,7 @@ def growth_curves(
     with method_steps(total, "growth curves", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed, train, test, factor, lv in plans:
             if seed not in people_by_seed:
-                people_by_seed[seed] = draw_people(profile_pool(train, test, pool), n_virtual, seed=seed)
+                people_by_seed[seed] = virtual_people(train, test, pool, n_virtual, seed=seed)
             people = people_by_seed[seed]
             for level in lv:
                 part = limit(train, factor, level, seed)

@@ -43,12 +43,12 @@ from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
-    draw_people,
     label_matrix,
     method_steps,
     sample_responses,
     split_train_test,
     tidy,
+    virtual_people,
 )
 
 NOISE_LEVELS = (0.0, 1.0, 2.0)
@@ -220,8 +220,7 @@ def simulation_study(
 
             real = test.responses.assign(y=test.label_codes()).groupby("task")["y"].mean().loc[held]
             add(REAL_CROWD, real.to_numpy())
-            pool = train.workers[train.workers["worker"].isin(set(train.responses["worker"]))]
-            people = draw_people(pool, n_virtual, seed=seed)
+            people = virtual_people(train, test, "train", n_virtual, seed=seed)
             task_tab = ds.tasks.set_index("task").loc[held].reset_index()
             for name, factory in methods.items():
                 fitted = factory(train, seed)
