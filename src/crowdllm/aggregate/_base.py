@@ -119,6 +119,17 @@ def per_task_counts(enc: Encoded, weights: np.ndarray | None = None) -> np.ndarr
     return counts.reshape(enc.n_tasks, enc.n_classes).astype(float)
 
 
+def vote_shares(counts: np.ndarray) -> np.ndarray:
+    """Each task's share of the votes per label, from :func:`per_task_counts`: majority vote's
+    ``probas_`` and the posterior the EM aggregators (DS, GLAD) start from."""
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def probas_frame(enc: Encoded, probs: np.ndarray) -> pd.DataFrame:
+    """``probas_``: a ``(n_tasks, n_classes)`` array as a frame indexed by task, one column per label."""
+    return pd.DataFrame(probs, index=enc.tasks.copy(), columns=list(enc.classes))
+
+
 def argmax_lowest(scores: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     """Row-wise argmax; among entries within ``rtol`` (relative) of the row maximum, the lowest index.
 
@@ -156,6 +167,20 @@ class Aggregator(Params):
 
     def fit(self, responses: pd.DataFrame) -> Self:
         raise NotImplementedError
+
+    def _encoded(self, responses: pd.DataFrame, *, numeric: bool = False) -> Encoded | None:
+        """The start of every ``fit``: ``responses`` checked and integer-encoded, or None when there are
+        none, with ``labels_`` (and ``probas_``, except for a ``numeric`` aggregator) set to the empty
+        result. ``numeric`` (mean, median): every label must be a number."""
+        resp = check_responses(responses)
+        if resp.empty:
+            self.labels_ = empty_result()
+            if not numeric:
+                self.probas_ = pd.DataFrame()
+            return None
+        if numeric:
+            numeric_labels(resp, self.name)  # raises unless every label is a number
+        return encode(resp)
 
     def fit_predict(self, responses: pd.DataFrame) -> pd.Series:
         return self.fit(responses).labels_

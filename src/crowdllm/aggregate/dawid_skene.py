@@ -11,12 +11,11 @@ from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
     argmax_lowest,
-    check_responses,
-    empty_result,
-    encode,
     labels_series,
     normalize_log,
     per_task_counts,
+    probas_frame,
+    vote_shares,
 )
 
 
@@ -47,14 +46,10 @@ class DawidSkene(Aggregator):
         self.smoothing = smoothing
 
     def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            self.probas_ = pd.DataFrame()
+        enc = self._encoded(responses)
+        if enc is None:
             return self
-        enc = encode(resp)
-        post = per_task_counts(enc)
-        post /= post.sum(axis=1, keepdims=True)
+        post = vote_shares(per_task_counts(enc))
         loglik = -np.inf
         n_done = 0
         priors = post.mean(axis=0)
@@ -69,7 +64,7 @@ class DawidSkene(Aggregator):
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.errors_ = errors
         self.workers_ = enc.workers.copy()
-        self.probas_ = pd.DataFrame(post, index=enc.tasks.copy(), columns=list(enc.classes))
+        self.probas_ = probas_frame(enc, post)
         self.labels_ = labels_series(enc, argmax_lowest(post))
         self.loglik_ = float(loglik)
         self.n_iter_ = n_done

@@ -14,12 +14,11 @@ from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
     argmax_lowest,
-    check_responses,
-    empty_result,
-    encode,
     labels_series,
     normalize_log,
     per_task_counts,
+    probas_frame,
+    vote_shares,
 )
 from crowdllm.errors import ConfigError
 
@@ -73,14 +72,10 @@ class GLAD(Aggregator):
     def fit(self, responses: pd.DataFrame) -> Self:
         if self.class_prior not in ("uniform", "learned"):
             raise ConfigError(f"GLAD class_prior must be 'uniform' or 'learned', got '{self.class_prior}'")
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            self.probas_ = pd.DataFrame()
+        enc = self._encoded(responses)
+        if enc is None:
             return self
-        enc = encode(resp)
-        post = per_task_counts(enc)
-        post /= post.sum(axis=1, keepdims=True)
+        post = vote_shares(per_task_counts(enc))
         alpha = np.full(enc.n_workers, float(self.alpha_prior_mean))
         b = np.zeros(enc.n_tasks)
         priors = np.full(enc.n_classes, 1.0 / enc.n_classes)
@@ -89,7 +84,7 @@ class GLAD(Aggregator):
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.alphas_ = pd.Series(alpha, index=enc.workers.copy(), name="alpha")
         self.betas_ = pd.Series(np.exp(b), index=enc.tasks.copy(), name="beta")
-        self.probas_ = pd.DataFrame(post, index=enc.tasks.copy(), columns=list(enc.classes))
+        self.probas_ = probas_frame(enc, post)
         self.labels_ = labels_series(enc, argmax_lowest(post))
         self.n_iter_ = n_done
         return self

@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from crowdllm.aggregate._base import Aggregator, check_responses, empty_result, encode, numeric_labels
+from crowdllm.aggregate._base import Aggregator
 
 
 class Mean(Aggregator):
@@ -18,12 +18,9 @@ class Mean(Aggregator):
     name = "mean"
 
     def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
+        enc = self._encoded(responses, numeric=True)
+        if enc is None:
             return self
-        numeric_labels(resp, self.name)  # raises unless every label is a number
-        enc = encode(resp)
         values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
         sums = np.bincount(enc.t, weights=values, minlength=enc.n_tasks)
         counts = np.bincount(enc.t, minlength=enc.n_tasks)

@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from crowdllm.aggregate._base import Aggregator, check_responses, empty_result, encode, numeric_labels
+from crowdllm.aggregate._base import Aggregator
 
 
 class Median(Aggregator):
@@ -19,12 +19,9 @@ class Median(Aggregator):
     name = "median"
 
     def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
+        enc = self._encoded(responses, numeric=True)
+        if enc is None:
             return self
-        numeric_labels(resp, self.name)  # raises unless every label is a number
-        enc = encode(resp)
         values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
         # sort by (task, value); each task's labels are then one contiguous sorted run
         order = np.lexsort((values, enc.t))
