@@ -148,6 +148,17 @@ def normalize_log(logp: np.ndarray) -> tuple[np.ndarray, float]:
     return shifted / total, float(np.sum(np.log(total) + top))
 
 
+def em_converged(old: float, new: float, tol: float) -> bool:
+    """Whether an EM objective (log-likelihood) moved by at most ``tol``, relative to its size (at least 1)."""
+    return abs(new - old) <= tol * max(1.0, abs(new))
+
+
+def posterior_result(enc: Encoded, post: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:
+    """``probas_`` and ``labels_`` of an EM aggregator from its posterior ``post`` (tasks x classes): the
+    posterior as a frame, and each task's most likely label (ties -> the lowest label)."""
+    return probas_frame(enc, post), labels_series(enc, argmax_lowest(post))
+
+
 def labels_series(enc: Encoded, codes: np.ndarray) -> pd.Series:
     values: Any = enc.classes[codes]
     if enc.classes.dtype != object:

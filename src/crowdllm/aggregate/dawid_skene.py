@@ -10,11 +10,10 @@ import pandas as pd
 from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
-    argmax_lowest,
-    labels_series,
+    em_converged,
     normalize_log,
     per_task_counts,
-    probas_frame,
+    posterior_result,
     vote_shares,
 )
 
@@ -57,15 +56,14 @@ class DawidSkene(Aggregator):
         for n_done in range(1, self.n_iter + 1):  # noqa: B007 - n_done is reported after the loop
             priors, errors = self._m_step(enc, post)
             post, new_loglik = self._e_step(enc, priors, errors)
-            converged = abs(new_loglik - loglik) <= self.tol * max(1.0, abs(new_loglik))
+            converged = em_converged(loglik, new_loglik, self.tol)
             loglik = new_loglik
             if converged:
                 break
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.errors_ = errors
         self.workers_ = enc.workers.copy()
-        self.probas_ = probas_frame(enc, post)
-        self.labels_ = labels_series(enc, argmax_lowest(post))
+        self.probas_, self.labels_ = posterior_result(enc, post)
         self.loglik_ = float(loglik)
         self.n_iter_ = n_done
         return self

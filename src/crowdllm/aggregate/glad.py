@@ -13,11 +13,10 @@ from scipy.special import expit
 from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
-    argmax_lowest,
-    labels_series,
+    em_converged,
     normalize_log,
     per_task_counts,
-    probas_frame,
+    posterior_result,
     vote_shares,
 )
 from crowdllm.errors import ConfigError
@@ -84,8 +83,7 @@ class GLAD(Aggregator):
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.alphas_ = pd.Series(alpha, index=enc.workers.copy(), name="alpha")
         self.betas_ = pd.Series(np.exp(b), index=enc.tasks.copy(), name="beta")
-        self.probas_ = probas_frame(enc, post)
-        self.labels_ = labels_series(enc, argmax_lowest(post))
+        self.probas_, self.labels_ = posterior_result(enc, post)
         self.n_iter_ = n_done
         return self
 
@@ -102,7 +100,7 @@ class GLAD(Aggregator):
             alpha, b = self._m_step(enc, post, alpha, b)
             post, loglik = self._e_step(enc, priors, alpha, b)
             new_objective = loglik - 0.5 * np.sum((alpha - self.alpha_prior_mean) ** 2) - 0.5 * np.sum(b ** 2)
-            converged = abs(new_objective - objective) <= self.tol * max(1.0, abs(new_objective))
+            converged = em_converged(objective, new_objective, self.tol)
             objective = new_objective
             if converged:
                 break
