@@ -195,3 +195,20 @@ class Aggregator(Params):
 
     def fit_predict(self, responses: pd.DataFrame) -> pd.Series:
         return self.fit(responses).labels_
+
+
+class NumericAggregator(Aggregator):
+    """Base of the aggregators of numeric labels (mean, median): ``fit`` checks that every label is a
+    number and stores ``labels_``, each task's :meth:`_per_task` statistic of its labels (a float)."""
+
+    def fit(self, responses: pd.DataFrame) -> Self:
+        enc = self._encoded(responses, numeric=True)
+        if enc is None:
+            return self
+        values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
+        self.labels_ = pd.Series(self._per_task(enc, values), index=enc.tasks.copy(), name="agg_label")
+        return self
+
+    def _per_task(self, enc: Encoded, values: np.ndarray) -> np.ndarray:
+        """The statistic of each task's ``values`` (rows in ``enc`` order), one per task in ``enc.tasks``."""
+        raise NotImplementedError
