@@ -21,6 +21,10 @@ from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
 FULL_OFFENSIVENESS = "crowdllm reproduce offensiveness --seeds 5 --splits worker,task,both --out results/offensiveness"
+# the flags both reproductions take, declared once
+METHODS = typer.Option(None, "--methods", help="Comma-separated methods (default: all).")
+OUT = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Progress bars.")
 
 
 def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, aggregators: str | None,
@@ -69,9 +73,9 @@ def register(app: typer.Typer) -> None:
     def offensiveness(
         seeds: str = typer.Option("1", "--seeds", help=opt.SEEDS_HELP),
         splits: str = typer.Option("worker,task,both", "--splits", help="Splits: worker, task, both (comma-separated)."),
-        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
+        methods: str = METHODS,
         aggregators: str = typer.Option(None, "--aggregators", help="Default: mean,median,mv,ds,glad."),
-        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        out: Path = OUT,
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto (MiniLM if installed), minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona LLM calls per fit."),
         reference: Path = opt.REFERENCE,
@@ -79,7 +83,7 @@ def register(app: typer.Typer) -> None:
         crowd_param: list[str] = opt.CROWD_PARAM,
         theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
         per_answer: int = opt.PER_ANSWER,
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        progress: bool = PROGRESS,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """POPQUORN offensiveness (the paper's Table 1): every method, by worker / task / both."""
@@ -98,15 +102,15 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def voting(
         seeds: str = typer.Option("5", "--seeds", help=opt.SEEDS_HELP),
-        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
-        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        methods: str = METHODS,
+        out: Path = OUT,
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto, minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona ballots per fit."),
         reference: Path = opt.REFERENCE,
         option: list[str] = opt.OPTION,
         crowd_param: list[str] = opt.CROWD_PARAM,
         per_answer: int = opt.PER_ANSWER,
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        progress: bool = PROGRESS,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Zurich participatory budget, top-5 of 24 projects (the paper's Table 5): per-project vote counts of
