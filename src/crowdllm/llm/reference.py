@@ -371,6 +371,7 @@ def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
     tpl = get_template("choice", templates[0])
     prompts = [build_prompt(t, kind="choice", template=tpl, choices=choices) for t in frame["text"]]
+    rows: list[dict[str, Any]] = [{} for _ in prompts]
     samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["choice"], progress)
     failures_total = 0
     for pos, comps in enumerate(samples):
