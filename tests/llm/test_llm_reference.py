@@ -138,6 +138,15 @@ def test_choice_references() -> None:
     assert refs.loc["c", "p_yes"] == pytest.approx(0.8)
 
 
+def test_choice_references_by_sampling_take_the_majority_and_count_what_is_unreadable() -> None:
+    answers = ["yes", "no", "yes", "maybe"]
+    refs = compute_references(TASKS.iloc[:1], FakeLLM(lambda m, i, p: answers[i]), kind="choice",
+                              choices=["no", "yes"], strategy="self-consistency", k=4, progress=False)
+    row = refs.iloc[0]
+    assert row["y_ref"] == "yes" and row["p_yes"] == pytest.approx(2 / 3) and row["p_no"] == pytest.approx(1 / 3)
+    assert row["n_calls"] == 4 and row["parse_failures"] == 1 and json.loads(row["failed_answers"]) == ["maybe"]
+
+
 def test_persona_choice_probs_asks_once_per_pair_with_the_persona_in_the_prompt() -> None:
     profiles = pd.DataFrame({"worker": ["w1", "w2"], "gender": ["Woman", "Man"], "age": ["18-24", "60-64"]})
 

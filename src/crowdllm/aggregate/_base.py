@@ -119,6 +119,17 @@ def per_task_counts(enc: Encoded, weights: np.ndarray | None = None) -> np.ndarr
     return counts.reshape(enc.n_tasks, enc.n_classes).astype(float)
 
 
+def vote_shares(counts: np.ndarray) -> np.ndarray:
+    """Each task's share of the votes per label, from :func:`per_task_counts`: majority vote's
+    ``probas_`` and the posterior the EM aggregators (DS, GLAD) start from."""
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def probas_frame(enc: Encoded, probs: np.ndarray) -> pd.DataFrame:
+    """``probas_``: a ``(n_tasks, n_classes)`` array as a frame indexed by task, one column per label."""
+    return pd.DataFrame(probs, index=enc.tasks.copy(), columns=list(enc.classes))
+
+
 def argmax_lowest(scores: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
     """Row-wise argmax; among entries within ``rtol`` (relative) of the row maximum, the lowest index.
 
@@ -135,6 +146,17 @@ def normalize_log(logp: np.ndarray) -> tuple[np.ndarray, float]:
     shifted = np.exp(logp - top)
     total = shifted.sum(axis=1, keepdims=True)
     return shifted / total, float(np.sum(np.log(total) + top))
+
+
+def em_converged(old: float, new: float, tol: float) -> bool:
+    """Whether an EM objective (log-likelihood) moved by at most ``tol``, relative to its size (at least 1)."""
+    return abs(new - old) <= tol * max(1.0, abs(new))
+
+
+def posterior_result(enc: Encoded, post: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:
+    """``probas_`` and ``labels_`` of an EM aggregator from its posterior ``post`` (tasks x classes): the
+    posterior as a frame, and each task's most likely label (ties -> the lowest label)."""
+    return probas_frame(enc, post), labels_series(enc, argmax_lowest(post))
 
 
 def labels_series(enc: Encoded, codes: np.ndarray) -> pd.Series:
@@ -157,5 +179,36 @@ class Aggregator(Params):
     def fit(self, responses: pd.DataFrame) -> Self:
         raise NotImplementedError
 
+    def _encoded(self, responses: pd.DataFrame, *, numeric: bool = False) -> Encoded | None:
+        """The start of every ``fit``: ``responses`` checked and integer-encoded, or None when there are
+        none, with ``labels_`` (and ``probas_``, except for a ``numeric`` aggregator) set to the empty
+        result. ``numeric`` (mean, median): every label must be a number."""
+        resp = check_responses(responses)
+        if resp.empty:
+            self.labels_ = empty_result()
+            if not numeric:
+                self.probas_ = pd.DataFrame()
+            return None
+        if numeric:
+            numeric_labels(resp, self.name)  # raises unless every label is a number
+        return encode(resp)
+
     def fit_predict(self, responses: pd.DataFrame) -> pd.Series:
         return self.fit(responses).labels_
+
+
+class NumericAggregator(Aggregator):
+    """Base of the aggregators of numeric labels (mean, median): ``fit`` checks that every label is a
+    number and stores ``labels_``, each task's :meth:`_per_task` statistic of its labels (a float)."""
+
+    def fit(self, responses: pd.DataFrame) -> Self:
+        enc = self._encoded(responses, numeric=True)
+        if enc is None:
+            return self
+        values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
+        self.labels_ = pd.Series(self._per_task(enc, values), index=enc.tasks.copy(), name="agg_label")
+        return self
+
+    def _per_task(self, enc: Encoded, values: np.ndarray) -> np.ndarray:
+        """The statistic of each task's ``values`` (rows in ``enc`` order), one per task in ``enc.tasks``."""
+        raise NotImplementedError

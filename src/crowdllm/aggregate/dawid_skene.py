@@ -10,13 +10,11 @@ import pandas as pd
 from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
-    argmax_lowest,
-    check_responses,
-    empty_result,
-    encode,
-    labels_series,
+    em_converged,
     normalize_log,
     per_task_counts,
+    posterior_result,
+    vote_shares,
 )
 
 
@@ -47,14 +45,10 @@ class DawidSkene(Aggregator):
         self.smoothing = smoothing
 
     def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            self.probas_ = pd.DataFrame()
+        enc = self._encoded(responses)
+        if enc is None:
             return self
-        enc = encode(resp)
-        post = per_task_counts(enc)
-        post /= post.sum(axis=1, keepdims=True)
+        post = vote_shares(per_task_counts(enc))
         loglik = -np.inf
         n_done = 0
         priors = post.mean(axis=0)
@@ -62,15 +56,14 @@ class DawidSkene(Aggregator):
         for n_done in range(1, self.n_iter + 1):  # noqa: B007 - n_done is reported after the loop
             priors, errors = self._m_step(enc, post)
             post, new_loglik = self._e_step(enc, priors, errors)
-            converged = abs(new_loglik - loglik) <= self.tol * max(1.0, abs(new_loglik))
+            converged = em_converged(loglik, new_loglik, self.tol)
             loglik = new_loglik
             if converged:
                 break
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.errors_ = errors
         self.workers_ = enc.workers.copy()
-        self.probas_ = pd.DataFrame(post, index=enc.tasks.copy(), columns=list(enc.classes))
-        self.labels_ = labels_series(enc, argmax_lowest(post))
+        self.probas_, self.labels_ = posterior_result(enc, post)
         self.loglik_ = float(loglik)
         self.n_iter_ = n_done
         return self

@@ -13,13 +13,11 @@ from scipy.special import expit
 from crowdllm.aggregate._base import (
     Aggregator,
     Encoded,
-    argmax_lowest,
-    check_responses,
-    empty_result,
-    encode,
-    labels_series,
+    em_converged,
     normalize_log,
     per_task_counts,
+    posterior_result,
+    vote_shares,
 )
 from crowdllm.errors import ConfigError
 
@@ -73,14 +71,10 @@ class GLAD(Aggregator):
     def fit(self, responses: pd.DataFrame) -> Self:
         if self.class_prior not in ("uniform", "learned"):
             raise ConfigError(f"GLAD class_prior must be 'uniform' or 'learned', got '{self.class_prior}'")
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            self.probas_ = pd.DataFrame()
+        enc = self._encoded(responses)
+        if enc is None:
             return self
-        enc = encode(resp)
-        post = per_task_counts(enc)
-        post /= post.sum(axis=1, keepdims=True)
+        post = vote_shares(per_task_counts(enc))
         alpha = np.full(enc.n_workers, float(self.alpha_prior_mean))
         b = np.zeros(enc.n_tasks)
         priors = np.full(enc.n_classes, 1.0 / enc.n_classes)
@@ -89,8 +83,7 @@ class GLAD(Aggregator):
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.alphas_ = pd.Series(alpha, index=enc.workers.copy(), name="alpha")
         self.betas_ = pd.Series(np.exp(b), index=enc.tasks.copy(), name="beta")
-        self.probas_ = pd.DataFrame(post, index=enc.tasks.copy(), columns=list(enc.classes))
-        self.labels_ = labels_series(enc, argmax_lowest(post))
+        self.probas_, self.labels_ = posterior_result(enc, post)
         self.n_iter_ = n_done
         return self
 
@@ -107,7 +100,7 @@ class GLAD(Aggregator):
             alpha, b = self._m_step(enc, post, alpha, b)
             post, loglik = self._e_step(enc, priors, alpha, b)
             new_objective = loglik - 0.5 * np.sum((alpha - self.alpha_prior_mean) ** 2) - 0.5 * np.sum(b ** 2)
-            converged = abs(new_objective - objective) <= self.tol * max(1.0, abs(new_objective))
+            converged = em_converged(objective, new_objective, self.tol)
             objective = new_objective
             if converged:
                 break

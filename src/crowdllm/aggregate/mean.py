@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Self
-
 import numpy as np
-import pandas as pd
 
-from crowdllm.aggregate._base import Aggregator, check_responses, empty_result, encode, numeric_labels
+from crowdllm.aggregate._base import Encoded, NumericAggregator
 
 
-class Mean(Aggregator):
+class Mean(NumericAggregator):
     """``a_t = (1 / n_t) * sum_{w answered t} y_wt``.
 
     Attributes after ``fit``: ``labels_`` (Series indexed by task, float)."""
 
     name = "mean"
 
-    def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            return self
-        numeric_labels(resp, self.name)  # raises unless every label is a number
-        enc = encode(resp)
-        values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
+    def _per_task(self, enc: Encoded, values: np.ndarray) -> np.ndarray:
         sums = np.bincount(enc.t, weights=values, minlength=enc.n_tasks)
         counts = np.bincount(enc.t, minlength=enc.n_tasks)
-        self.labels_ = pd.Series(sums / counts, index=enc.tasks.copy(), name="agg_label")
-        return self
+        return sums / counts

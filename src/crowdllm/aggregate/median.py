@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Self
-
 import numpy as np
-import pandas as pd
 
-from crowdllm.aggregate._base import Aggregator, check_responses, empty_result, encode, numeric_labels
+from crowdllm.aggregate._base import Encoded, NumericAggregator
 
 
-class Median(Aggregator):
+class Median(NumericAggregator):
     """The sample median of each task's labels. With an even number of labels it is the average of
     the two middle ones (as ``pandas`` and ``numpy`` define it), so a 1-5 rating can give e.g. 2.5.
 
@@ -18,14 +15,7 @@ class Median(Aggregator):
 
     name = "median"
 
-    def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            return self
-        numeric_labels(resp, self.name)  # raises unless every label is a number
-        enc = encode(resp)
-        values = enc.classes[enc.k].astype(float)  # the labels, in the encoded row order
+    def _per_task(self, enc: Encoded, values: np.ndarray) -> np.ndarray:
         # sort by (task, value); each task's labels are then one contiguous sorted run
         order = np.lexsort((values, enc.t))
         sorted_vals = values[order]
@@ -33,6 +23,4 @@ class Median(Aggregator):
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         lo = starts + (counts - 1) // 2
         hi = starts + counts // 2
-        med = (sorted_vals[lo] + sorted_vals[hi]) / 2.0
-        self.labels_ = pd.Series(med, index=enc.tasks.copy(), name="agg_label")
-        return self
+        return (sorted_vals[lo] + sorted_vals[hi]) / 2.0

@@ -9,11 +9,10 @@ import pandas as pd
 from crowdllm.aggregate._base import (
     Aggregator,
     argmax_lowest,
-    check_responses,
-    empty_result,
-    encode,
     labels_series,
     per_task_counts,
+    probas_frame,
+    vote_shares,
 )
 
 
@@ -30,14 +29,10 @@ class MajorityVote(Aggregator):
     name = "mv"
 
     def fit(self, responses: pd.DataFrame) -> Self:
-        resp = check_responses(responses)
-        if resp.empty:
-            self.labels_ = empty_result()
-            self.probas_ = pd.DataFrame()
+        enc = self._encoded(responses)
+        if enc is None:
             return self
-        enc = encode(resp)
         counts = per_task_counts(enc)
         self.labels_ = labels_series(enc, argmax_lowest(counts))
-        self.probas_ = pd.DataFrame(counts / counts.sum(axis=1, keepdims=True), index=enc.tasks.copy(),
-                                    columns=list(enc.classes))
+        self.probas_ = probas_frame(enc, vote_shares(counts))
         return self

@@ -22,6 +22,25 @@ EMBEDDER = typer.Option(None, "--embedder", help="Task text embedder of the digi
 OPTION = typer.Option(None, "--option", help="KEY=VALUE passed to the method factories (repeat).")
 CROWD_PARAM = typer.Option(None, "--crowd-param", help="A DigitalCrowd hyper-parameter KEY=VALUE for the crowd "
                            "methods (repeat), e.g. --crowd-param epochs=50 --crowd-param latent_dim=16.")
+PER_ANSWER = typer.Option(0, "--virtual-per-answer", help="Also score each method's answer distribution "
+                          "(population protocol) with N virtual answers per real one, e.g. 30; 0: off.")
+
+
+def parse_names(text: str | None, setting: str) -> list[str] | None:
+    """A comma-separated list of names (``--methods``, ``--aggregators``, ``--splits``): None when the
+    flag was not given, an error when it names nothing."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{setting}: give at least one name (comma-separated)")
+    return items
+
+
+def check_per_answer(per_answer: int) -> None:
+    """``--virtual-per-answer``: 0 (off) or a positive number of virtual answers per real one."""
+    if per_answer < 0:
+        raise ConfigError(f"--virtual-per-answer: {per_answer} must be 0 (off) or a positive number")
 
 
 def parse_seeds(text: str) -> list[int]:

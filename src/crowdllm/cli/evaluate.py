@@ -27,15 +27,6 @@ from crowdllm.cli._data_options import DataOptions, with_data_options
 from crowdllm.errors import ConfigError
 
 
-def _split_list(text: str | None, setting: str) -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise ConfigError(f"{setting}: give at least one name (comma-separated)")
-    return items
-
-
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
 
@@ -51,8 +42,7 @@ def evaluate_cmd(
     aggregators: str = typer.Option(None, "--aggregators",
                                     help="Comma-separated aggregators (default: mean,median,mv,ds,glad)."),
     test_size: float = typer.Option(0.2, "--test-size", help="Share of workers/tasks held out."),
-    per_answer: int = typer.Option(0, "--virtual-per-answer", help="Also score each method's answer distribution "
-                                   "(population protocol) with N virtual answers per real one, e.g. 30; 0: off."),
+    per_answer: int = opt.PER_ANSWER,
     option: list[str] = opt.OPTION,
     crowd_param: list[str] = opt.CROWD_PARAM,
     reference: Path = opt.REFERENCE,
@@ -70,10 +60,9 @@ def evaluate_cmd(
     if split not in SPLIT_BY:
         raise ConfigError(f"--split: '{split}' is not one of {', '.join(SPLIT_BY)}")
     seed_list = opt.parse_seeds(seeds)
-    if per_answer < 0:
-        raise ConfigError(f"--virtual-per-answer: {per_answer} must be 0 (off) or a positive number")
-    method_names = _split_list(methods, "--methods") or list(DEFAULT_METHODS)
-    agg_names = _split_list(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
+    opt.check_per_answer(per_answer)
+    method_names = opt.parse_names(methods, "--methods") or list(DEFAULT_METHODS)
+    agg_names = opt.parse_names(aggregators, "--aggregators") or list(DEFAULT_AGGREGATORS)
     needs_llm = any(method_spec(name).needs_llm for name in method_names)  # unknown names fail here
     options = opt.method_options(option=option, crowd_param=crowd_param, reference=reference, embedder=embedder)
     started = time.perf_counter()

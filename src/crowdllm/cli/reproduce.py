@@ -21,19 +21,10 @@ from crowdllm.cli._backend import BackendOptions, with_backend_options
 from crowdllm.errors import ConfigError
 
 FULL_OFFENSIVENESS = "crowdllm reproduce offensiveness --seeds 5 --splits worker,task,both --out results/offensiveness"
-
-
-def _names(text: str | None, setting: str) -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise ConfigError(f"{setting}: give at least one name (comma-separated)")
-    return items
-
-
-PER_ANSWER = typer.Option(0, "--virtual-per-answer", help="Also score each method's answer distribution "
-                          "(population protocol) with N virtual answers per real one, e.g. 30; 0: off.")
+# the flags both reproductions take, declared once
+METHODS = typer.Option(None, "--methods", help="Comma-separated methods (default: all).")
+OUT = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Progress bars.")
 
 
 def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, aggregators: str | None,
@@ -50,10 +41,9 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
     for split in splits:  # check every setting before the model is loaded
         if split not in SPLIT_BY:
             raise ConfigError(f"--splits: '{split}' is not one of {', '.join(SPLIT_BY)}")
-    for name in _names(methods, "--methods") or []:
+    for name in opt.parse_names(methods, "--methods") or []:
         method_spec(name)
-    if per_answer < 0:
-        raise ConfigError(f"--virtual-per-answer: {per_answer} must be 0 (off) or a positive number")
+    opt.check_per_answer(per_answer)
     if persona_budget < 0:
         raise ConfigError(f"--persona-budget must be >= 0, got {persona_budget}")
     if embedder is not None and embedder not in ("auto", "minilm", "hashing"):
@@ -64,8 +54,8 @@ def _run(dataset: str, *, seeds: str, splits: list[str], methods: str | None, ag
     show = progress and sys.stderr.isatty()
     usage = out / "results.csv.usage.json" if out is not None else None
     with backend_options.session(usage_file=usage, quiet=True) as llm:
-        result = reproduce(dataset, llm=llm, seeds=seed_list, splits=splits, methods=_names(methods, "--methods"),
-                           aggregators=_names(aggregators, "--aggregators"), out=out, options=options,
+        result = reproduce(dataset, llm=llm, seeds=seed_list, splits=splits, methods=opt.parse_names(methods, "--methods"),
+                           aggregators=opt.parse_names(aggregators, "--aggregators"), out=out, options=options,
                            theory=theory, progress=show, log=lambda m: console.print(f"[dim]{m}[/dim]"),
                            per_answer=per_answer)
     typer.echo(result.markdown)
@@ -83,22 +73,22 @@ def register(app: typer.Typer) -> None:
     def offensiveness(
         seeds: str = typer.Option("1", "--seeds", help=opt.SEEDS_HELP),
         splits: str = typer.Option("worker,task,both", "--splits", help="Splits: worker, task, both (comma-separated)."),
-        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
+        methods: str = METHODS,
         aggregators: str = typer.Option(None, "--aggregators", help="Default: mean,median,mv,ds,glad."),
-        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        out: Path = OUT,
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto (MiniLM if installed), minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona LLM calls per fit."),
         reference: Path = opt.REFERENCE,
         option: list[str] = opt.OPTION,
         crowd_param: list[str] = opt.CROWD_PARAM,
         theory: bool = typer.Option(True, "--theory/--no-theory", help="Theorem 5 intervals and Theorem 2 terms."),
-        per_answer: int = PER_ANSWER,
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        per_answer: int = opt.PER_ANSWER,
+        progress: bool = PROGRESS,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """POPQUORN offensiveness (the paper's Table 1): every method, by worker / task / both."""
         started = time.perf_counter()
-        split_list = _names(splits, "--splits") or []
+        split_list = opt.parse_names(splits, "--splits") or []
         _run("popquorn-offensiveness", seeds=seeds, splits=split_list, methods=methods, aggregators=aggregators,
              out=out, embedder=embedder, persona_budget=persona_budget, reference=reference, theory=theory,
              progress=progress, backend_options=backend_options, option=option, crowd_param=crowd_param,
@@ -112,15 +102,15 @@ def register(app: typer.Typer) -> None:
     @with_backend_options
     def voting(
         seeds: str = typer.Option("5", "--seeds", help=opt.SEEDS_HELP),
-        methods: str = typer.Option(None, "--methods", help="Comma-separated methods (default: all)."),
-        out: Path = typer.Option(None, "--out", help="Write results.csv, results.md, references.csv, run.json here."),
+        methods: str = METHODS,
+        out: Path = OUT,
         embedder: str = typer.Option(None, "--embedder", help="Task embedder: auto, minilm, hashing."),
         persona_budget: int = typer.Option(300, "--persona-budget", help="Most multi-persona ballots per fit."),
         reference: Path = opt.REFERENCE,
         option: list[str] = opt.OPTION,
         crowd_param: list[str] = opt.CROWD_PARAM,
-        per_answer: int = PER_ANSWER,
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+        per_answer: int = opt.PER_ANSWER,
+        progress: bool = PROGRESS,
         backend_options: BackendOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Zurich participatory budget, top-5 of 24 projects (the paper's Table 5): per-project vote counts of

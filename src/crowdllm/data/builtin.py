@@ -370,28 +370,34 @@ register_dataset(DatasetSpec(
     counts={"tasks": 24, "workers": 180, "responses": 4320},
 ))
 
-register_dataset(DatasetSpec(
-    name="popquorn-qa-difficulty",
-    description="POPQUORN question answering: workers rate how difficult a question is to answer (1-5).",
-    files=(DataFile("question_answering.csv", f"{POPQUORN_RAW}/dataset/question_answering/raw_data.csv",
-                    None),),
-    licence=POPQUORN_LICENCE, citation=POPQUORN_CITATION,
-    label=LabelSpec("ordinal", scale=(1, 5)), builder="build_popquorn_generic", tested=False,
-    subdir="popquorn", counts={"tasks": 1000, "workers": 458, "responses": 4576},
-    options={"column_map": {"task": "instance_id", "worker": "user_id", "label": "difficulty"},
-             "text_column": "text"},
+
+
+def _popquorn_rating(name: str, description: str, folder: str, column: str,
+                     counts: Mapping[str, int] | None = None) -> DatasetSpec:
+    """A POPQUORN 1-5 rating set listed by URL (not verified here) and read by the generic builder:
+    ``dataset/<folder>/raw_data.csv``, one row per rating (``instance_id`` the task, ``user_id`` the
+    worker, ``column`` the rating, ``text`` the task's text)."""
+    return DatasetSpec(
+        name=name, description=description,
+        files=(DataFile(f"{folder}.csv", f"{POPQUORN_RAW}/dataset/{folder}/raw_data.csv", None),),
+        licence=POPQUORN_LICENCE, citation=POPQUORN_CITATION,
+        label=LabelSpec("ordinal", scale=(1, 5)), builder="build_popquorn_generic", tested=False,
+        subdir="popquorn", counts=dict(counts or {}),
+        options={"column_map": {"task": "instance_id", "worker": "user_id", "label": column},
+                 "text_column": "text"},
+    )
+
+
+register_dataset(_popquorn_rating(
+    "popquorn-qa-difficulty",
+    "POPQUORN question answering: workers rate how difficult a question is to answer (1-5).",
+    "question_answering", "difficulty", counts={"tasks": 1000, "workers": 458, "responses": 4576},
 ))
 
-register_dataset(DatasetSpec(
-    name="popquorn-politeness",
-    description="POPQUORN politeness: workers rate how polite an email is (1-5).",
-    files=(DataFile("politeness_rating.csv", f"{POPQUORN_RAW}/dataset/politeness_rating/raw_data.csv",
-                    None),),
-    licence=POPQUORN_LICENCE, citation=POPQUORN_CITATION,
-    label=LabelSpec("ordinal", scale=(1, 5)), builder="build_popquorn_generic", tested=False,
-    subdir="popquorn",
-    options={"column_map": {"task": "instance_id", "worker": "user_id", "label": "politeness"},
-             "text_column": "text"},
+register_dataset(_popquorn_rating(
+    "popquorn-politeness",
+    "POPQUORN politeness: workers rate how polite an email is (1-5).",
+    "politeness_rating", "politeness",
 ))
 
 register_dataset(DatasetSpec(

@@ -256,6 +256,38 @@ class LanguageModel(ABC):
         self.close()
 
 
+class WrappedLLM(LanguageModel):
+    """Base of the wrappers around a backend (:class:`~crowdllm.llm.cache.CachedLLM`,
+    :class:`~crowdllm.llm.usage.MeteredLLM`): ``inner`` does the work. A wrapper takes its backend id,
+    model and log-prob support, passes listeners and :meth:`close` on to it, reaches through to its
+    other attributes (e.g. ``cache``), and answers :meth:`_generate` by collecting its own
+    :meth:`_iter_generate`, which every wrapper implements."""
+
+    def __init__(self, inner: LanguageModel) -> None:
+        self.inner = inner
+        self.backend = inner.backend
+        self.model = inner.model
+        self.supports_logprobs = inner.supports_logprobs
+
+    def _generate(self, prompts: list[list[dict[str, str]]], params: GenerationParams) -> list[list[Completion]]:
+        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        for pos, index, comp in self._iter_generate(prompts, params):
+            out[pos][index - params.first_sample] = comp
+        return out  # type: ignore[return-value]
+
+    def add_listener(self, callback: Any) -> None:
+        self.inner.add_listener(callback)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # reach through to the wrapped backend's extras; only called for missing names
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
 def distribution_from_samples(
     comps: Sequence[Completion], choices: tuple[str, ...], **extra: Any
 ) -> ChoiceDistribution:

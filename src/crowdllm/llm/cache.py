@@ -31,7 +31,7 @@ from typing import Any
 
 from crowdllm._io import cache_dir
 from crowdllm.errors import ConfigError
-from crowdllm.llm.base import ChoiceDistribution, Completion, GenerationParams, LanguageModel
+from crowdllm.llm.base import ChoiceDistribution, Completion, GenerationParams, LanguageModel, WrappedLLM
 
 CACHE_FILE = "llm-cache.sqlite"
 _SCHEMA = """
@@ -177,26 +177,17 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-class CachedLLM(LanguageModel):
+class CachedLLM(WrappedLLM):
     """Serves answers from a :class:`DiskCache` and asks ``inner`` only for the missing ones."""
 
     def __init__(self, inner: LanguageModel, cache: DiskCache | str | os.PathLike[str] | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache if isinstance(cache, DiskCache) else DiskCache(cache)
-        self.backend = inner.backend
-        self.model = inner.model
-        self.supports_logprobs = inner.supports_logprobs
 
     def cache_identity(self) -> dict[str, Any]:
         return self.inner.cache_identity()
 
     # ---------------------------------------------------------------- generation
-    def _generate(self, prompts: list[list[dict[str, str]]], params: GenerationParams) -> list[list[Completion]]:
-        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        for pos, index, comp in self._iter_generate(prompts, params):
-            out[pos][index - params.first_sample] = comp
-        return out  # type: ignore[return-value]
-
     def _iter_generate(
         self, prompts: list[list[dict[str, str]]], params: GenerationParams
     ) -> Iterator[tuple[int, int, Completion]]:
@@ -255,17 +246,9 @@ class CachedLLM(LanguageModel):
                 self.cache.put(keys[pos], "choice_probs", self.backend, self.model, _dist_value(dist))
             yield pos, dist
 
-    def add_listener(self, callback: Any) -> None:
-        self.inner.add_listener(callback)
-
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "cache": str(self.cache.path)}
 
     def close(self) -> None:
-        self.inner.close()
+        super().close()
         self.cache.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)

@@ -338,11 +338,17 @@ def _rating_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
         row = {"y_ref": mean if strategy == "zero-shot" else majority, "y_mean": mean, "y_majority": majority}
         row.update({f"p_{lab}": (counts[v] / len(values)) if values else float("nan")
                     for lab, v in zip(labels, levels, strict=True)})
-        row.update(strategy=strategy, method="sampling", n_calls=len(comps), parse_failures=len(failed),
-                   failed_answers=json.dumps(failed, ensure_ascii=False) if failed else "")
+        row.update(_sampled(strategy, comps, failed))
         rows[pos] = row
     _record_parse_failures(backend, failures_total)
     return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
+
+
+def _sampled(strategy: str, comps: Sequence[Any], failed: list[str]) -> dict[str, Any]:
+    """The columns closing every reference row read from samples: the strategy, ``method="sampling"``,
+    the calls, and the answers no parser could read (count and texts, as JSON)."""
+    return {"strategy": strategy, "method": "sampling", "n_calls": len(comps), "parse_failures": len(failed),
+            "failed_answers": json.dumps(failed, ensure_ascii=False) if failed else ""}
 
 
 def _collect_samples(backend: LanguageModel, prompts: list[list[dict[str, str]]], strategy: str, k: int,
@@ -371,6 +377,7 @@ def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
         return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
     tpl = get_template("choice", templates[0])
     prompts = [build_prompt(t, kind="choice", template=tpl, choices=choices) for t in frame["text"]]
+    rows: list[dict[str, Any]] = [{} for _ in prompts]
     samples = _collect_samples(backend, prompts, strategy, k, seed, SAMPLE_MAX_TOKENS["choice"], progress)
     failures_total = 0
     for pos, comps in enumerate(samples):
@@ -384,8 +391,7 @@ def _choice_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: 
         best = next((c for c in choices if counts[c] == top), None) if counts else None
         row = {"y_ref": best}
         row.update({f"p_{c}": (counts[c] / len(picked)) if picked else float("nan") for c in choices})
-        row.update(strategy=strategy, method="sampling", n_calls=len(comps), parse_failures=len(failed),
-                   failed_answers=json.dumps(failed, ensure_ascii=False) if failed else "")
+        row.update(_sampled(strategy, comps, failed))
         rows[pos] = row
     _record_parse_failures(backend, failures_total)
     return pd.DataFrame(rows, index=pd.Index(frame["task"].tolist(), name="task"))
@@ -424,9 +430,8 @@ def _topk_refs(frame: pd.DataFrame, backend: LanguageModel, strategy: str, k: in
         n_ok += 1
         counts.update(picked)
     _record_parse_failures(backend, len(failed))
-    rows = [{"y_ref": (counts[t] / n_ok) if n_ok else float("nan"), "votes": int(counts[t]), "strategy": strategy,
-             "method": "sampling", "n_calls": len(comps), "parse_failures": len(failed),
-             "failed_answers": json.dumps(failed, ensure_ascii=False) if failed else ""} for t in ids]
+    rows = [{"y_ref": (counts[t] / n_ok) if n_ok else float("nan"), "votes": int(counts[t]),
+             **_sampled(strategy, comps, failed)} for t in ids]
     return pd.DataFrame(rows, index=pd.Index(ids, name="task"))
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crowdllm._io import atomic_write_json
-from crowdllm.llm.base import ChoiceDistribution, Completion, GenerationParams, LanguageModel
+from crowdllm.llm.base import ChoiceDistribution, Completion, GenerationParams, LanguageModel, WrappedLLM
 
 
 @dataclass
@@ -129,24 +129,15 @@ class Usage:
         atomic_write_json(path, self.as_dict())
 
 
-class MeteredLLM(LanguageModel):
+class MeteredLLM(WrappedLLM):
     """Counts calls, cache hits, tokens, time, fallbacks and faults of ``inner`` into ``self.usage``."""
 
     def __init__(self, inner: LanguageModel, usage: Usage | None = None) -> None:
-        self.inner = inner
-        self.backend = inner.backend
-        self.model = inner.model
-        self.supports_logprobs = inner.supports_logprobs
+        super().__init__(inner)
         self.usage = usage or Usage()
         self.usage.backend = self.usage.backend or inner.backend
         self.usage.model = self.usage.model or inner.model
         inner.add_listener(self.usage.add_event)
-
-    def _generate(self, prompts: list[list[dict[str, str]]], params: GenerationParams) -> list[list[Completion]]:
-        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        for pos, index, comp in self._iter_generate(prompts, params):
-            out[pos][index - params.first_sample] = comp
-        return out  # type: ignore[return-value]
 
     def _iter_generate(
         self, prompts: list[list[dict[str, str]]], params: GenerationParams
@@ -182,17 +173,5 @@ class MeteredLLM(LanguageModel):
                 self.usage.parse_failures += dist.parse_failures
             yield pos, dist
 
-    def add_listener(self, callback: Any) -> None:
-        self.inner.add_listener(callback)
-
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # reach through to the wrapped backend's extras (e.g. ``cache``); only called for missing names
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)

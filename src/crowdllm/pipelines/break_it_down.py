@@ -25,7 +25,7 @@ from crowdllm.pipelines._text import clean_answer, mentions, parse_list, words
 from crowdllm.pipelines.evaluation import Evaluator, answer_matches, pairwise_order_accuracy
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import decide, vote
+from crowdllm.pipelines.steps import decide, single_answer, vote
 
 ROLE = "You are a careful crowd worker. You answer exactly what is asked, briefly."
 
@@ -163,8 +163,8 @@ def macro(run: Run, example: Example, s: Settings) -> list[str]:
 
 
 def baseline(run: Run, example: Example, s: Settings) -> list[str]:
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
-    return _parse_macro(example, run.ask(worker, _macro_ask(example), task="whole job", max_tokens=s.max_tokens))
+    return _parse_macro(example, single_answer(run, ROLE, _macro_ask(example), task="whole job",
+                                               max_tokens=s.max_tokens))
 
 
 # ---------------------------------------------------------------------- evaluation

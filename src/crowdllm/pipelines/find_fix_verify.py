@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from crowdllm.pipelines._text import clean_answer, n_words
+from crowdllm.pipelines._text import n_words
 from crowdllm.pipelines.evaluation import Evaluator, evaluate_edit, goal_phrase
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import find_spans, verify, write
+from crowdllm.pipelines.steps import find_spans, single_rewrite, verify, write
 
 ROLE = "You are a careful copy editor doing one small part of an editing job."
 
@@ -157,14 +157,9 @@ def apply_edits(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 
 def baseline(run: Run, example: Example, s: Settings) -> str:
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
     ask = (f"Rewrite the text so that it is {goal_phrase({**example, 'goal': _goal(example)})}. "
            f"Reply with the rewritten text only.\n\nText:\n{example['text']}")
-    answer = clean_answer(run.ask(worker, ask, task="rewrite", max_tokens=s.max_tokens * 2))
-    if not answer:
-        run.note("rewrite: empty answer; returning the original")
-        return str(example["text"])
-    return answer
+    return single_rewrite(run, ROLE, ask, str(example["text"]), task="rewrite", max_tokens=s.max_tokens * 2)
 
 
 def evaluate(ev: Evaluator, example: Example, output: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from crowdllm.pipelines._text import clean_answer, mentions, n_words, parse_list
 from crowdllm.pipelines.evaluation import Evaluator, unit
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import rate
+from crowdllm.pipelines.steps import rate, single_answer
 
 ROLE = "You are a creative crowd worker helping a comedy writer."
 AUDIENCE = "You are a member of a comedy club audience rating jokes."
@@ -108,9 +108,8 @@ def _expectation(text: str) -> tuple[str, str]:
 
 
 def baseline(run: Run, example: Example, s: Settings) -> str:
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
     ask = f"Write one short, funny joke (one or two sentences) about {example['topic']}. Reply with the joke only."
-    return clean_answer(run.ask(worker, ask, task="joke", max_tokens=80))
+    return clean_answer(single_answer(run, ROLE, ask, task="joke", max_tokens=80))
 
 
 def evaluate(ev: Evaluator, example: Example, output: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from crowdllm.pipelines.compose import loop
 from crowdllm.pipelines.evaluation import Evaluator, evaluate_edit, goal_phrase
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import compare, decide, vote, write
+from crowdllm.pipelines.steps import compare, decide, single_rewrite, vote, write
 
 ROLE = "You are a crowd worker improving a short piece of writing."
 
@@ -79,13 +79,8 @@ def parallel(run: Run, example: Example, s: Settings) -> str:
 
 
 def baseline(run: Run, example: Example, s: Settings) -> str:
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
-    answer = clean_answer(run.ask(worker, _ask(example, str(example["text"])), task="improve",
-                                  max_tokens=s.max_tokens * 2))
-    if not answer:
-        run.note("improve: empty answer; returning the original")
-        return str(example["text"])
-    return answer
+    original = str(example["text"])
+    return single_rewrite(run, ROLE, _ask(example, original), original, task="improve", max_tokens=s.max_tokens * 2)
 
 
 def evaluate(ev: Evaluator, example: Example, output: Any) -> dict[str, Any]:

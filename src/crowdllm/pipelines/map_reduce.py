@@ -16,7 +16,7 @@ from crowdllm.pipelines.compose import map_parts
 from crowdllm.pipelines.evaluation import Evaluator, coverage, mean_quality, token_overlap, unit
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import list_items, write
+from crowdllm.pipelines.steps import list_items, single_answer, write
 
 ROLE = "You are a crowd worker helping to write a short, factual article."
 
@@ -94,10 +94,9 @@ def assemble(topic: str, headings: list[str], paragraphs: list[str]) -> str:
 
 def baseline(run: Run, example: Example, s: Settings) -> str:
     topic, k = str(example["topic"]), _n_sections(example, s)
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
     ask = (f"Write a short, factual article about: {topic}\nUse {k} sections, each with a heading and "
            "one paragraph of 2-4 sentences.")
-    return clean_answer(run.ask(worker, ask, task="article", max_tokens=s.max_tokens * k))
+    return clean_answer(single_answer(run, ROLE, ask, task="article", max_tokens=s.max_tokens * k))
 
 
 def evaluate(ev: Evaluator, example: Example, output: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from crowdllm.pipelines.compose import map_parts
 from crowdllm.pipelines.evaluation import Evaluator, coverage, mean_quality, unit
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import decide, list_items, solve_or_split, verify
+from crowdllm.pipelines.steps import decide, list_items, single_answer, solve_or_split, verify
 
 ROLE = "You are a crowd worker on a task marketplace; your task may be one part of a bigger job."
 
@@ -96,9 +96,8 @@ def _solve(run: Run, job: str, parent: str | None, s: Settings, solved: list[str
 
 
 def baseline(run: Run, example: Example, s: Settings) -> str:
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
     ask = f"Your task: {example['task']}\n\nDo this task. Answer concisely. Reply with the answer only."
-    return clean_answer(run.ask(worker, ask, task="solve", max_tokens=s.max_tokens * 2))
+    return clean_answer(single_answer(run, ROLE, ask, task="solve", max_tokens=s.max_tokens * 2))
 
 
 def evaluate(ev: Evaluator, example: Example, output: Any) -> dict[str, Any]:

@@ -9,7 +9,8 @@ Microtasks (one prompt each, answered by one or several workers):
 - :func:`verify` - a yes/no question;
 - :func:`compare` - the better of two texts;
 - :func:`rate` - a rating on a scale;
-- :func:`solve_or_split` - decide whether a task is small enough to solve directly.
+- :func:`solve_or_split` - decide whether a task is small enough to solve directly;
+- :func:`single_answer` / :func:`single_rewrite` - the single-LLM baseline: one worker does the whole job.
 
 Crowd aggregation: :func:`tally` (plurality vote with ties reported, not hidden), :func:`agreed`
 (items named by at least k workers), the mean of ratings. Every answer, vote and decision goes into
@@ -110,6 +111,24 @@ def write(run: Run, workers: Sequence[Worker], content: str | Sequence[str], *, 
         else:
             run.note(f"{task}: {w.name} gave an empty answer; dropped", worker=w.name)
     return out
+
+
+def single_answer(run: Run, role: str, content: str, *, task: str, max_tokens: int | None = None) -> str:
+    """A baseline's one call: one worker in ``role`` at temperature 0 (named ``single...``) answers the
+    whole job in ``content``. The raw answer: each baseline reads it its own way."""
+    worker = run.workers(1, role, temperature=0.0, prefix="single")[0]
+    return run.ask(worker, content, task=task, max_tokens=max_tokens)
+
+
+def single_rewrite(run: Run, role: str, content: str, original: str, *, task: str,
+                   max_tokens: int | None = None) -> str:
+    """An editing pipeline's baseline: the cleaned :func:`single_answer`, or ``original`` (noted) when
+    that answer is empty."""
+    answer = clean_answer(single_answer(run, role, content, task=task, max_tokens=max_tokens))
+    if not answer:
+        run.note(f"{task}: empty answer; returning the original")
+        return original
+    return answer
 
 
 def list_items(run: Run, worker: Worker, content: str, *, task: str, max_items: int,

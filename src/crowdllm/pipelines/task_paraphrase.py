@@ -23,7 +23,7 @@ from crowdllm.pipelines._text import clean_answer, locate, mentions, parse_list,
 from crowdllm.pipelines.evaluation import Evaluator, answer_matches, token_overlap
 from crowdllm.pipelines.run import Run
 from crowdllm.pipelines.spec import Example, PipelineSpec, Settings
-from crowdllm.pipelines.steps import agreed, verify
+from crowdllm.pipelines.steps import agreed, single_answer, verify
 
 ROLE = "You are a crowd worker annotating sentences with simple questions and answers."
 WH = ("who", "what", "when", "where", "why", "how")
@@ -140,9 +140,8 @@ def render(pairs: Any) -> str:
 
 def baseline(run: Run, example: Example, s: Settings) -> list[QA]:
     sentence = str(example["sentence"])
-    worker = run.workers(1, ROLE, temperature=0.0, prefix="single")[0]
     ask = f"Sentence: {sentence}\n\nWrite question-answer pairs about every verb in this sentence. {TEMPLATE}"
-    return valid_pairs(run, parse_pairs(run.ask(worker, ask, task="generate", max_tokens=s.max_tokens * 2)),
+    return valid_pairs(run, parse_pairs(single_answer(run, ROLE, ask, task="generate", max_tokens=s.max_tokens * 2)),
                        sentence)
 
 

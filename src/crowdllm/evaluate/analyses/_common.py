@@ -22,8 +22,9 @@ Error curves are computed from the ``tasks x people`` label matrix in one vector
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from crowdllm._io import rng
 from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError, CrowdLLMError
+from crowdllm.evaluate.progress import steps
 
 #: What the analyses take per method: ``(train, seed) -> fitted model`` with ``sample(...)``. Registered
 #: methods (the runner's one :data:`~crowdllm.evaluate.runner.MethodFactory` contract) become trainers
@@ -149,6 +151,12 @@ def profile_pool(train: CrowdDataset, test: CrowdDataset, which: str) -> pd.Data
     else:
         raise ConfigError(f"profile pool '{which}' is not one of test, train, all")
     return frame[frame["worker"].isin(set(ids))].reset_index(drop=True)
+
+
+def virtual_people(train: CrowdDataset, test: CrowdDataset, pool: str, n: int, *, seed: int) -> pd.DataFrame:
+    """``n`` virtual people (:func:`draw_people`, seeded) with profiles from the ``pool`` people of one
+    split (:func:`profile_pool`: ``test``, ``train`` or ``all``)."""
+    return draw_people(profile_pool(train, test, pool), n, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------- sampling
@@ -319,6 +327,23 @@ def evaluate_method(dataset: CrowdDataset, fitted: Any, test: CrowdDataset, peop
 def tidy(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     return frame[list(columns)] if len(frame) else pd.DataFrame(columns=list(columns))
+
+
+@contextlib.contextmanager
+def method_steps(total: int, label: str, rows: list[dict[str, Any]], columns: Sequence[str], *,
+                 progress: bool, on_step: Callable[[pd.DataFrame], None] | None) -> Iterator[Callable[[], None]]:
+    """Yield ``done()`` for an analysis' loop of ``total`` fitted methods, to call after each one: it
+    moves the progress bar (``progress``) one step and hands ``on_step``, when given, the rows so far
+    as a :func:`tidy` frame of ``columns``, so a caller can save what is done (the ``on_step`` contract
+    every analysis shares). ``rows`` is the list the loop appends to."""
+    with steps(total, label, enabled=progress) as advance:
+
+        def done() -> None:
+            advance()
+            if on_step is not None:
+                on_step(tidy(rows, columns))
+
+        yield done
 
 
 # ---------------------------------------------------------------------------------------- methods

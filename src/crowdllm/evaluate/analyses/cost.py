@@ -28,13 +28,12 @@ from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
     check_numeric,
-    draw_people,
     evaluate_method,
-    profile_pool,
+    method_steps,
     split_train_test,
     tidy,
+    virtual_people,
 )
-from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "task", "tolerance", "n_needed", "n_real", "judgements_real",
            "n_train_responses", "train_judgements"]
@@ -111,10 +110,11 @@ def people_needed(
         raise ConfigError(f"max_people must be >= 1 (got {max_people})")
     sizes = list(range(1, max_people + 1))
     rows: list[dict] = []
-    with steps(len(seeds) * len(methods), "cost", enabled=progress) as advance:
+    with method_steps(len(seeds) * len(methods), "cost", rows, COLUMNS, progress=progress,
+                      on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
-            people = draw_people(profile_pool(train, test, pool), max_people, seed=seed)
+            people = virtual_people(train, test, pool, max_people, seed=seed)
             for name, factory in methods.items():
                 fitted = factory(train, seed)
                 curves, _ = evaluate_method(dataset, fitted, test, people, sizes, seed=seed)
@@ -132,9 +132,7 @@ def people_needed(
                             "n_real": int(n_real), "judgements_real": n_real * per_judgement,
                             "n_train_responses": len(train.responses), "train_judgements": train_judgements,
                         })
-                advance()
-                if on_step is not None:  # lets a caller save what is done so far
-                    on_step(tidy(rows, COLUMNS))
+                done()
     out = tidy(rows, COLUMNS)
     out.attrs["max_people"] = max_people
     return out

@@ -31,12 +31,12 @@ from crowdllm.evaluate.analyses._common import (
     check_sizes,
     draw_people,
     evaluate_method,
+    method_steps,
     profile_pool,
     split_train_test,
     subsample_workers,
     tidy,
 )
-from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "profiles", "n_virtual", "tolerance",
            "resolution_rate", "mae"]
@@ -77,7 +77,7 @@ def crowd_size(
             raise ConfigError(f"profiles: '{kind}' is not one of {', '.join(PROFILE_KINDS)}")
     rows: list[dict] = []
     jobs = len(seeds) * len(fractions) * len(methods)
-    with steps(jobs, "crowd size", enabled=progress) as advance:
+    with method_steps(jobs, "crowd size", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
             pool_frame = profile_pool(train, test, pool)
@@ -100,9 +100,7 @@ def crowd_size(
                                     if len(err) else 0.0,
                                     "mae": float(np.mean(err)) if len(err) else np.nan,
                                 })
-                    advance()
-                    if on_step is not None:  # lets a caller save what is done so far
-                        on_step(tidy(rows, COLUMNS))
+                    done()
     return tidy(rows, COLUMNS)
 
 

@@ -22,12 +22,12 @@ from crowdllm.evaluate.analyses._common import (
     check_methods,
     check_numeric,
     check_sizes,
-    draw_people,
     evaluate_method,
-    profile_pool,
+    method_steps,
     split_train_test,
     subsample_workers,
     tidy,
+    virtual_people,
 )
 
 COLUMNS = ["dataset", "split", "seed", "method", "fraction", "n_train_workers", "n_train_responses",
@@ -68,13 +68,11 @@ def data_efficiency(
     fractions = check_fractions(fractions)
     sizes = check_sizes(sizes, "sizes")
     rows: list[dict] = []
-    from crowdllm.evaluate.progress import steps
-
     jobs = [(s, f, m) for s in seeds for f in fractions for m in methods]
-    with steps(len(jobs), "data efficiency", enabled=progress) as advance:
+    with method_steps(len(jobs), "data efficiency", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
-            people = draw_people(profile_pool(train, test, pool), sizes[-1], seed=seed)
+            people = virtual_people(train, test, pool, sizes[-1], seed=seed)
             for fraction in fractions:
                 part = subsample_workers(train, fraction, seed)
                 for name, factory in methods.items():
@@ -92,9 +90,7 @@ def data_efficiency(
                             "n_train_responses": len(part.responses), "n_virtual": rec.n_virtual,
                             "metric": rec.metric, "value": rec.value,
                         })
-                    advance()
-                    if on_step is not None:  # lets a caller save what is done so far
-                        on_step(tidy(rows, COLUMNS))
+                    done()
     return tidy(rows, COLUMNS)
 
 

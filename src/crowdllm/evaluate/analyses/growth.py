@@ -27,14 +27,13 @@ from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
     check_numeric,
-    draw_people,
     evaluate_method,
-    profile_pool,
+    method_steps,
     split_train_test,
     tidy,
+    virtual_people,
     worker_order,
 )
-from crowdllm.evaluate.progress import steps
 
 COLUMNS = ["dataset", "split", "seed", "method", "factor", "level", "n_train_responses", "metric", "value"]
 FACTORS = ("problems", "people", "ratings_per_person", "people_per_problem")
@@ -125,10 +124,10 @@ def growth_curves(
             plans.append((seed, train, test, f, lv))
     total = sum(len(p[4]) for p in plans) * len(methods)
     people_by_seed: dict[int, pd.DataFrame] = {}
-    with steps(total, "growth curves", enabled=progress) as advance:
+    with method_steps(total, "growth curves", rows, COLUMNS, progress=progress, on_step=on_step) as done:
         for seed, train, test, factor, lv in plans:
             if seed not in people_by_seed:
-                people_by_seed[seed] = draw_people(profile_pool(train, test, pool), n_virtual, seed=seed)
+                people_by_seed[seed] = virtual_people(train, test, pool, n_virtual, seed=seed)
             people = people_by_seed[seed]
             for level in lv:
                 part = limit(train, factor, level, seed)
@@ -141,9 +140,7 @@ def growth_curves(
                             "factor": factor, "level": level, "n_train_responses": len(part.responses),
                             "metric": rec.metric, "value": rec.value,
                         })
-                    advance()
-                    if on_step is not None:  # lets a caller save what is done so far
-                        on_step(tidy(rows, COLUMNS))
+                    done()
     return tidy(rows, COLUMNS)
 
 

@@ -43,13 +43,13 @@ from crowdllm.errors import ConfigError
 from crowdllm.evaluate.analyses._common import (
     Trainer,
     check_methods,
-    draw_people,
     label_matrix,
+    method_steps,
     sample_responses,
     split_train_test,
     tidy,
+    virtual_people,
 )
-from crowdllm.evaluate.progress import steps
 
 NOISE_LEVELS = (0.0, 1.0, 2.0)
 DIVERSITY_LEVELS = (0.0, 1.0, 2.0)
@@ -201,7 +201,8 @@ def simulation_study(
     grid = [(z, d, w, k, s) for z in noise_levels for d in diversity_levels for w in n_workers
             for k in tasks_per_worker for s in seeds]
     rows: list[dict] = []
-    with steps(len(grid) * len(methods), "simulation", enabled=progress) as advance:
+    with method_steps(len(grid) * len(methods), "simulation", rows, COLUMNS, progress=progress,
+                      on_step=on_step) as done:
         for noise, diversity, nw, k, seed in grid:
             sim = make_simulated_crowd(noise=noise, diversity=diversity, n_workers=nw,
                                        tasks_per_worker=min(k, n_tasks), n_tasks=n_tasks, base=base,
@@ -219,17 +220,14 @@ def simulation_study(
 
             real = test.responses.assign(y=test.label_codes()).groupby("task")["y"].mean().loc[held]
             add(REAL_CROWD, real.to_numpy())
-            pool = train.workers[train.workers["worker"].isin(set(train.responses["worker"]))]
-            people = draw_people(pool, n_virtual, seed=seed)
+            people = virtual_people(train, test, "train", n_virtual, seed=seed)
             task_tab = ds.tasks.set_index("task").loc[held].reset_index()
             for name, factory in methods.items():
                 fitted = factory(train, seed)
                 resp = sample_responses(fitted, task_tab, people, random_state=seed)
                 matrix = label_matrix(ds, resp, held, people["worker"].tolist())
                 add(name, matrix.mean(axis=1))
-                advance()
-                if on_step is not None:  # lets a caller save what is done so far
-                    on_step(tidy(rows, COLUMNS))
+                done()
     return tidy(rows, COLUMNS)
 
 

@@ -40,8 +40,7 @@ from scipy.stats import norm
 
 from crowdllm.data.dataset import CrowdDataset
 from crowdllm.errors import ConfigError
-from crowdllm.evaluate.analyses._common import Trainer, check_methods, split_train_test, tidy
-from crowdllm.evaluate.progress import steps
+from crowdllm.evaluate.analyses._common import Trainer, check_methods, method_steps, split_train_test, tidy
 
 COVERAGE_COLUMNS = ["dataset", "split", "seed", "method", "target", "variant", "nominal", "coverage",
                     "mean_half_width", "n_tasks"]
@@ -134,7 +133,8 @@ def theory_checks(
         raise ConfigError(f"n_virtual must be >= 2 (got {n_virtual})")
     cov_rows: list[dict] = []
     term_rows: list[dict] = []
-    with steps(len(seeds) * len(methods), "theory checks", enabled=progress) as advance:
+    with method_steps(len(seeds) * len(methods), "theory checks", cov_rows, COVERAGE_COLUMNS, progress=progress,
+                      on_step=on_step) as done:
         for seed in seeds:
             train, test = split_train_test(dataset, split, test_size, seed)
             for name, factory in methods.items():
@@ -151,9 +151,7 @@ def theory_checks(
                 if terms:
                     got = risk_decomposition(crowd, test, reference=reference, draws=draws, random_state=seed).terms
                     term_rows += [{**key, "term": t, "value": float(got[t])} for t in TERMS]
-                advance()
-                if on_step is not None:  # lets a caller save what is done so far
-                    on_step(tidy(cov_rows, COVERAGE_COLUMNS))
+                done()
     return tidy(cov_rows, COVERAGE_COLUMNS), tidy(term_rows, TERM_COLUMNS)
 
 
