@@ -95,19 +95,15 @@ def _references_for(crowd: Any, card: dict[str, Any], tasks: Any, opts: BackendO
     ref_info = card.get("reference") or {}
     opts = _backend_from_card(opts, card)
     opts.hidden_states = crowd.state_.hidden_basis is not None  # a crowd that reads hidden states needs them
-    llm = opts.open(seed=seed)
-    try:
-        strategy = ref_info.get("strategy")  # "?" when the crowd was fitted on a file that did not say
-        refs = task_references(need, crowd.label_, llm, question=Question.from_dict(card.get("question")),
-                               default_template=ref_info.get("template"),
-                               strategy=strategy if strategy in STRATEGIES else None, progress=progress, seed=seed)
-    except ConfigError as err:  # e.g. the card's wordings, asked of a backend without log-probs
-        raise as_flags(err, {"template": "the crowd's --template"}) from None
-    finally:
-        opts.finish(llm, quiet=not progress)
-        close = getattr(llm, "close", None)
-        if close is not None:
-            close()
+    strategy = ref_info.get("strategy")  # "?" when the crowd was fitted on a file that did not say
+    with opts.session(seed=seed, quiet=not progress) as llm:
+        try:
+            refs = task_references(need, crowd.label_, llm, question=Question.from_dict(card.get("question")),
+                                   default_template=ref_info.get("template"),
+                                   strategy=strategy if strategy in STRATEGIES else None, progress=progress,
+                                   seed=seed)
+        except ConfigError as err:  # e.g. the card's wordings, asked of a backend without log-probs
+            raise as_flags(err, {"template": "the crowd's --template"}) from None
     return pd.DataFrame(refs[_reference_columns(refs)])
 
 
@@ -313,17 +309,12 @@ def _fit_references(ds: Any, data: str, q: Any, reference: Path | None, strategy
     need = ds.tasks[~ds.tasks["task"].isin(set(refs.index))] if refs is not None else ds.tasks
     if len(need):
         say(f"LLM reference for {len(need):,} task(s) (cached answers are free) ...")
-        llm = backend_options.open(seed=seed)
-        try:
-            new = task_references(need, ds.label, llm, question=q, default_template=default_template,
-                                  strategy=strategy, progress=progress, seed=seed)
-        except ConfigError as err:
-            raise as_flags(err, {"template": "--template"}) from None
-        finally:
-            backend_options.finish(llm, quiet=not progress)
-            close = getattr(llm, "close", None)
-            if close is not None:
-                close()
+        with backend_options.session(seed=seed, quiet=not progress) as llm:
+            try:
+                new = task_references(need, ds.label, llm, question=q, default_template=default_template,
+                                      strategy=strategy, progress=progress, seed=seed)
+            except ConfigError as err:
+                raise as_flags(err, {"template": "--template"}) from None
         refs = new if refs is None else pd.concat([refs, new])
         info = {"backend": llm.backend, "model": llm.model, "strategy": new.attrs.get("strategy", strategy)}
     assert refs is not None
