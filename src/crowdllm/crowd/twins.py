@@ -114,7 +114,8 @@ class PersonTwins(Params):
 
     def terms_at(self, rows: np.ndarray, pred: np.ndarray) -> np.ndarray:
         """``a_w + c_w x + q_w (x^2 - 1)`` for each (row of :meth:`rows`, prediction) pair; 0 for row ``-1``."""
-        a, c, q = (np.append(self.coef_[k].fillna(0.0).to_numpy(dtype=float), 0.0) for k in ("a", "c", "q"))  # row -1: 0
+        a, c, q = (np.append(self.coef_[k].fillna(0.0).to_numpy(dtype=float), 0.0)  # row -1: 0
+                   for k in ("a", "c", "q"))
         x = (np.asarray(pred, float).reshape(-1) - self.x_mean_) / self.x_sd_
         out = a[rows] + c[rows] * x
         return out + q[rows] * (x * x - 1.0) if self.curve_kappa is not None else out
@@ -147,8 +148,8 @@ class PersonTwins(Params):
         twins.x_mean_, twins.x_sd_ = float(d["x_mean"]), float(d["x_sd"])
         twins.noise_factor_ = float(d.get("noise_factor", 1.0))
         old = {"q": 0.0, "s": twins.noise_factor_}  # before format 7: a line, one noise factor for all
-        twins.coef_ = pd.DataFrame({k: np.asarray(d[k], dtype=float) if k in d else old[k] for k in ("a", "c", "q", "n", "s")},
-                                   index=pd.Index([str(w) for w in d["workers"]]))
+        twins.coef_ = pd.DataFrame({k: np.asarray(d[k], dtype=float) if k in d else old[k]
+                                    for k in ("a", "c", "q", "n", "s")}, index=pd.Index([str(w) for w in d["workers"]]))
         return twins
 
 
