@@ -120,10 +120,10 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     state = json.loads(path.read_text())
     # version 2 dropped two keys that were saved but never read; version 3 added the twins and the mixture,
     # version 4 the voter model of top-k crowds, version 5 the LLM's hidden states as task features,
-    # version 6 an ensemble of belief networks
+    # version 6 an ensemble of belief networks, version 7 the numeric twins' curve and own noise
     assert set(state) == (V1_KEYS - {"emb_mean", "emb_std"}) | {"twins", "mixture", "voters", "hidden_basis",
                                                                    "belief_members"}
-    assert state["format_version"] == 6 and state["voters"] is None and state["hidden_basis"] is None
+    assert state["format_version"] == 7 and state["voters"] is None and state["hidden_basis"] is None
     # exactly what the code before the package wrote: its keys, no parameters it did not know
     state.update(format_version=1, hyper={**V1_HYPER, "epochs": 3}, emb_mean=[0.0] * 4, emb_std=[1.0] * 4)
     del state["twins"], state["mixture"], state["voters"], state["hidden_basis"], state["belief_members"]
@@ -141,7 +141,7 @@ def test_a_crowd_saved_in_format_version_1_loads_and_samples_the_same(syn, fitte
     path.write_text(json.dumps(state))
     with pytest.raises(ConfigError, match=r"damaged or incompatible saved crowd \(KeyError: 'memory'\); fit the crowd"):
         DigitalCrowd.load(tmp_path)
-    state["format_version"] = 7
+    state["format_version"] = 8
     path.write_text(json.dumps(state))
-    with pytest.raises(ConfigError, match="format version 7 is newer"):
+    with pytest.raises(ConfigError, match="format version 8 is newer"):
         DigitalCrowd.load(tmp_path)

@@ -142,7 +142,7 @@ def test_a_saved_top_k_crowd_loads_and_samples_the_same(parts, crowds, tmp_path)
     crowd = crowds[0]
     crowd.save(tmp_path)
     saved = json.loads((tmp_path / "crowd.json").read_text())
-    assert saved["format_version"] == 6 and saved["voters"]["weight"] == crowd.state_.voter_mix["weight"]
+    assert saved["format_version"] == 7 and saved["voters"]["weight"] == crowd.state_.voter_mix["weight"]
     loaded = DigitalCrowd.load(tmp_path)
     pd.testing.assert_series_equal(loaded.state_.voters.coef_, crowd.state_.voters.coef_)
     assert loaded.state_.voter_mix == crowd.state_.voter_mix

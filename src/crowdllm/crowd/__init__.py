@@ -3,7 +3,7 @@
 - :mod:`.kinds` -- one object per label kind: everything that differs by kind.
 - :mod:`.reference` -- the LLM reference table (``y_ref``, ``p_*``) and how the crowd reads it.
 - :mod:`.memory` -- the task memory (shrunken per-task offsets), a small estimator.
-- :mod:`.twins` -- digital twins of known people (their own offset and scale use), a small estimator.
+- :mod:`.twins` -- digital twins of known people (their own offset, scale use, bend and noise), a small estimator.
 - :mod:`.choice_twins` -- the twins of categorical crowds (each known person's own answer shares).
 - :mod:`.voters` -- top-k votes: each voter's utilities from their profile (a conditional logit).
 - :mod:`.inputs` -- task features, reference calibration, profiles, validation rows.

@@ -4,7 +4,8 @@ The base per task is the (calibrated) reference in model units plus the task mem
 belief model's linear skip path; the belief deviation ``delta`` is averaged over ``J`` samples of the
 person's belief (J = 0: the prior mean); a person seen in training adds their twin's term
 (:mod:`.twins`; for categories a logit offset, :mod:`.choice_twins`) and is blended with their smaller
-noise. Pairs are processed in blocks so the (pairs x hidden) activations stay in cache.
+noise (one factor for all known people, or each their own: :func:`row_noise`). Pairs are processed in
+blocks so the (pairs x hidden) activations stay in cache.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from crowdllm.crowd import inputs
 from crowdllm.crowd.kinds import CrowdKind
 from crowdllm.crowd.reference import features as reference_features
 from crowdllm.crowd.state import CrowdState
+from crowdllm.crowd.twins import PersonTwins
 
 CHUNK = 32_768  # pairs per block
 
@@ -60,21 +62,27 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     return mu, mean, (np.concatenate(lvs) if lvs else np.zeros((0, 0)))
 
 
-def known_people(st: CrowdState, profiles: pd.DataFrame) -> np.ndarray | None:
-    """Whether each person of ``profiles`` was seen in training (a digital twin); None without twins."""
-    return st.twins.rows(profiles["worker"].astype(str).to_numpy()) >= 0 if st.twins is not None else None
+def person_rows(st: CrowdState, profiles: pd.DataFrame) -> np.ndarray | None:
+    """Each person of ``profiles``'s row among the twins (``-1``: not seen in training); None without twins."""
+    return st.twins.rows(profiles["worker"].astype(str).to_numpy()) if st.twins is not None else None
 
 
-def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray, known: np.ndarray | None = None) -> np.ndarray | None:
-    """Per-row ordinal noise from the per-task sigmas, times the twins' noise factor for a person seen in
-    training (``known``: whether each row's person is); None: the blender's one noise for all."""
+def row_noise(st: CrowdState, tasks: pd.DataFrame, ti: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-row ordinal noise from the per-task sigmas, times the twins' noise factor of each row's person
+    (``rows``: their row among the twins, ``-1`` for a person not seen in training, whose factor is 1);
+    None: the blender's one noise for all."""
     if not isinstance(st.blender, OrdinalBlender):
         return None
-    twins = st.twins if st.twins is not None and st.twins.noise_factor_ < 1.0 else None
-    if not len(st.task_sigma) and (twins is None or known is None):
+    factor = st.twins.noise_at(rows) if isinstance(st.twins, PersonTwins) and rows is not None else None
+    if factor is not None and np.all(factor == 1.0):
+        factor = None
+    if not len(st.task_sigma) and factor is None:
         return None
     per_task = st.task_sigma.reindex(tasks["task"].to_numpy(dtype=object))
     noise = per_task.fillna(st.blender.noise()).to_numpy(dtype=float)[ti]
-    if twins is not None and known is not None:
-        noise = np.where(known, noise * twins.noise_factor_, noise)
+    if factor is None:
+        return noise
+    noise = noise * factor
+    if st.twins.noise_kappa is not None:  # own noise per person: on a 2 % log grid, so few distinct values
+        noise = np.exp(np.round(np.log(noise) * 50.0) / 50.0)
     return noise

@@ -263,10 +263,10 @@ class DigitalCrowd(CrowdParams):
         pairs = self.kind_.check_pairs(pairs, len(task_frame), len(prof))
         ti, wi = inputs.pairs_index(task_frame, prof, pairs)
         mu, _, _ = self._decide(task_frame, prof, ti, wi, ref, rng, with_mean=False)
-        known = decisions.known_people(self.state_, prof)  # per person, then per answer
-        known = known[wi] if known is not None else None
+        rows = decisions.person_rows(self.state_, prof)  # per person, then per answer (-1: not known)
+        rows, known = (rows[wi], rows[wi] >= 0) if rows is not None else (None, None)
         labels = self.kind_.blend(self.state_.blender, mu, ti, wi, len(task_frame), len(prof), rng,
-                                  decisions.row_noise(self.state_, task_frame, ti, known))
+                                  decisions.row_noise(self.state_, task_frame, ti, rows))
         labels = mix_labels(self.state_, labels, mu, task_frame["task"].to_numpy(), ti, known, rng)
         out = pd.DataFrame({"task": pd.Categorical.from_codes(ti, categories=pd.Index(task_frame["task"])),
                             "worker": pd.Categorical.from_codes(wi, categories=pd.Index(prof["worker"]).astype(str)),

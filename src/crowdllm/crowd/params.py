@@ -3,7 +3,7 @@
 Each hyper-parameter is written once: the crowd's own in ``DigitalCrowd.__init__``, the belief
 model's in :class:`~crowdllm.belief.cvae.BeliefModel`, the task memory's in
 :class:`~crowdllm.crowd.memory.TaskMemory`, the twins' in :class:`~crowdllm.crowd.twins.PersonTwins`
-(``twin_kappa`` / ``twin_slope_kappa`` may be passed flat), the seen-task mixture's in
+(each of its parameters may be passed flat, ``twin_kappa``, ``twin_curve_kappa`` ...), the seen-task mixture's in
 :class:`~crowdllm.crowd.mixture.AnswerMixture` (``mixture_k``) and the top-k voter model's in
 :class:`~crowdllm.crowd.voters.VoterChoice` (``voter_alpha``). For convenience (and for crowds saved before the parts
 were split) a belief hyper-parameter may be given flat -- ``DigitalCrowd(epochs=50)`` is
@@ -60,7 +60,8 @@ class CrowdParams:
             self.belief = self._belief_template().clone(**belief)
         if "memory_kappa" in params:
             self.memory = TaskMemory(kappa=params.pop("memory_kappa"))
-        twin = {k.removeprefix("twin_"): params.pop(k) for k in ("twin_kappa", "twin_slope_kappa") if k in params}
+        twin = {k.removeprefix("twin_"): params.pop(k) for k in list(params)
+                if k.startswith("twin_") and k.removeprefix("twin_") in PersonTwins().get_params()}
         if twin:
             self.twins = PersonTwins(**{**(self.twins or PersonTwins()).get_params(), **twin})
         if "mixture_k" in params:

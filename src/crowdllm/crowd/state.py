@@ -10,8 +10,11 @@ ignore them and sample differently, hence the new number); version 4 added the v
 crowds (``voters``: :mod:`.voters`, with the weight that combines it with the belief model); version 5
 the LLM's hidden states as task features (their mean and principal directions, ``hidden_basis``, and
 the reference table's ``h_*`` columns in ``reference-hidden.safetensors``); version 6 an ensemble of
-belief networks (``belief_members``; the second and later in ``belief-<k>.safetensors`` / ``.json``).
-Versions 1-5 still load (without the parts they did not have). The twins of a categorical crowd
+belief networks (``belief_members``; the second and later in ``belief-<k>.safetensors`` / ``.json``);
+version 7 each numeric twin's curve and own noise factor (``twins``: ``q``, ``s``, ``curve_kappa``,
+``noise_kappa``; a reader of version 6 would ignore them and sample differently). Versions 1-6 still
+load (without the parts they did not have; their numeric twins have no curve and one noise factor for
+every known person, as they sampled). The twins of a categorical crowd
 (:class:`~crowdllm.crowd.choice_twins.ChoiceTwins`) are saved under ``twins`` marked ``"model":
 "choice"`` (a reader that knows only numeric twins refuses them: they lack the numeric twins' fields).
 A newer version is refused with a one-line error.
@@ -47,7 +50,7 @@ from crowdllm.data.registry import sha256_of
 from crowdllm.errors import ConfigError
 from crowdllm.profiles.encoding import ProfileEncoder
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 HIDDEN_FILE = "reference-hidden.safetensors"
 BELIEF_FILES = ("belief.safetensors", "belief.json")
 _KIND = "crowdllm.DigitalCrowd"
@@ -160,7 +163,7 @@ def _twins(d: dict[str, Any] | None) -> PersonTwins | ChoiceTwins | None:
 
 
 def from_json(d: dict[str, Any], directory: Path) -> CrowdState:
-    """The state written by :func:`to_json` (format versions 1-6; version 1's extra keys,
+    """The state written by :func:`to_json` (format versions 1-7; version 1's extra keys,
     ``emb_mean`` and ``emb_std``, were never read)."""
     featurizer = TaskFeaturizer.from_state(d["featurizer"])
     text_cols = [c for c, k in d["profile_encoder"]["kinds"].items() if k == "text"]
