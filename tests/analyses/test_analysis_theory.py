@@ -84,6 +84,23 @@ def test_theorem2_terms_add_up_to_the_directly_measured_risk():
         assert got["L5"] == pytest.approx(5 / 6 * (copy ** 2 + 0.5), abs=0.3)
 
 
+def test_theorem2_terms_are_not_measured_without_a_task_answered_twice() -> None:
+    """Every term averages over held-out tasks with two or more real answers; with none the report says
+    so (NaN terms, 0 pairs) instead of averaging empty arrays with numpy's warnings."""
+    import warnings
+
+    from crowdllm.evaluate.theory import risk_decomposition
+
+    crowd = TwinCrowd(n_tasks=20, per_task=1, n_workers=30, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = risk_decomposition(crowd, crowd.dataset, draws=3, random_state=0)
+    assert report.terms["pairs"] == 0 and all(np.isnan(v) for k, v in report.terms.items() if k != "pairs")
+    assert "not measured" in report.render()
+    two = TwinCrowd(n_tasks=20, per_task=2, n_workers=30, seed=1)  # one more answer per task: measured
+    assert risk_decomposition(two, two.dataset, draws=3, random_state=0).terms["pairs"] == 40
+
+
 class UnbiasedCrowd:
     """Virtual answers are ``mu_t + spread * N(0, 1)`` for anyone: the crowd mean of N people is unbiased
     with standard error ``spread / sqrt(N)``, the case where Theorem 5's sharp interval is exact up to its

@@ -341,6 +341,8 @@ class RiskReport:
 
     def render(self) -> str:
         t = self.terms
+        if not t["pairs"]:
+            return "Theorem 2 risk terms: not measured (no held-out task has two or more real answers)."
         return (f"Theorem 2 risk terms (held-out pairs, squared loss): L1 human bias {t['L1']:.3f}, "
                 f"L2 human noise {t['L2']:.3f}, L3 twin discrepancy {t['L3']:.3f}, L4 allowed uncertainty "
                 f"{t['L4']:.3f}, L5 digital diversity {t['L5']:.3f}; 2 L1+L2+L3+L4-L5 = {t['L_terms']:.3f} "
@@ -353,6 +355,12 @@ def risk_decomposition(crowd: Any, test: CrowdDataset, *, reference: Any = None,
     _numeric(test)
     rng = np.random.default_rng(random_state)
     pairs = test.responses[["task", "worker", "label"]].astype({"task": str, "worker": str}).reset_index(drop=True)
+    n_t = pairs.groupby("task")["label"].transform("count").to_numpy(float)
+    multi = n_t >= 2
+    if not multi.any():  # every term is a mean over tasks with two or more answers: none to average
+        nan = float("nan")
+        return RiskReport({**dict.fromkeys(("L1", "L2", "L3", "L4", "L5", "L_terms", "L_direct"), nan),
+                           "pairs": 0.0})
     tasks = test.tasks[test.tasks["task"].isin(set(pairs["task"]))]
     samples = np.stack([
         crowd.sample(tasks, profiles=test.workers, pairs=pairs[["task", "worker"]], reference=reference,
@@ -364,8 +372,6 @@ def risk_decomposition(crowd: Any, test: CrowdDataset, *, reference: Any = None,
     y = pairs["label"].to_numpy(float)
     t = pairs["task"].to_numpy()
     y_star = pairs.groupby("task")["label"].transform("mean").to_numpy(float)
-    n_t = pairs.groupby("task")["label"].transform("count").to_numpy(float)
-    multi = n_t >= 2
     # the spread of the real answers around their task's mean, as the direct risk sees it (same people)
     a = float(np.mean(((y_star - y) ** 2)[multi]))
     # E y~_i is a mean of R draws: its own variance v / R is taken out of both squared gaps
