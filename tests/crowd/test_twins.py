@@ -111,6 +111,12 @@ def test_twin_settings_travel_flat_and_in_the_saved_hyper_parameters() -> None:
     assert DigitalCrowd(**hyper).twins.get_params() == crowd.twins.get_params()
     with pytest.raises(ConfigError, match="noise_kappa"):
         PersonTwins(noise_kappa=-1.0).fit(np.zeros(2), np.zeros(2), np.array([0, 1]), pd.Index(["a", "b"]))
+    # from a command line (--crowd-param twin_curve_kappa=none) the word none is None: the line alone
+    assert DigitalCrowd(twin_curve_kappa="none").twins.curve_kappa is None
+    with pytest.raises(ConfigError, match=r"curve_kappa='flat': give a number of pseudo-answers >= 0 or None"):
+        DigitalCrowd(twin_curve_kappa="flat").twins.fit(np.zeros(2), np.zeros(2), np.array([0, 1]),
+                                                         pd.Index(["a", "b"]))
+    PersonTwins(kappa=np.int64(3)).fit(np.zeros(2), np.zeros(2), np.array([0, 1]), pd.Index(["a", "b"]))
 
 
 def test_a_persons_curve_follows_a_floor_the_line_cannot() -> None:

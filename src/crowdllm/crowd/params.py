@@ -62,6 +62,8 @@ class CrowdParams:
             self.memory = TaskMemory(kappa=params.pop("memory_kappa"))
         twin = {k.removeprefix("twin_"): params.pop(k) for k in list(params)
                 if k.startswith("twin_") and k.removeprefix("twin_") in PersonTwins().get_params()}
+        # flat from a command line every value is a word: "none" is None (twin_curve_kappa=none: the line alone)
+        twin = {k: None if isinstance(v, str) and v.strip().lower() == "none" else v for k, v in twin.items()}
         if twin:
             self.twins = PersonTwins(**{**(self.twins or PersonTwins()).get_params(), **twin})
         if "mixture_k" in params:

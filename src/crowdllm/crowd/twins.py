@@ -41,6 +41,7 @@ blender keeps each decision's mean) and moves Avg WD 0.4430 -> 0.4419 (docs/crow
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -74,8 +75,9 @@ class PersonTwins(Params):
             raise ConfigError(f"twins need one residual and prediction per answer ({len(r)}, {len(pred)}, {len(wi)})")
         for name in ("kappa", "slope_kappa", "noise_kappa", "curve_kappa"):
             value = getattr(self, name)
-            if value is not None and not float(value) >= 0:
-                raise ConfigError(f"{name}={value!r}: give a number of pseudo-answers >= 0")
+            if value is not None and not (isinstance(value, Real) and float(value) >= 0):
+                what = "" if name == "slope_kappa" else " or None"
+                raise ConfigError(f"{name}={value!r}: give a number of pseudo-answers >= 0{what}")
         self.x_mean_, self.x_sd_ = float(pred.mean()), float(pred.std()) or 1.0
         x = (pred - self.x_mean_) / self.x_sd_
         n = np.bincount(wi, minlength=len(workers)).astype(float)
