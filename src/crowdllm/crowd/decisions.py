@@ -45,7 +45,7 @@ def decisions(st: CrowdState, kind: CrowdKind, tasks: pd.DataFrame, profiles: pd
     task_x, base = task_inputs(st, kind, tasks, ref, use_distribution=use_distribution, calibrate=calibrate)
     A = belief.task_part(task_x)
     B = belief.profile_part(inputs.encode_profiles(st.profile_encoder, profiles))
-    who = st.twins.rows(profiles["worker"].astype(str).to_numpy()) if st.twins is not None else None  # per person
+    who = person_rows(st, profiles)  # per person
     mu = np.empty((len(ti), base.shape[1]), dtype=np.float64)
     mean = np.empty_like(mu) if with_mean else None
     lvs = []
