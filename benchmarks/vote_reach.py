@@ -1,12 +1,12 @@
 """How far can any method go on top-k votes? The reach of a vote-count MAE goal (docs/results.md, Table 5).
 
-    python benchmarks/vote_reach.py                    # zurich-pb-top5: both parts, about 12 minutes
+    python benchmarks/vote_reach.py                    # zurich-pb-top5: shares and profiles, about 8 minutes
     python benchmarks/vote_reach.py --quick            # fewer rounds (about 1 minute)
     python benchmarks/vote_reach.py --part shares --rounds 20000
     python benchmarks/vote_reach.py --part splits --seeds 5   # Table 5's splits, at exact expectations
 
 The votes are scored by the per-item count MAE of ``n`` gold voters (``--gold``, 36 in Table 5: 20 % of
-180). Two parts, each a simulation from the real ballots of all voters:
+180). Three parts; the first two simulate from the real ballots of all voters:
 
 - ``shares``: a method that predicts only each item's share of voters. Its shares come from ``m`` voters
   drawn with replacement from all voters (m = the training voters, 144 in Table 5, and 2x, 4x, 10x that);
@@ -26,7 +26,7 @@ The votes are scored by the per-item count MAE of ``n`` gold voters (``--gold``,
 
 A method's expected count MAE is estimated from its per-voter inclusion probabilities (the Gumbel-top-k
 law, ``--draws`` Monte-Carlo ballots per voter), never from its own few samples. Not part of the test
-suite; tests/evaluate/test_vote_reach.py runs both parts small.
+suite; tests/evaluate/test_vote_reach.py runs the first two small.
 """
 
 from __future__ import annotations
