@@ -46,6 +46,19 @@ def test_task_split_says_what_it_skipped(crowd_csv, capsys) -> None:
     assert "per-task" in capsys.readouterr().out  # in the note, not as a row
 
 
+def test_validation_flag_scores_inside_the_training_part(crowd_csv, tmp_path, capsys) -> None:
+    """``--validation``: other scores than the plain run (an inner split), and the table says so."""
+    base = ["evaluate", "--dataset", str(crowd_csv), "--map", "task=item,worker=rater,label=rating",
+            "--split", "task", "--seeds", "2", "--methods", "global", "--aggregators", "mean", "--no-progress"]
+    assert main([*base, "--validation", "--out", str(tmp_path / "v")]) == 0
+    assert main([*base, "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    assert "validation: scored on an inner split" in (tmp_path / "v" / "results.md").read_text()
+    assert "validation" not in (tmp_path / "t" / "results.md").read_text()
+    v, t = (pd.read_csv(tmp_path / d / "results.csv") for d in ("v", "t"))
+    assert not np.allclose(v["value"], t["value"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--split", "people"], "--split: 'people'"),
     (["--methods", "oracle"], "unknown method 'oracle'"),

@@ -219,3 +219,55 @@ def test_every_vote_method_gives_each_voter_exactly_k_votes() -> None:
         per_voter = pred.groupby("worker")["label"].sum()
         assert (per_voter == 3).all(), name
         assert int(pred["label"].sum()) == 3 * n_voters, name
+
+
+@pytest.mark.parametrize("split", ["task", "worker", "both"])
+def test_validation_never_fits_or_scores_on_the_test_part(small_crowd: CrowdDataset, restore_registry,
+                                                          split: str) -> None:
+    """``validation=True``: the method is fitted on part of the seed's training part and scored on the rest
+    of it; no answer of the seed's test part reaches the method, the scores or the floors."""
+    from crowdllm.data.splits import split_dataset
+
+    seen: dict[str, set[tuple[str, str]]] = {"fit": set(), "asked": set()}
+
+    class Recorder(Cheater):
+        def fit(self, train):
+            seen["fit"] |= set(zip(train.responses["task"], train.responses["worker"], strict=True))
+            return self
+
+        def sample(self, tasks, workers, *, pairs=None, random_state=None):
+            seen["asked"] |= set(zip(pairs["task"], pairs["worker"], strict=True))
+            return super().sample(tasks, workers, pairs=pairs, random_state=random_state)
+
+    register_method("recorder", lambda ctx: Recorder(small_crowd))
+    outer = split_dataset(small_crowd, by=split, random_state=3)
+    train_pairs = set(zip(outer.train.responses["task"], outer.train.responses["worker"], strict=True))
+    out = run_experiment(small_crowd, methods=["recorder"], split=split, seeds=[3], aggregators=["mean"],
+                         validation=True, progress=False)
+    assert seen["fit"] and seen["asked"] and not seen["fit"] & seen["asked"]
+    assert seen["fit"] | seen["asked"] <= train_pairs
+    assert any(note.startswith("validation:") for note in out.attrs["notes"])
+    # the cheater knows every answer, so it is perfect on the inner held-out part too
+    assert out.query("method == 'recorder' and metric == 'mae'")["value"].eq(0).all()
+    # without validation it is asked about the test part
+    seen["asked"].clear()
+    run_experiment(small_crowd, methods=["recorder"], split=split, seeds=[3], aggregators=["mean"], noise=False,
+                   progress=False)
+    assert not seen["asked"] & train_pairs
+
+
+def test_validation_floors_come_from_the_training_part(small_crowd: CrowdDataset, monkeypatch) -> None:
+    from crowdllm.data.splits import split_dataset
+
+    fulls: list[pd.DataFrame] = []
+    real = runner.noise_ceiling
+
+    def spy(gold, label, *, full=None, **kw):
+        fulls.append(full)
+        return real(gold, label, full=full, **kw)
+
+    monkeypatch.setattr(runner, "noise_ceiling", spy)
+    run_experiment(small_crowd, methods=["global"], split="worker", seeds=[0], aggregators=["mean"],
+                   validation=True, progress=False)
+    outer = split_dataset(small_crowd, by="worker", random_state=0)
+    assert set(fulls[0]["worker"]) == set(outer.train.responses["worker"])

@@ -49,6 +49,9 @@ def evaluate_cmd(
     embedder: str = opt.EMBEDDER,
     out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    validation: bool = typer.Option(False, "--validation", help="Never score on a seed's test part: split its "
+                                    "training part again the same way and score there (for choosing settings, "
+                                    "e.g. --crowd-param values, without looking at the test data)."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]
     data_options: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
@@ -73,7 +76,7 @@ def evaluate_cmd(
             options["llm"] = llm
         results = run_experiment(ds, methods=method_names, split=split, seeds=seed_list, aggregators=agg_names,
                                  options=options, progress=progress, test_size=test_size,
-                                 on_step=_partial_saver(out), per_answer=per_answer)
+                                 on_step=_partial_saver(out), per_answer=per_answer, validation=validation)
     _show(results, out, started)
 
 

@@ -202,11 +202,15 @@ def _usable_aggregators(aggregators: Sequence[str], label: LabelSpec, notes: lis
     return names
 
 
+#: ``run_experiment(validation=True)`` splits a seed's training part again with ``random_state = seed + this``
+VALIDATION_OFFSET = 100
+
+
 def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFAULT_METHODS, split: str = "worker",
                    seeds: Sequence[int] = DEFAULT_SEEDS, aggregators: Sequence[str] = DEFAULT_AGGREGATORS,
                    options: Mapping[str, Any] | None = None, progress: bool = True, test_size: float = 0.2,
                    noise: bool = True, on_step: Callable[[pd.DataFrame], None] | None = None,
-                   per_answer: int = 0) -> pd.DataFrame:
+                   per_answer: int = 0, validation: bool = False) -> pd.DataFrame:
     """Run every method on every seed's split and return the long results frame (:data:`RESULT_COLUMNS`).
 
     ``dataset``: a :class:`CrowdDataset`, a registered name or a file path. ``noise``: add the
@@ -214,7 +218,11 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     and seed (the CLI uses it to save partial results). ``per_answer > 0``: score every method in
     both protocols (:mod:`crowdllm.evaluate.protocols`; a ``protocol`` column says which): matched
     (one answer per real answer, with the ``sampling-oracle`` floor) and population (``per_answer``
-    answers per real one, with the ``noise-ceiling`` floor). Deterministic for given seeds."""
+    answers per real one, with the ``noise-ceiling`` floor). ``validation``: never score on a seed's test
+    part; split its training part again the same way (``random_state = seed +``
+    :data:`VALIDATION_OFFSET`), fit on the inner training part and score on the inner held-out part, with
+    the floors computed from the training part alone: the scores to choose settings by. Deterministic for
+    given seeds."""
     from crowdllm.data.splits import split_dataset
 
     ds = _load(dataset)
@@ -235,6 +243,9 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     if not aggs and not kind.votes:
         raise ConfigError("aggregators: none of the given aggregators can score these labels")
     runnable = _runnable(specs, split, label, notes)
+    if validation:
+        notes.append(f"validation: scored on an inner split of each seed's training part (split by {split} again, "
+                     f"random_state = seed + {VALIDATION_OFFSET}); no test part was used")
 
     frames: list[pd.DataFrame] = []
 
@@ -249,6 +260,11 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     with ProgressBar(progress, steps) as bar:
         for seed in seeds:
             parts = split_dataset(ds, by=split, test_size=test_size, random_state=int(seed))  # type: ignore[arg-type]
+            population = ds.responses
+            if validation:  # the test part stays unseen: split the training part again
+                population = parts.train.responses
+                parts = split_dataset(parts.train, by=split, test_size=test_size,  # type: ignore[arg-type]
+                                      random_state=int(seed) + VALIDATION_OFFSET)
             tasks, workers, pairs = _test_inputs(parts.test)
             gold = parts.test.responses
             for spec in runnable:
@@ -268,7 +284,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
                 bar.done()
             if noise:
                 bar.start(f"seed {seed}: noise ceiling")
-                ceiling = noise_ceiling(gold, label, full=ds.responses, aggregators=aggs,
+                ceiling = noise_ceiling(gold, label, full=population, aggregators=aggs,
                                         random_state=method_seed(seed, "noise-ceiling"),
                                         with_sampling_oracle=bool(per_answer))
                 for method_name, part in ceiling.groupby("method", sort=False):
