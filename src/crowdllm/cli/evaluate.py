@@ -49,9 +49,10 @@ def evaluate_cmd(
     embedder: str = opt.EMBEDDER,
     out: Path = typer.Option(None, "--out", help="Write DIR/results.csv (long form) and DIR/results.md."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    validation: bool = typer.Option(False, "--validation/--no-validation", help="Never score on a seed's test part: split its "
-                                    "training part again the same way and score there (for choosing settings, "
-                                    "e.g. --crowd-param values, without looking at the test data)."),
+    validation: bool = typer.Option(False, "--validation/--no-validation",
+                                    help="Never score on a seed's test part: split its training part again the "
+                                    "same way and score there (for choosing settings, e.g. --crowd-param values, "
+                                    "without looking at the test data)."),
     backend_options: BackendOptions = None,  # type: ignore[assignment]
     data_options: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
