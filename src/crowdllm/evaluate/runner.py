@@ -40,6 +40,7 @@ import pandas as pd
 from crowdllm.aggregate import NUMERIC_ONLY, get_aggregator
 from crowdllm.crowd.kinds import kind_of
 from crowdllm.data.dataset import CrowdDataset, LabelSpec
+from crowdllm.data.splits import Split, split_dataset
 from crowdllm.errors import ConfigError, CrowdLLMError
 from crowdllm.evaluate.baselines import (
     GlobalDistribution,
@@ -223,8 +224,6 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     :data:`VALIDATION_OFFSET`), fit on the inner training part and score on the inner held-out part, with
     the floors computed from the training part alone: the scores to choose settings by. Deterministic for
     given seeds."""
-    from crowdllm.data.splits import split_dataset
-
     ds = _load(dataset)
     label = ds.label
     kind = kind_of(label)
@@ -259,12 +258,7 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
     steps = len(seeds) * (len(runnable) + (1 if noise else 0))
     with ProgressBar(progress, steps) as bar:
         for seed in seeds:
-            parts = split_dataset(ds, by=split, test_size=test_size, random_state=int(seed))  # type: ignore[arg-type]
-            population = ds.responses
-            if validation:  # the test part stays unseen: split the training part again
-                population = parts.train.responses
-                parts = split_dataset(parts.train, by=split, test_size=test_size,  # type: ignore[arg-type]
-                                      random_state=int(seed) + VALIDATION_OFFSET)
+            parts, population = _seed_parts(ds, split, test_size, int(seed), validation)
             tasks, workers, pairs = _test_inputs(parts.test)
             gold = parts.test.responses
             for spec in runnable:
@@ -292,6 +286,19 @@ def run_experiment(dataset: CrowdDataset | str, *, methods: Sequence[str] = DEFA
                         add(part.drop(columns="method"), seed, str(method_name), protocol)
                 bar.done()
     return _finish(frames, notes)
+
+
+def _seed_parts(ds: CrowdDataset, split: str, test_size: float, seed: int, validation: bool
+                ) -> tuple[Split, pd.DataFrame]:
+    """The seed's train/test split and the answers its floors come from. ``validation``: the test part
+    stays unseen; the training part is split again (``random_state = seed + VALIDATION_OFFSET``) and is
+    also where the floors come from."""
+    parts = split_dataset(ds, by=split, test_size=test_size, random_state=seed)  # type: ignore[arg-type]
+    if not validation:
+        return parts, ds.responses
+    inner = split_dataset(parts.train, by=split, test_size=test_size,  # type: ignore[arg-type]
+                          random_state=seed + VALIDATION_OFFSET)
+    return inner, parts.train.responses
 
 
 def _runnable(specs: list[MethodSpec], split: str, label: LabelSpec, notes: list[str]) -> list[MethodSpec]:
