@@ -56,10 +56,14 @@ def ballots(ds: CrowdDataset) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     return tasks, workers, wide.fillna(0).to_numpy(dtype=float)
 
 
-def inclusion(utilities: np.ndarray, k: int, draws: int, generator: np.random.Generator) -> np.ndarray:
-    """Each voter's probability of putting each item among their ``k`` (Gumbel-top-k of ``utilities``),
-    from ``draws`` ballots per voter."""
-    weights = np.exp(utilities - utilities.max(axis=1, keepdims=True))
+def choice_weights(utilities: np.ndarray) -> np.ndarray:
+    """Each voter's item weights ``exp(u)`` (scaled per voter): Gumbel-top-k of ``u`` draws in proportion."""
+    return np.exp(utilities - utilities.max(axis=1, keepdims=True))
+
+
+def inclusion(weights: np.ndarray, k: int, draws: int, generator: np.random.Generator) -> np.ndarray:
+    """Each voter's probability of putting each item among their ``k`` (drawn one after another in
+    proportion to ``weights``), from ``draws`` ballots per voter."""
     total = np.zeros_like(weights)
     for _ in range(draws):
         total += top_k_without_replacement(weights, k, generator)
@@ -99,9 +103,8 @@ def profiles_reach(tasks: pd.DataFrame, workers: pd.DataFrame, M: np.ndarray, *,
     on all of ``M`` is the truth (see the module docs)."""
     generator = np.random.default_rng(seed)
     truth = VoterChoice().fit(tasks, workers, M, ordered_attributes=ordered)
-    U = truth.utilities(tasks, workers)
-    P = inclusion(U, k, 5 * draws, generator)
-    weights = np.exp(U - U.max(axis=1, keepdims=True))
+    weights = choice_weights(truth.utilities(tasks, workers))
+    P = inclusion(weights, k, 5 * draws, generator)
     rows = []
     for r in range(rounds):
         B = top_k_without_replacement(weights, k, generator).astype(float)
@@ -109,7 +112,8 @@ def profiles_reach(tasks: pd.DataFrame, workers: pd.DataFrame, M: np.ndarray, *,
         test, train = np.sort(order[:gold]), np.sort(order[gold:])
         counts = B[test].sum(axis=0)
         model = VoterChoice().fit(tasks, workers.iloc[train], B[train], ordered_attributes=ordered)
-        fitted = inclusion(model.utilities(tasks, workers.iloc[test]), k, draws, generator).sum(axis=0)
+        fitted = inclusion(choice_weights(model.utilities(tasks, workers.iloc[test])), k, draws,
+                           generator).sum(axis=0)
         rows.append({"round": r,
                      "true voter probabilities": np.abs(P[test].sum(axis=0) - counts).mean(),
                      "true shares": np.abs(gold * P.mean(axis=0) - counts).mean(),
@@ -129,18 +133,17 @@ def splits_scores(ds: CrowdDataset, seeds: int, draws: int, per_answer: int = 30
     from crowdllm.data.splits import split_dataset
 
     tasks, workers, M = ballots(ds)
+    k = int(ds.label.k or 1)
     rows = []
     for seed in range(seeds):
         test = workers["worker"].astype(str).isin(split_dataset(ds, by="worker", random_state=seed).test_workers)
         te, tr = np.flatnonzero(test.to_numpy()), np.flatnonzero(~test.to_numpy())
         counts = M[te].sum(axis=0)
         model = VoterChoice().fit(tasks, workers.iloc[tr], M[tr], ordered_attributes=ds.ordered_attributes)
-        probs = inclusion(model.utilities(tasks, workers.iloc[te]), int(ds.label.k or 1), draws,
-                          np.random.default_rng(seed))
-        U = model.utilities(tasks, workers.iloc[te])
-        weights = np.exp(U - U.max(axis=1, keepdims=True))
+        weights = choice_weights(model.utilities(tasks, workers.iloc[te]))
+        probs = inclusion(weights, k, draws, np.random.default_rng(seed))
         generator = np.random.default_rng(seed + 1)
-        sampled = [np.abs(sum(top_k_without_replacement(weights, int(ds.label.k or 1), generator)
+        sampled = [np.abs(sum(top_k_without_replacement(weights, k, generator)
                               for _ in range(per_answer)).sum(axis=0) / per_answer - counts).mean()
                    for _ in range(redraws)]
         rows.append({"seed": seed, "training shares (global)": np.abs(len(te) * M[tr].mean(axis=0) - counts).mean(),
